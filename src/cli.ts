@@ -1,0 +1,138 @@
+/**
+ * Command line (SPEC §10), with yargs. Every flag can also come from a
+ * GATEWAY_* environment variable (`--admin-port` ← GATEWAY_ADMIN_PORT), for
+ * systemd `EnvironmentFile=`.
+ *
+ *   scarf-gateway [serve] [--manifest FILE] [--port 8081] ...
+ *   scarf-gateway validate FILE
+ */
+import { fileURLToPath } from 'node:url';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { operationsLog } from './analytics/analytics-log.ts';
+import { formatProblem, ManifestError } from './errors.ts';
+import { loadManifestFile } from './manifest/load-manifest.ts';
+import { DEFAULTS, parseUpstreams, type GatewayOptions } from './options.ts';
+import { startGateway } from './server.ts';
+
+const EXAMPLE_MANIFEST = fileURLToPath(new URL('../config/manifest.json', import.meta.url));
+
+async function validate(file: string): Promise<number> {
+  const { table, problems } = await loadManifestFile(file);
+  for (const w of problems.warnings) console.log(`warning: ${formatProblem(w)}`);
+  for (const e of problems.errors) console.log(formatProblem(e));
+  if (table === null) {
+    console.log(`${file}: invalid (${problems.errors.length} problem${problems.errors.length === 1 ? '' : 's'})`);
+    return 1;
+  }
+  const rules = Object.values(table.counts).reduce((a, b) => a + (b ?? 0), 0);
+  console.log(`${file}: ok (${rules} rules, ${table.domains.size} domains)`);
+  return 0;
+}
+
+async function serve(options: GatewayOptions): Promise<void> {
+  const log = operationsLog(options.logLevel);
+  let gateway;
+  try {
+    gateway = await startGateway(options, log);
+  } catch (e) {
+    if (e instanceof ManifestError) {
+      for (const p of e.problems) process.stderr.write(`${formatProblem(p)}\n`);
+      process.stderr.write(`${options.manifest}: invalid manifest, not starting\n`);
+    } else {
+      process.stderr.write(`cannot start: ${(e as Error).message}\n`);
+    }
+    process.exitCode = 1;
+    return;
+  }
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping: draining in-flight requests');
+    gateway.close().then(() => {
+      log.info('stopped');
+      process.exit(0);
+    });
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    void gateway.reload('SIGHUP');
+  });
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await yargs(argv)
+    .scriptName('scarf-gateway')
+    .env('GATEWAY')
+    .usage('$0 [serve] [options]\n$0 validate FILE\n\nServes artifacts from your domains by redirecting (or proxying) to where they are hosted.')
+    .command(
+      ['serve', '$0'],
+      'Serve the manifest (default command)',
+      (y) =>
+        y
+          .option('manifest', { alias: 'm', type: 'string', default: EXAMPLE_MANIFEST, defaultDescription: 'config/manifest.json', describe: 'Manifest file (watched; reloaded on change and on SIGHUP)' })
+          .option('host', { type: 'string', default: DEFAULTS.host, describe: 'Address of the public listener (0.0.0.0 or :: for all)' })
+          .option('port', { alias: 'p', type: 'number', default: DEFAULTS.port, describe: 'Public port' })
+          .option('admin-host', { type: 'string', default: DEFAULTS.adminHost, describe: 'Address of the admin listener' })
+          .option('admin-port', { type: 'number', default: DEFAULTS.adminPort, describe: 'Admin port: /healthz, /readyz, /metrics (-1 disables)' })
+          .option('trust-proxy', { type: 'array', string: true, default: [...DEFAULTS.trustProxy], describe: 'Peers allowed to set X-Forwarded-Host/For: addresses, CIDRs, "loopback", "all" or "none"' })
+          .option('anonymize-ip', { type: 'boolean', default: DEFAULTS.anonymizeIp, describe: 'Write client addresses truncated to IPv4 /24 and IPv6 /48' })
+          .option('upstream', { type: 'array', string: true, default: [], describe: 'HOST=URL: send proxied traffic for backend HOST to URL instead (repeatable)' })
+          .option('analytics', { type: 'string', default: DEFAULTS.analytics, describe: 'Where analytics lines go: "-" for stdout, or a file to append to' })
+          .option('max-url-length', { type: 'number', default: DEFAULTS.maxUrlLength, describe: 'Longest request target in bytes (414 beyond)' })
+          .option('max-header-size', { type: 'number', default: DEFAULTS.maxHeaderSize, describe: 'Largest request head in bytes (431 beyond)' })
+          .option('max-body-size', { type: 'number', default: DEFAULTS.maxBodySize, describe: 'Largest request body read for events, in bytes (413 beyond)' })
+          .option('max-body-events', { type: 'number', default: DEFAULTS.maxBodyEvents, describe: 'Events kept from one request body' })
+          .option('headers-timeout', { type: 'number', default: DEFAULTS.headersTimeout, describe: 'Time to receive the request head, in ms' })
+          .option('request-timeout', { type: 'number', default: DEFAULTS.requestTimeout, describe: 'Time to receive the whole request, in ms' })
+          .option('keep-alive-timeout', { type: 'number', default: DEFAULTS.keepAliveTimeout, describe: 'Idle keep-alive connections close after this many ms' })
+          .option('drain-timeout', { type: 'number', default: DEFAULTS.drainTimeout, describe: 'On SIGTERM/SIGINT, in-flight requests get this many ms to finish' })
+          .option('log-level', { type: 'string', default: DEFAULTS.logLevel, describe: 'Operational log level (stderr): debug, info, warn, error' }),
+      async (args) => {
+        let upstreams: Map<string, string>;
+        try {
+          upstreams = parseUpstreams(args.upstream);
+        } catch (e) {
+          process.stderr.write(`${(e as Error).message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        await serve(
+          Object.freeze({
+            manifest: args.manifest,
+            host: args.host,
+            port: args.port,
+            adminHost: args.adminHost,
+            adminPort: args.adminPort,
+            trustProxy: args.trustProxy,
+            anonymizeIp: args.anonymizeIp,
+            upstreams,
+            analytics: args.analytics,
+            maxUrlLength: args.maxUrlLength,
+            maxHeaderSize: args.maxHeaderSize,
+            maxBodySize: args.maxBodySize,
+            maxBodyEvents: args.maxBodyEvents,
+            headersTimeout: args.headersTimeout,
+            requestTimeout: args.requestTimeout,
+            keepAliveTimeout: args.keepAliveTimeout,
+            drainTimeout: args.drainTimeout,
+            logLevel: args.logLevel,
+          }),
+        );
+      },
+    )
+    .command(
+      'validate <file>',
+      'Check a manifest (schema and semantics) and print each problem with its JSON pointer; exit 0 or 1',
+      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'Manifest file' }),
+      async (args) => {
+        process.exitCode = await validate(args.file);
+      },
+    )
+    .strict()
+    .help()
+    .parseAsync();
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await main(hideBin(process.argv));
+}

@@ -1,0 +1,62 @@
+/**
+ * What a matched rule asks the server to do. Rule modules build answers;
+ * only `send-answer.ts` touches the response, and only the request handler
+ * writes analytics lines, so every path through the server logs the same way.
+ */
+import type { Capture, Outcome } from '../analytics/capture.ts';
+import { ERRORS, type ErrorCode } from '../errors.ts';
+import type { ServerResponse, IncomingMessage } from 'node:http';
+
+/** How to read a request body into capture lines (file rules, telemetry). */
+export type BodyCapture = (event: unknown) => Capture;
+
+export interface Answer {
+  readonly status: number;
+  readonly outcome: Outcome;
+  readonly capture: Capture | null;
+  /** Response headers (lower-case names), Location included for redirects. */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string | Buffer;
+  /** Set for errors: the stable code (SPEC errors table). */
+  readonly error?: ErrorCode;
+  /** When set and the request has a body, one capture line per JSON object. */
+  readonly bodyCapture?: BodyCapture;
+  /**
+   * Set when the rule streams the answer itself (proxy, npm documents):
+   * resolves to the status and outcome once the response is finished.
+   */
+  readonly stream?: (req: IncomingMessage, res: ServerResponse) => Promise<{ status: number; outcome: Outcome }>;
+}
+
+const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
+
+/** `307 Temporary Redirect` (SPEC §1): keeps the method, never cached. */
+export function redirect(location: string, capture: Capture | null, bodyCapture?: BodyCapture): Answer {
+  return { status: 307, outcome: 'redirect', capture, headers: { location }, bodyCapture };
+}
+
+/** `200` with an empty body: a counted endpoint. */
+export function emptyOk(capture: Capture | null, bodyCapture?: BodyCapture): Answer {
+  return { status: 200, outcome: 'respond', capture, headers: EMPTY, bodyCapture };
+}
+
+/** Outcome word for an error status. */
+function outcomeOf(status: number): Outcome {
+  if (status === 404) return 'not-found';
+  if (status === 401) return 'unauthorized';
+  if (status === 502 || status === 504) return 'upstream-error';
+  return 'rejected';
+}
+
+/** A JSON error answer `{"error":{"code","message"}}` from the errors table. */
+export function errorAnswer(code: ErrorCode, capture: Capture | null = null, headers?: Record<string, string>): Answer {
+  const { status, message } = ERRORS[code];
+  return {
+    status,
+    outcome: outcomeOf(status),
+    capture,
+    error: code,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ error: { code, message } }),
+  };
+}

@@ -1,0 +1,160 @@
+/**
+ * The public listener's request handler: resolve host and client, look the
+ * request up in the current routing table, carry out the answer, write the
+ * analytics line(s).
+ *
+ * Hot path. A redirect costs: one split of the URL, one Map lookup for the
+ * domain, one trie walk, one template expansion, one writeHead and one log
+ * line. Everything else (templates, regexes, pages) was compiled when the
+ * manifest was loaded. The table is read once per request, so a reload that
+ * swaps it in while the request runs does not affect it.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { anonymizeIp, clientIp } from '../analytics/client-ip.ts';
+import type { AnalyticsLog } from '../analytics/analytics-log.ts';
+import type { Capture, Outcome } from '../analytics/capture.ts';
+import { requestId } from '../analytics/request-id.ts';
+import type { RoutingTable } from '../routing/routing-table.ts';
+import { notFound, route } from '../routing/route.ts';
+import { errorAnswer, type Answer } from './answer.ts';
+import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
+import { requestHost } from './request-host.ts';
+import type { TrustedProxies } from './trusted-proxies.ts';
+
+/** What the handler reads on every request; `table` is replaced on reload. */
+export interface HandlerState {
+  table: RoutingTable | null;
+}
+
+export interface HandlerConfig {
+  readonly trusted: TrustedProxies;
+  readonly anonymizeIp: boolean;
+  readonly maxUrlLength: number;
+  readonly body: BodyLimits;
+  readonly analytics: AnalyticsLog;
+  /** Called once per finished request (metrics). */
+  readonly onFinished?: (outcome: Outcome, kind: string | null, seconds: number) => void;
+}
+
+/** Trust is decided once per connection, not once per request. */
+const peerTrust = new WeakMap<Socket, boolean>();
+
+export function createRequestHandler(state: HandlerState, config: HandlerConfig) {
+  const { trusted, analytics } = config;
+
+  function isTrusted(socket: Socket): boolean {
+    let t = peerTrust.get(socket);
+    if (t === undefined) peerTrust.set(socket, (t = trusted.trusts(socket.remoteAddress)));
+    return t;
+  }
+
+  return function handle(req: IncomingMessage, res: ServerResponse): void {
+    const start = performance.now();
+    const id = requestId();
+    const peerTrusted = isTrusted(req.socket);
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const query = q === -1 ? '' : url.slice(q + 1);
+    const host = requestHost(req.headers, peerTrusted);
+    const method = req.method ?? 'GET';
+
+    const line = (status: number, outcome: Outcome, capture: Capture | null) => {
+      const ip = clientIp(req.socket.remoteAddress, peerTrusted, req.headers['x-forwarded-for'], trusted);
+      analytics.write({
+        requestId: id,
+        method,
+        host,
+        path,
+        query,
+        status,
+        outcome,
+        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+        client: {
+          ip: config.anonymizeIp ? anonymizeIp(ip) : ip,
+          userAgent: req.headers['user-agent'] ?? null,
+          referer: req.headers.referer ?? null,
+        },
+        capture,
+      });
+    };
+
+    const finish = (status: number, outcome: Outcome, capture: Capture | null) => {
+      config.onFinished?.(outcome, capture?.type ?? null, (performance.now() - start) / 1000);
+    };
+
+    let answer: Answer;
+    if (url.length > config.maxUrlLength) answer = errorAnswer('URL_TOO_LONG');
+    else if (path[0] !== '/') answer = errorAnswer('NOT_FOUND');
+    else {
+      const table = state.table;
+      const domain = table?.domains.get(host);
+      answer =
+        domain === undefined
+          ? notFound(path)
+          : route(domain, { method, path, query, authorization: req.headers.authorization });
+    }
+
+    if (answer.stream !== undefined) {
+      answer.stream(req, res).then(
+        ({ status, outcome }) => {
+          line(status, outcome, answer.capture);
+          finish(status, outcome, answer.capture);
+        },
+        () => {
+          line(502, 'upstream-error', answer.capture);
+          finish(502, 'upstream-error', answer.capture);
+        },
+      );
+      return;
+    }
+
+    if (answer.bodyCapture !== undefined && hasBody(req)) {
+      const bodyCapture = answer.bodyCapture;
+      readBody(req, config.body.maxBytes).then(
+        (body) => {
+          if (body === null) {
+            const tooLarge = errorAnswer('BODY_TOO_LARGE');
+            send(res, method, id, tooLarge, true);
+            line(tooLarge.status, tooLarge.outcome, null);
+            finish(tooLarge.status, tooLarge.outcome, null);
+            return;
+          }
+          send(res, method, id, answer, false);
+          const events = parseEvents(body.toString('utf8'), config.body.maxEvents);
+          if (events.length === 0) line(answer.status, answer.outcome, answer.capture);
+          for (const event of events) line(answer.status, answer.outcome, bodyCapture(event));
+          finish(answer.status, answer.outcome, answer.capture);
+        },
+        () => {
+          // The client went away mid-body: nothing to answer, still one line.
+          line(400, 'rejected', null);
+          finish(400, 'rejected', null);
+        },
+      );
+      return;
+    }
+
+    send(res, method, id, answer, false);
+    line(answer.status, answer.outcome, answer.capture);
+    finish(answer.status, answer.outcome, answer.capture);
+    // A body nobody reads must still be drained for keep-alive to work.
+    if (!req.complete) req.resume();
+  };
+}
+
+/** Hot path. Writes a non-streamed answer; HEAD gets the headers of GET. */
+function send(res: ServerResponse, method: string, id: string, answer: Answer, close: boolean): void {
+  const body = answer.body;
+  const headers: Record<string, string> = {
+    ...answer.headers,
+    'content-length': String(body === undefined ? 0 : Buffer.byteLength(body)),
+    'x-request-id': id,
+  };
+  if (close) headers.connection = 'close';
+  res.writeHead(answer.status, headers);
+  if (body === undefined || method === 'HEAD') res.end();
+  else res.end(body);
+}

@@ -1,0 +1,77 @@
+/**
+ * Gateway options: one field per command-line flag (and GATEWAY_* variable),
+ * each with its default. The CLI builds this object once; it is frozen.
+ */
+
+export interface GatewayOptions {
+  /** Manifest file to serve and watch. */
+  readonly manifest: string;
+  /** Address of the public listener. */
+  readonly host: string;
+  /** Public port (0 picks a free one). */
+  readonly port: number;
+  /** Address of the admin listener (/healthz, /readyz, /metrics). */
+  readonly adminHost: string;
+  /** Admin port (0 picks a free one; -1 disables the admin listener). */
+  readonly adminPort: number;
+  /** Peers trusted to set X-Forwarded-*: addresses, CIDRs, `loopback`, `all` or `none`. */
+  readonly trustProxy: readonly string[];
+  /** Write client addresses truncated to IPv4 /24 and IPv6 /48. */
+  readonly anonymizeIp: boolean;
+  /** Backend host → base URL for proxied traffic (mirror, cache, test double). */
+  readonly upstreams: ReadonlyMap<string, string>;
+  /** Where analytics lines go: `-` for stdout, or a file to append to. */
+  readonly analytics: string;
+  /** Largest request target (path and query), in bytes; longer gets 414. */
+  readonly maxUrlLength: number;
+  /** Largest request head (request line and headers), in bytes; larger gets 431. */
+  readonly maxHeaderSize: number;
+  /** Largest request body read for events, in bytes; larger gets 413. */
+  readonly maxBodySize: number;
+  /** Events kept from one request body. */
+  readonly maxBodyEvents: number;
+  /** Time allowed to receive the request head, in ms. */
+  readonly headersTimeout: number;
+  /** Time allowed to receive the whole request, in ms. */
+  readonly requestTimeout: number;
+  /** Idle keep-alive connections are closed after this many ms. */
+  readonly keepAliveTimeout: number;
+  /** On SIGTERM/SIGINT, in-flight requests get this many ms to finish. */
+  readonly drainTimeout: number;
+  /** Level of the operational log on stderr. */
+  readonly logLevel: string;
+}
+
+export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
+  host: '127.0.0.1',
+  port: 8081,
+  adminHost: '127.0.0.1',
+  adminPort: 8082,
+  trustProxy: ['loopback'],
+  anonymizeIp: false,
+  analytics: '-',
+  maxUrlLength: 8192,
+  maxHeaderSize: 16384,
+  maxBodySize: 65536,
+  maxBodyEvents: 100,
+  headersTimeout: 10_000,
+  requestTimeout: 30_000,
+  keepAliveTimeout: 5_000,
+  drainTimeout: 10_000,
+  logLevel: 'info',
+};
+
+/** Parses `HOST=URL` pairs of `--upstream`; throws on a malformed one. */
+export function parseUpstreams(pairs: readonly string[]): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    const host = eq === -1 ? '' : pair.slice(0, eq).trim().toLowerCase();
+    const url = eq === -1 ? '' : pair.slice(eq + 1).trim();
+    if (host === '' || !/^https?:\/\/[^/]+/.test(url)) {
+      throw new Error(`--upstream "${pair}": expected HOST=URL, e.g. ghcr.io=http://127.0.0.1:5000`);
+    }
+    map.set(host, url.replace(/\/+$/, ''));
+  }
+  return map;
+}

@@ -1,0 +1,122 @@
+/**
+ * Manifest → routing table (SPEC §3). This is also the semantic half of
+ * validation: every template is parsed, every regex compiled and every
+ * outgoing variable checked here, once, when the manifest is loaded.
+ */
+import { createHash } from 'node:crypto';
+import { pointerToken } from '../errors.ts';
+import type { Manifest, ManifestRule, RuleType } from '../manifest/types.ts';
+import { ProblemSink } from '../manifest/problems.ts';
+import { FileTrieBuilder } from './file-trie.ts';
+import { compileFileV1, type CompiledFileV1 } from '../rules/file-v1.ts';
+import { compileFileV2, type CompiledFileV2 } from '../rules/file-v2.ts';
+import { compileCatchAll, type CompiledCatchAll } from '../rules/catch-all.ts';
+import { compileTelemetry, type CompiledTelemetry } from '../rules/telemetry.ts';
+import { compilePixel, type CompiledPixel } from '../rules/pixel.ts';
+import type { DomainTable, RoutingTable } from './routing-table.ts';
+
+/** Normalizes a domain as request hosts are (SPEC §2): lower case, no trailing dot. */
+export function normalizeDomain(domain: string): string {
+  const d = domain.toLowerCase();
+  return d.endsWith('.') ? d.slice(0, -1) : d;
+}
+
+/** Mutable per-domain state while compiling. */
+class DomainBuilder {
+  readonly pixels = new Map<string, CompiledPixel>();
+  readonly telemetry = new Map<string, CompiledTelemetry>();
+  readonly filePath = new FileTrieBuilder<CompiledFileV1>();
+  readonly fileQuery = new FileTrieBuilder<CompiledFileV1>();
+  readonly fileV2: CompiledFileV2[] = [];
+  catchAll: CompiledCatchAll | null = null;
+  /** Pointer of the first rule that claimed each exact key, to report shadowed rules. */
+  readonly claimed = new Map<string, string>();
+
+  claim(key: string, at: string, problems: ProblemSink): boolean {
+    const first = this.claimed.get(key);
+    if (first !== undefined) {
+      problems.warn(at, `never used: ${first} on the same domain answers first`);
+      return false;
+    }
+    this.claimed.set(key, at);
+    return true;
+  }
+
+  build(): DomainTable {
+    const filePath = this.filePath.build();
+    const fileQuery = this.fileQuery.build();
+    return Object.freeze({
+      pixels: this.pixels.size > 0 ? this.pixels : null,
+      telemetry: this.telemetry.size > 0 ? this.telemetry : null,
+      filePath: filePath.size > 0 ? filePath : null,
+      fileQuery: fileQuery.size > 0 ? fileQuery : null,
+      fileV2: this.fileV2.length > 0 ? Object.freeze(this.fileV2) : null,
+      catchAll: this.catchAll,
+    });
+  }
+}
+
+export interface CompileResult {
+  readonly table: RoutingTable | null;
+  readonly problems: ProblemSink;
+}
+
+/**
+ * Compile a schema-valid manifest. `text` is the manifest's source, hashed
+ * for /metrics and for skipping reloads of identical content.
+ */
+export function compileManifest(manifest: Manifest, text: string, problems = new ProblemSink()): CompileResult {
+  const domains = new Map<string, DomainBuilder>();
+  const counts: Partial<Record<RuleType, number>> = {};
+  manifest.rules.forEach((rule, index) => {
+    const at = `/rules/${pointerToken(index)}`;
+    const domain = normalizeDomain(rule.domain);
+    let d = domains.get(domain);
+    if (d === undefined) domains.set(domain, (d = new DomainBuilder()));
+    counts[rule.type] = (counts[rule.type] ?? 0) + 1;
+    addRule(d, rule, index, at, problems);
+  });
+  if (problems.errors.length > 0) return { table: null, problems };
+  const built = new Map<string, DomainTable>();
+  for (const [name, d] of domains) built.set(name, d.build());
+  const table: RoutingTable = Object.freeze({
+    domains: built,
+    counts: Object.freeze(counts),
+    hash: createHash('sha256').update(text).digest('hex'),
+    loadedAt: Date.now(),
+  });
+  return { table, problems };
+}
+
+function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string, problems: ProblemSink): void {
+  switch (rule.type) {
+    case 'file-v1': {
+      const compiled = compileFileV1(rule, at, problems);
+      if (compiled === null) return;
+      const key = `file-v1 ${compiled.incoming.units.map((u) => u.shape).join('/')}`;
+      if (compiled.incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
+      (compiled.incoming.withQuery ? d.fileQuery : d.filePath).add(compiled.incoming, compiled, index);
+      return;
+    }
+    case 'file-v2': {
+      const compiled = compileFileV2(rule, at, problems);
+      if (compiled !== null) d.fileV2.push(compiled);
+      return;
+    }
+    case 'catch-all-v1':
+      if (d.claim('catch-all', at, problems)) d.catchAll = compileCatchAll(rule);
+      return;
+    case 'telemetry-v1': {
+      const compiled = compileTelemetry(rule, at, problems);
+      if (d.claim(`telemetry ${rule['incoming-path']}`, at, problems)) d.telemetry.set(rule['incoming-path'], compiled);
+      return;
+    }
+    case 'pixel-v1': {
+      const compiled = compilePixel(rule);
+      if (d.claim(`pixel ${compiled.path}`, at, problems)) d.pixels.set(compiled.path, compiled);
+      return;
+    }
+    default:
+      problems.error(`${at}/type`, `rule type "${rule.type}" is not supported yet`);
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * One lookup in a domain's table, kind by kind in the order of SPEC §3;
+ * the first rule that claims the request answers it.
+ */
+import { errorAnswer, type Answer } from '../http/answer.ts';
+import type { DomainTable } from './routing-table.ts';
+import { answerFileV1 } from '../rules/file-v1.ts';
+import { matchFileV2 } from '../rules/file-v2.ts';
+import { answerCatchAll } from '../rules/catch-all.ts';
+import { answerTelemetry } from '../rules/telemetry.ts';
+import { answerPixel } from '../rules/pixel.ts';
+import { dockerNameUnknown, isDockerPath } from '../rules/docker-errors.ts';
+
+/** What the router needs to know about a request. */
+export interface RouteRequest {
+  readonly method: string;
+  /** Raw path, as sent, without the query. */
+  readonly path: string;
+  /** Raw query, without `?` ('' when absent). */
+  readonly query: string;
+  readonly authorization: string | undefined;
+}
+
+/** Hot path: hash lookups and one trie walk; nothing is compiled here. */
+export function route(d: DomainTable, r: RouteRequest): Answer {
+  const read = r.method === 'GET' || r.method === 'HEAD';
+  if (d.pixels !== null && read) {
+    const pixel = d.pixels.get(r.path);
+    if (pixel !== undefined) return answerPixel(pixel, r.query);
+  }
+  if (d.telemetry !== null && r.method === 'POST') {
+    const t = d.telemetry.get(r.path);
+    if (t !== undefined) return answerTelemetry(t, r.authorization);
+  }
+  // Templates with a query part are more specific: they go first.
+  if (d.fileQuery !== null && r.query !== '') {
+    const m = d.fileQuery.match(r.path + '?' + r.query);
+    if (m !== null) return answerFileV1(m.leaf, m.values, '');
+  }
+  if (d.filePath !== null) {
+    const m = d.filePath.match(r.path);
+    if (m !== null) return answerFileV1(m.leaf, m.values, r.query);
+  }
+  if (d.fileV2 !== null) {
+    const a = matchFileV2(d.fileV2, r.path, r.query);
+    if (a !== null) return a;
+  }
+  if (d.catchAll !== null) return answerCatchAll(d.catchAll, r.path, r.query);
+  return notFound(r.path);
+}
+
+/** Nothing matched: the registry's error body under /v2 (SPEC §4), else ours. */
+export function notFound(path: string): Answer {
+  return isDockerPath(path) ? dockerNameUnknown() : errorAnswer('NOT_FOUND');
+}

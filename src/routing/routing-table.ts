@@ -1,0 +1,34 @@
+/**
+ * The compiled, frozen routing table: one index per domain (SPEC §3).
+ * A new manifest builds a new table; the server swaps it in with one
+ * assignment, and requests in flight keep the table they started with.
+ */
+import type { FileTrie } from './file-trie.ts';
+import type { CompiledFileV1 } from '../rules/file-v1.ts';
+import type { CompiledFileV2 } from '../rules/file-v2.ts';
+import type { CompiledCatchAll } from '../rules/catch-all.ts';
+import type { CompiledTelemetry } from '../rules/telemetry.ts';
+import type { CompiledPixel } from '../rules/pixel.ts';
+import type { RuleType } from '../manifest/types.ts';
+
+/** Everything one domain answers, by rule kind, in precedence order. */
+export interface DomainTable {
+  readonly pixels: ReadonlyMap<string, CompiledPixel> | null;
+  readonly telemetry: ReadonlyMap<string, CompiledTelemetry> | null;
+  /** file-v1 templates matched against the path. */
+  readonly filePath: FileTrie<CompiledFileV1> | null;
+  /** file-v1 templates with a `?`, matched against path plus query. */
+  readonly fileQuery: FileTrie<CompiledFileV1> | null;
+  readonly fileV2: readonly CompiledFileV2[] | null;
+  readonly catchAll: CompiledCatchAll | null;
+}
+
+export interface RoutingTable {
+  readonly domains: ReadonlyMap<string, DomainTable>;
+  /** Rules loaded, per kind (for /metrics and the start-up log). */
+  readonly counts: Readonly<Partial<Record<RuleType, number>>>;
+  /** SHA-256 of the manifest text this table was compiled from. */
+  readonly hash: string;
+  /** When the table was compiled (ms since the epoch). */
+  readonly loadedAt: number;
+}

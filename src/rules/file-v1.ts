@@ -1,0 +1,73 @@
+/**
+ * file-v1: RFC 6570 URL template redirects (SPEC §5). Compiled into the
+ * domain's file trie; this module holds the per-rule part: the outgoing
+ * template and the answer for a match.
+ */
+import type { FileCapture } from '../analytics/capture.ts';
+import { emptyOk, errorAnswer, redirect, type Answer } from '../http/answer.ts';
+import type { FileV1Rule } from '../manifest/types.ts';
+import type { Leaf } from '../routing/file-trie.ts';
+import { parseIncoming, type IncomingTemplate } from '../templates/incoming-template.ts';
+import { buildTarget, compileOutgoing, type OutgoingUrl } from './outgoing-url.ts';
+import { toVariables, type CapturedVariable } from './path-variables.ts';
+import type { ProblemSink } from '../manifest/problems.ts';
+
+export interface CompiledFileV1 {
+  readonly packageId: string;
+  readonly incoming: IncomingTemplate;
+  readonly outgoing: OutgoingUrl | null;
+  readonly captured: readonly CapturedVariable[];
+}
+
+export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSink): CompiledFileV1 | null {
+  let incoming: IncomingTemplate;
+  let outgoing: OutgoingUrl | null = null;
+  try {
+    incoming = parseIncoming(rule['incoming-path']);
+  } catch (e) {
+    problems.error(`${at}/incoming-path`, (e as Error).message);
+    return null;
+  }
+  if (rule['outgoing-url'] != null) {
+    try {
+      outgoing = compileOutgoing(rule['outgoing-url']);
+    } catch (e) {
+      problems.error(`${at}/outgoing-url`, (e as Error).message);
+      return null;
+    }
+    const bound = new Set(incoming.variables.map((v) => v.name));
+    for (const name of outgoing.variables) {
+      if (!bound.has(name)) {
+        problems.error(`${at}/outgoing-url`, `variable "${name}" is not bound by incoming-path "${incoming.source}"`);
+        return null;
+      }
+    }
+  }
+  const captured = incoming.variables.map((v) => ({ name: v.name, raw: v.plus }));
+  return { packageId: rule['package-id'], incoming, outgoing, captured };
+}
+
+/** Hot path. The answer for a trie match. */
+export function answerFileV1(leaf: Leaf<CompiledFileV1>, values: readonly string[], query: string): Answer {
+  const rule = leaf.rule;
+  const vars = toVariables(rule.captured, values);
+  if (typeof vars === 'string') return errorAnswer(vars);
+  return answerFile(rule.packageId, rule.outgoing, vars, query);
+}
+
+/** Shared by file-v1 and file-v2: redirect to the expanded target, or 200 without one. */
+export function answerFile(
+  packageId: string | null,
+  outgoing: OutgoingUrl | null,
+  variables: Record<string, string>,
+  query: string,
+): Answer {
+  if (outgoing === null) {
+    const capture: FileCapture = { type: 'file', package: packageId, url: null, variables };
+    return emptyOk(capture, (body) => ({ ...capture, body }));
+  }
+  const target = buildTarget(outgoing, variables, query);
+  if (target === 'BAD_ENCODING' || target === 'BAD_TARGET') return errorAnswer(target);
+  const capture: FileCapture = { type: 'file', package: packageId, url: target, variables };
+  return redirect(target, capture, (body) => ({ ...capture, body }));
+}

@@ -1,0 +1,140 @@
+/**
+ * The running gateway: public listener, admin listener, the current routing
+ * table, and graceful shutdown. `startGateway` resolves once both listeners
+ * are up and a manifest is loaded; it rejects when the manifest is invalid.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { analyticsLog, type AnalyticsLog } from './analytics/analytics-log.ts';
+import { createAdminHandler } from './admin/admin-handler.ts';
+import { ManifestError } from './errors.ts';
+import { createRequestHandler, type HandlerState } from './http/request-handler.ts';
+import { trustedProxies } from './http/trusted-proxies.ts';
+import { loadManifestFile } from './manifest/load-manifest.ts';
+import type { GatewayOptions } from './options.ts';
+import { formatProblem } from './errors.ts';
+import { requestId } from './analytics/request-id.ts';
+
+export interface Gateway {
+  /** The bound public port (useful with port 0). */
+  readonly port: number;
+  /** The bound admin port, or null when disabled. */
+  readonly adminPort: number | null;
+  readonly state: HandlerState;
+  /** Read the manifest again; swap it in if valid, else keep the current one. */
+  reload(reason: string): Promise<boolean>;
+  /** Stop accepting, drain in-flight requests, flush analytics. */
+  close(): Promise<void>;
+}
+
+/** Parser errors (llhttp codes) and the status each one gets. */
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+  HPE_INVALID_METHOD: [405, 'Method Not Allowed'],
+};
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startGateway(options: GatewayOptions, log: Logger): Promise<Gateway> {
+  const loaded = await loadManifestFile(options.manifest);
+  for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
+  if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
+  const state: HandlerState = { table: loaded.table };
+  log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash }, 'manifest loaded');
+
+  const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics);
+  const trusted = trustedProxies(options.trustProxy);
+  const handler = createRequestHandler(state, {
+    trusted,
+    anonymizeIp: options.anonymizeIp,
+    maxUrlLength: options.maxUrlLength,
+    body: { maxBytes: options.maxBodySize, maxEvents: options.maxBodyEvents },
+    analytics,
+  });
+
+  const server = createServer(
+    {
+      maxHeaderSize: options.maxHeaderSize,
+      headersTimeout: options.headersTimeout,
+      requestTimeout: options.requestTimeout,
+      keepAliveTimeout: options.keepAliveTimeout,
+    },
+    (req, res) => {
+      try {
+        handler(req, res);
+      } catch (e) {
+        // A bug, not a bad request: answer and log instead of crashing.
+        log.error({ err: e, url: req.url }, 'request handler failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-length': '0' }).end();
+      }
+    },
+  );
+  // Malformed requests that never reach the handler (bad request line,
+  // oversized head): answer 4xx and still write an analytics line.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
+    analytics.write({
+      requestId: requestId(),
+      method: '',
+      host: '',
+      path: '',
+      query: '',
+      status,
+      outcome: 'rejected',
+      durationMs: 0,
+      client: { ip: socket.remoteAddress ?? null, userAgent: null, referer: null },
+      capture: null,
+    });
+    if (socket.writable && err.code !== 'ECONNRESET') {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
+
+  const port = await listen(server, options.port, options.host);
+  let admin: Server | null = null;
+  let adminPort: number | null = null;
+  if (options.adminPort >= 0) {
+    admin = createServer(createAdminHandler(state));
+    adminPort = await listen(admin, options.adminPort, options.adminHost);
+  }
+  log.info({ host: options.host, port, adminPort }, 'listening');
+
+  async function reload(reason: string): Promise<boolean> {
+    const next = await loadManifestFile(options.manifest);
+    if (next.table === null) {
+      log.error({ reason, problems: next.problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
+      return false;
+    }
+    if (next.table.hash === state.table?.hash) return true;
+    // Build, freeze, swap: one assignment; requests in flight keep their table.
+    state.table = next.table;
+    log.info({ reason, rules: next.table.counts, hash: next.table.hash }, 'manifest reloaded');
+    return true;
+  }
+
+  let closing: Promise<void> | null = null;
+  async function close(): Promise<void> {
+    closing ??= (async () => {
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), options.drainTimeout);
+      await drained;
+      clearTimeout(timer);
+      if (admin !== null) await new Promise<void>((resolve) => admin.close(() => resolve()));
+      analytics.flush();
+    })();
+    return closing;
+  }
+
+  return { port, adminPort, state, reload, close };
+}

@@ -1,0 +1,143 @@
+/**
+ * Incoming templates (file-v1 `incoming-path`): literal text, `{name}` and
+ * `{+name}` only. This module turns one into the units the file trie indexes:
+ * `/`-separated segments, and a final "tail" from the segment holding the
+ * first `{+name}` on (a `{+name}` may match `/`, so it cannot be split).
+ */
+import { parseTemplate, TemplateSyntaxError } from './uri-template.ts';
+
+export type Token =
+  | { readonly kind: 'literal'; readonly text: string }
+  | { readonly kind: 'var'; readonly name: string }
+  | { readonly kind: 'plus'; readonly name: string };
+
+/** One indexable unit of a template. */
+export interface Unit {
+  /** `literal`: a whole segment of plain text; `segment`: has `{var}`s; `tail`: the rest, from a `{+var}` on. */
+  readonly kind: 'literal' | 'segment' | 'tail';
+  readonly tokens: readonly Token[];
+  /** Names erased (`tool-{}.tgz`, `{+}/x`): units of the same shape share a trie node. */
+  readonly shape: string;
+  /** Precedence ranks per position: literal char 0, `{var}` 1, `{+var}` 2. */
+  readonly ranks: readonly number[];
+}
+
+export interface IncomingTemplate {
+  readonly source: string;
+  /** Matched against path plus query when the template has a `?`. */
+  readonly withQuery: boolean;
+  readonly units: readonly Unit[];
+  /** Variables in order of appearance, with the kind that captured them. */
+  readonly variables: readonly { readonly name: string; readonly plus: boolean }[];
+}
+
+/** Parse an incoming template; throws TemplateSyntaxError (load time only). */
+export function parseIncoming(source: string): IncomingTemplate {
+  const tokens: Token[] = [];
+  for (const part of parseTemplate(source)) {
+    if (part.kind === 'literal') {
+      tokens.push({ kind: 'literal', text: part.raw });
+      continue;
+    }
+    if (part.operator !== '' && part.operator !== '+') {
+      throw new TemplateSyntaxError(`incoming templates allow only {name} and {+name}, not "{${part.operator}...}"`);
+    }
+    if (part.vars.length !== 1 || part.vars[0].prefix !== null || part.vars[0].explode) {
+      throw new TemplateSyntaxError('incoming templates allow one plain variable per expression');
+    }
+    tokens.push({ kind: part.operator === '+' ? 'plus' : 'var', name: part.vars[0].name });
+  }
+  return {
+    source,
+    withQuery: tokens.some((t) => t.kind === 'literal' && t.text.includes('?')),
+    units: toUnits(tokens),
+    variables: tokens.flatMap((t) => (t.kind === 'literal' ? [] : [{ name: t.name, plus: t.kind === 'plus' }])),
+  };
+}
+
+function toUnits(tokens: readonly Token[]): Unit[] {
+  const units: Unit[] = [];
+  let current: Token[] = [];
+  let i = 0;
+  for (; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t.kind === 'plus') break;
+    if (t.kind === 'var') {
+      current.push(t);
+      continue;
+    }
+    const pieces = t.text.split('/');
+    for (let p = 0; p < pieces.length; p++) {
+      if (p > 0) {
+        units.push(unit(current, false));
+        current = [];
+      }
+      if (pieces[p] !== '') current.push({ kind: 'literal', text: pieces[p] });
+    }
+  }
+  if (i < tokens.length) {
+    // The segment holding the first {+var}, and everything after it.
+    units.push(unit([...current, ...tokens.slice(i)], true));
+  } else {
+    units.push(unit(current, false));
+  }
+  return units;
+}
+
+function unit(tokens: readonly Token[], tail: boolean): Unit {
+  let shape = '';
+  const ranks: number[] = [];
+  for (const t of tokens) {
+    if (t.kind === 'literal') {
+      shape += t.text.replaceAll('{', '{{');
+      for (let k = 0; k < t.text.length; k++) ranks.push(0);
+    } else {
+      shape += t.kind === 'plus' ? '{+}' : '{}';
+      ranks.push(t.kind === 'plus' ? 2 : 1);
+    }
+  }
+  const kind = tail ? 'tail' : tokens.some((t) => t.kind !== 'literal') ? 'segment' : 'literal';
+  return { kind, tokens, shape, ranks };
+}
+
+/** RFC 3986 unreserved characters or `%XX`: what `{name}` matches (RFC 6570 §3.2.2). */
+const VAR_CHARS = '(?:[A-Za-z0-9\\-._~]|%[0-9A-Fa-f]{2})+';
+/** Unreserved, reserved or `%XX`: what `{+name}` matches (RFC 6570 §3.2.3). */
+const PLUS_CHARS = "(?:[A-Za-z0-9\\-._~:/?#\\[\\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+";
+
+/**
+ * Compile a `segment` or `tail` unit into an anchored regex whose groups are
+ * the variables in order. Greedy groups give "an earlier variable takes the
+ * longest run that still lets the rest match". With two or more variables a
+ * backtracking engine could take polynomial time on a crafted path, so those
+ * use V8's linear-time engine (flag `l`, enabled in linear-regexp.ts).
+ */
+export function unitRegExp(u: Unit, linear: (source: string) => RegExp): RegExp {
+  let source = '^';
+  let vars = 0;
+  for (const t of u.tokens) {
+    if (t.kind === 'literal') source += escapeRegExp(t.text);
+    else {
+      vars++;
+      source += t.kind === 'plus' ? `(${PLUS_CHARS})` : `(${VAR_CHARS})`;
+    }
+  }
+  source += '$';
+  return vars > 1 ? linear(source) : new RegExp(source);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+}
+
+/**
+ * Precedence between two units at the same place (RFC-free, SPEC §3): at the
+ * first position where they differ, literal text beats `{var}` beats `{+var}`
+ * beats the end of the unit. Returns 0 for units of equal rank.
+ */
+export function compareRanks(a: Unit, b: Unit): number {
+  const n = Math.min(a.ranks.length, b.ranks.length);
+  for (let i = 0; i < n; i++) if (a.ranks[i] !== b.ranks[i]) return a.ranks[i] - b.ranks[i];
+  // The shorter one has ended: "end" ranks after every token.
+  return b.ranks.length - a.ranks.length;
+}

@@ -1,0 +1,142 @@
+/**
+ * Percent-encoding as RFC 3986 §2 and RFC 6570 §3.2.1 define it. Pure
+ * functions on strings; the hot path calls them on captured variables only.
+ */
+
+const HEX = '0123456789ABCDEF';
+
+/** RFC 3986 §2.3 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~" */
+const UNRESERVED_ONLY = /^[A-Za-z0-9\-._~]*$/;
+/** unreserved / reserved (RFC 3986 §2.2) / pct-encoded triplets */
+const RESERVED_OK = /^(?:[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})*$/;
+
+function isUnreservedCode(c: number): boolean {
+  return (
+    (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) ||
+    c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e
+  );
+}
+
+function isReservedCode(c: number): boolean {
+  // : / ? # [ ] @ ! $ & ' ( ) * + , ; =
+  return ":/?#[]@!$&'()*+,;=".includes(String.fromCharCode(c));
+}
+
+function isHex(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
+function pushEncoded(out: string[], ch: string): void {
+  for (const byte of Buffer.from(ch, 'utf8')) out.push('%', HEX[byte >> 4], HEX[byte & 15]);
+}
+
+/**
+ * Encode everything but unreserved characters (RFC 6570 "U", RFC 3986 §2.1).
+ * Space becomes `%20`, never `+`.
+ */
+export function encodeUnreserved(value: string): string {
+  if (UNRESERVED_ONLY.test(value)) return value;
+  const out: string[] = [];
+  for (const ch of value) {
+    if (ch.length === 1 && isUnreservedCode(ch.charCodeAt(0))) out.push(ch);
+    else pushEncoded(out, ch);
+  }
+  return out.join('');
+}
+
+/**
+ * Keep unreserved and reserved characters and existing `%XX` triplets, encode
+ * the rest (RFC 6570 "U+R", used by `{+var}` and `{#var}`).
+ */
+export function encodeReserved(value: string): string {
+  if (RESERVED_OK.test(value)) return value;
+  const out: string[] = [];
+  const chars = Array.from(value);
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i];
+    const c = ch.charCodeAt(0);
+    if (ch.length === 1 && (isUnreservedCode(c) || isReservedCode(c))) out.push(ch);
+    else if (ch === '%' && i + 2 < chars.length && isHex(code(chars[i + 1])) && isHex(code(chars[i + 2]))) out.push(ch);
+    else pushEncoded(out, ch);
+  }
+  return out.join('');
+}
+
+function code(ch: string | undefined): number {
+  return ch === undefined ? -1 : ch.charCodeAt(0);
+}
+
+/**
+ * Decode `%XX` triplets as UTF-8. Returns null for malformed input (a bare `%`
+ * or bytes that are not UTF-8), which callers turn into a 400.
+ */
+export function percentDecode(value: string): string | null {
+  if (!value.includes('%')) return value;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return null;
+  }
+}
+
+/** Decode an `application/x-www-form-urlencoded` component (`+` is a space). */
+export function formDecode(value: string): string | null {
+  return percentDecode(value.includes('+') ? value.replaceAll('+', ' ') : value);
+}
+
+/** C0 controls and DEL: never allowed in a decoded variable (header injection). */
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+/** True when a decoded value could inject a header line or a control byte. */
+export function hasControl(value: string): boolean {
+  return CONTROL.test(value);
+}
+
+/** True when any `/`-separated segment of the decoded value is `.` or `..`. */
+export function hasDotSegment(value: string): boolean {
+  if (!value.includes('.')) return false;
+  for (const seg of value.split('/')) if (seg === '.' || seg === '..') return true;
+  return false;
+}
+
+/** RFC 3986 §3.3 pchar (plus `/`), and §3.4 query characters (plus `/` and `?`). */
+const PATH_OK = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/])*$/;
+const QUERY_OK = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?])*$/;
+const PCHAR = "!$&'()*+,;=:@";
+
+function reencode(text: string, keep: string): string | null {
+  const out: string[] = [];
+  // Split on percent triplets so that each decoded run is re-encoded once.
+  for (const piece of text.split(/((?:%[0-9A-Fa-f]{2})+)/)) {
+    if (piece === '') continue;
+    if (piece[0] === '%') {
+      const decoded = percentDecode(piece);
+      if (decoded === null) return null;
+      // An encoded reserved character was encoded for a reason: it stays encoded.
+      for (const ch of decoded) out.push(keepOrEncode(ch, ''));
+    } else {
+      if (piece.includes('%')) return null;
+      for (const ch of piece) out.push(keepOrEncode(ch, keep));
+    }
+  }
+  return out.join('');
+}
+
+function keepOrEncode(ch: string, keep: string): string {
+  if (ch.length === 1 && (isUnreservedCode(ch.charCodeAt(0)) || keep.includes(ch))) return ch;
+  return encodeUnreserved(ch);
+}
+
+/**
+ * Re-encode a request path for a redirect: `%XX` are decoded then encoded
+ * again with RFC 3986 pchar rules, raw characters outside pchar are encoded.
+ * `/hello%20world` stays `/hello%20world`. Null for malformed encoding.
+ */
+export function normalizePath(path: string): string | null {
+  return PATH_OK.test(path) ? path : reencode(path, PCHAR + '/');
+}
+
+/** Same for a query string; `&` and `=` keep their meaning. */
+export function normalizeQuery(query: string): string | null {
+  return QUERY_OK.test(query) ? query : reencode(query, PCHAR + '/?');
+}
