@@ -30,7 +30,7 @@ export interface AnalyticsLog {
 
 /** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
 export function analyticsLog(destination: number | string = 1): AnalyticsLog {
-  const stream = pino.destination({ dest: destination, sync: false, minLength: 4096, mkdir: true });
+  const stream = pino.destination({ dest: destination, sync: false, mkdir: true });
   const logger: Logger = pino({ base: null, formatters: { level: (_label, level) => ({ level }) } }, stream);
   return {
     write(line) {

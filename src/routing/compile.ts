@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { pointerToken } from '../errors.ts';
 import type { Manifest, ManifestRule, RuleType } from '../manifest/types.ts';
 import { ProblemSink } from '../manifest/problems.ts';
-import { FileTrieBuilder } from './file-trie.ts';
+import { FileIndexBuilder } from './file-index.ts';
 import { compileFileV1, type CompiledFileV1 } from '../rules/file-v1.ts';
 import { compileFileV2, type CompiledFileV2 } from '../rules/file-v2.ts';
 import { compileCatchAll, type CompiledCatchAll } from '../rules/catch-all.ts';
@@ -25,8 +25,7 @@ export function normalizeDomain(domain: string): string {
 class DomainBuilder {
   readonly pixels = new Map<string, CompiledPixel>();
   readonly telemetry = new Map<string, CompiledTelemetry>();
-  readonly filePath = new FileTrieBuilder<CompiledFileV1>();
-  readonly fileQuery = new FileTrieBuilder<CompiledFileV1>();
+  readonly fileV1 = new FileIndexBuilder<CompiledFileV1>();
   readonly fileV2: CompiledFileV2[] = [];
   catchAll: CompiledCatchAll | null = null;
   /** Pointer of the first rule that claimed each exact key, to report shadowed rules. */
@@ -43,13 +42,11 @@ class DomainBuilder {
   }
 
   build(): DomainTable {
-    const filePath = this.filePath.build();
-    const fileQuery = this.fileQuery.build();
+    const fileV1 = this.fileV1.build();
     return Object.freeze({
       pixels: this.pixels.size > 0 ? this.pixels : null,
       telemetry: this.telemetry.size > 0 ? this.telemetry : null,
-      filePath: filePath.size > 0 ? filePath : null,
-      fileQuery: fileQuery.size > 0 ? fileQuery : null,
+      fileV1: fileV1.size > 0 ? fileV1 : null,
       fileV2: this.fileV2.length > 0 ? Object.freeze(this.fileV2) : null,
       catchAll: this.catchAll,
     });
@@ -95,7 +92,7 @@ function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string
       if (compiled === null) return;
       const key = `file-v1 ${compiled.incoming.units.map((u) => u.shape).join('/')}`;
       if (compiled.incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
-      (compiled.incoming.withQuery ? d.fileQuery : d.filePath).add(compiled.incoming, compiled, index);
+      d.fileV1.add(compiled.incoming, compiled, index);
       return;
     }
     case 'file-v2': {

@@ -32,14 +32,9 @@ export function route(d: DomainTable, r: RouteRequest): Answer {
     const t = d.telemetry.get(r.path);
     if (t !== undefined) return answerTelemetry(t, r.authorization);
   }
-  // Templates with a query part are more specific: they go first.
-  if (d.fileQuery !== null && r.query !== '') {
-    const m = d.fileQuery.match(r.path + '?' + r.query);
-    if (m !== null) return answerFileV1(m.leaf, m.values, '');
-  }
-  if (d.filePath !== null) {
-    const m = d.filePath.match(r.path);
-    if (m !== null) return answerFileV1(m.leaf, m.values, r.query);
+  if (d.fileV1 !== null) {
+    const m = d.fileV1.match(r.path, r.query);
+    if (m !== null) return answerFileV1(m.leaf, m.values, m.mergeQuery);
   }
   if (d.fileV2 !== null) {
     const a = matchFileV2(d.fileV2, r.path, r.query);

@@ -3,7 +3,7 @@
  * A new manifest builds a new table; the server swaps it in with one
  * assignment, and requests in flight keep the table they started with.
  */
-import type { FileTrie } from './file-trie.ts';
+import type { FileIndex } from './file-index.ts';
 import type { CompiledFileV1 } from '../rules/file-v1.ts';
 import type { CompiledFileV2 } from '../rules/file-v2.ts';
 import type { CompiledCatchAll } from '../rules/catch-all.ts';
@@ -15,10 +15,7 @@ import type { RuleType } from '../manifest/types.ts';
 export interface DomainTable {
   readonly pixels: ReadonlyMap<string, CompiledPixel> | null;
   readonly telemetry: ReadonlyMap<string, CompiledTelemetry> | null;
-  /** file-v1 templates matched against the path. */
-  readonly filePath: FileTrie<CompiledFileV1> | null;
-  /** file-v1 templates with a `?`, matched against path plus query. */
-  readonly fileQuery: FileTrie<CompiledFileV1> | null;
+  readonly fileV1: FileIndex<CompiledFileV1> | null;
   readonly fileV2: readonly CompiledFileV2[] | null;
   readonly catchAll: CompiledCatchAll | null;
 }

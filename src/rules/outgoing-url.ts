@@ -42,14 +42,17 @@ export function compileOutgoing(source: string): OutgoingUrl {
 /** The literal text after the last variable inside the authority, up to its end. */
 function authoritySuffix(parts: readonly TemplatePart[]): string {
   let suffix = '';
+  let first = true;
   for (const p of parts) {
     if (p.kind === 'expression') {
       suffix = '';
+      first = false;
       continue;
     }
-    const end = p.raw.search(/[/?#]/);
-    const text = end === -1 ? p.raw : p.raw.slice(0, end);
-    suffix += text.replace(/^https?:\/\//i, '');
+    const raw = first ? p.raw.replace(/^https?:\/\//i, '') : p.raw;
+    first = false;
+    const end = raw.search(/[/?#]/);
+    suffix += end === -1 ? raw : raw.slice(0, end);
     if (end !== -1) break;
   }
   return suffix.replace(/:\d*$/, '').toLowerCase();

@@ -1,0 +1,57 @@
+/**
+ * All file-v1 templates of one domain: two tries, one for templates matched
+ * against the path, one for templates with a `?` matched against path plus
+ * query (SPEC §5). Templates with a query part are more specific, so they
+ * are tried first.
+ */
+import type { IncomingTemplate } from '../templates/incoming-template.ts';
+import { FileTrie, FileTrieBuilder, type TrieMatch } from './file-trie.ts';
+
+/** A match, and the request query still to merge into the target ('' when the template consumed it). */
+export interface FileIndexMatch<R> extends TrieMatch<R> {
+  readonly mergeQuery: string;
+}
+
+/** The interface every file-v1 matcher implements (the trie, and the reference one in tests). */
+export interface FileMatcher<R> {
+  match(path: string, query: string): FileIndexMatch<R> | null;
+}
+
+export class FileIndex<R> implements FileMatcher<R> {
+  readonly #path: FileTrie<R> | null;
+  readonly #query: FileTrie<R> | null;
+
+  constructor(path: FileTrie<R>, query: FileTrie<R>) {
+    this.#path = path.size > 0 ? path : null;
+    this.#query = query.size > 0 ? query : null;
+    Object.freeze(this);
+  }
+
+  get size(): number {
+    return (this.#path?.size ?? 0) + (this.#query?.size ?? 0);
+  }
+
+  /** Hot path. */
+  match(path: string, query: string): FileIndexMatch<R> | null {
+    if (this.#query !== null && query !== '') {
+      const m = this.#query.match(path + '?' + query);
+      if (m !== null) return { leaf: m.leaf, values: m.values, mergeQuery: '' };
+    }
+    if (this.#path === null) return null;
+    const m = this.#path.match(path);
+    return m === null ? null : { leaf: m.leaf, values: m.values, mergeQuery: query };
+  }
+}
+
+export class FileIndexBuilder<R> {
+  readonly #path = new FileTrieBuilder<R>();
+  readonly #query = new FileTrieBuilder<R>();
+
+  add(template: IncomingTemplate, rule: R, order: number): void {
+    (template.withQuery ? this.#query : this.#path).add(template, rule, order);
+  }
+
+  build(): FileIndex<R> {
+    return new FileIndex(this.#path.build(), this.#query.build());
+  }
+}

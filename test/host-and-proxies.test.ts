@@ -1,0 +1,71 @@
+// SPEC §2 (request host, trusted proxies) and §9 (client address).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const manifest = {
+  rules: [
+    { type: 'file-v1', domain: 'Dl.Example.com', 'package-id': 'a', 'incoming-path': '/f', 'outgoing-url': 'https://a.example/f' },
+    { type: 'file-v1', domain: 'other.example.com', 'package-id': 'b', 'incoming-path': '/f', 'outgoing-url': 'https://b.example/f' },
+  ],
+};
+
+let loopbackTrusted: GatewayProcess;
+let noneTrusted: GatewayProcess;
+let anonymized: GatewayProcess;
+before(async () => {
+  [loopbackTrusted, noneTrusted, anonymized] = await Promise.all([
+    startGateway({ manifest }),
+    startGateway({ manifest, args: ['--trust-proxy', 'none'] }),
+    startGateway({ manifest, args: ['--anonymize-ip', '--trust-proxy', 'all'] }),
+  ]);
+});
+after(() => Promise.all([loopbackTrusted.stop(), noneTrusted.stop(), anonymized.stop()]));
+
+test('Host is lower-cased, port and trailing dot removed', async () => {
+  for (const host of ['dl.example.com', 'DL.EXAMPLE.COM:8080', 'dl.example.com.', 'dl.example.com.:443']) {
+    const res = await request(loopbackTrusted.port, { path: '/f', host });
+    assert.equal(res.headers.location, 'https://a.example/f', host);
+  }
+});
+
+test('rules for other hosts never match', async () => {
+  const res = await request(loopbackTrusted.port, { path: '/f', host: 'unknown.example.com' });
+  assert.equal(res.status, 404);
+  const [line] = await loopbackTrusted.linesFor(res.headers['x-request-id'] as string);
+  assert.equal(line.capture, null);
+  assert.equal(line.outcome, 'not-found');
+  assert.equal(line.host, 'unknown.example.com');
+});
+
+test('X-Forwarded-Host from a trusted peer (loopback by default) wins, first value', async () => {
+  const res = await request(loopbackTrusted.port, {
+    path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-host': 'Other.Example.com:443, dl.example.com' },
+  });
+  assert.equal(res.headers.location, 'https://b.example/f');
+});
+
+test('X-Forwarded-* from an untrusted peer is ignored', async () => {
+  const res = await request(noneTrusted.port, {
+    path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-host': 'other.example.com', 'x-forwarded-for': '198.51.100.1' },
+  });
+  assert.equal(res.headers.location, 'https://a.example/f');
+  const [line] = await noneTrusted.linesFor(res.headers['x-request-id'] as string);
+  assert.equal(line.client.ip, '127.0.0.1');
+});
+
+test('client IP: right-most X-Forwarded-For entry that is not a trusted proxy', async () => {
+  const res = await request(loopbackTrusted.port, {
+    path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7, 127.0.0.1', 'user-agent': 'ua/1', referer: 'https://r.example/' },
+  });
+  const [line] = await loopbackTrusted.linesFor(res.headers['x-request-id'] as string);
+  assert.deepEqual(line.client, { ip: '198.51.100.7', userAgent: 'ua/1', referer: 'https://r.example/' });
+});
+
+test('--anonymize-ip truncates IPv4 to /24 and IPv6 to /48', async () => {
+  const v4 = await request(anonymized.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.77' } });
+  const v6 = await request(anonymized.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '2001:db8:abcd:12::1' } });
+  assert.equal((await anonymized.linesFor(v4.headers['x-request-id'] as string))[0].client.ip, '203.0.113.0');
+  assert.equal((await anonymized.linesFor(v6.headers['x-request-id'] as string))[0].client.ip, '2001:db8:abcd::');
+});

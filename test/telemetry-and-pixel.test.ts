@@ -1,0 +1,100 @@
+// SPEC §7 telemetry-v1 and §8 pixel-v1.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const D = 'tel.test';
+const hashed = 'sha256:' + createHash('sha256').update('hashed-secret').digest('hex');
+let gw: GatewayProcess;
+before(async () => {
+  gw = await startGateway({
+    manifest: {
+      rules: [
+        { type: 'telemetry-v1', domain: D, 'package-id': 'open', 'incoming-path': '/open' },
+        { type: 'telemetry-v1', domain: D, 'package-id': 'closed', 'incoming-path': '/closed', 'access-tokens': [] },
+        { type: 'telemetry-v1', domain: D, 'package-id': 'tok', 'incoming-path': '/tok', 'access-tokens': ['plain-secret', hashed] },
+        { type: 'pixel-v1', domain: D, 'package-id': 'px' },
+        { type: 'pixel-v1', domain: D, 'package-id': 'px2', path: '/p/b.png' },
+      ],
+    },
+    args: ['--max-body-events', '2'],
+  });
+});
+after(() => gw.stop());
+
+const post = (path: string, body: string, headers: Record<string, string> = {}) =>
+  request(gw.port, { method: 'POST', path, host: D, body, headers });
+
+test('each posted object is one capture line, answer 200 with an empty body', async () => {
+  const res = await post('/open', '{"event":"install"}\n{"event":"run"}');
+  assert.equal(res.status, 200);
+  assert.equal(res.body.length, 0);
+  const lines = await gw.linesFor(res.headers['x-request-id'] as string, 2);
+  assert.deepEqual(lines.map((l) => l.capture), [
+    { type: 'telemetry', package: 'open', event: { event: 'install' } },
+    { type: 'telemetry', package: 'open', event: { event: 'run' } },
+  ]);
+});
+
+test('--max-body-events keeps the first N events', async () => {
+  const res = await post('/open', '{"n":1}{"n":2}{"n":3}');
+  await gw.linesFor(res.headers['x-request-id'] as string, 2);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(gw.lines.filter((l) => l.requestId === res.headers['x-request-id']).length, 2);
+});
+
+test('only POST to the exact path matches', async () => {
+  assert.equal((await request(gw.port, { path: '/open', host: D })).status, 404);
+  assert.equal((await post('/open/', '{}')).status, 404);
+});
+
+test('access-tokens [] lets nobody in', async () => {
+  const res = await post('/closed', '{}', { authorization: 'Bearer anything' });
+  assert.equal(res.status, 401);
+  assert.equal(JSON.parse(res.text).error.code, 'UNAUTHORIZED');
+});
+
+test('tokens in plain text or as sha256:<hex>', async () => {
+  assert.equal((await post('/tok', '{}')).status, 401);
+  assert.equal((await post('/tok', '{}', { authorization: 'Bearer wrong' })).status, 401);
+  assert.equal((await post('/tok', '{}', { authorization: 'Basic plain-secret' })).status, 401);
+  assert.equal((await post('/tok', '{}', { authorization: 'Bearer plain-secret' })).status, 200);
+  const ok = await post('/tok', '{"x":1}', { authorization: 'bearer hashed-secret' });
+  assert.equal(ok.status, 200);
+  const [line] = await gw.linesFor(ok.headers['x-request-id'] as string);
+  assert.deepEqual(line.capture, { type: 'telemetry', package: 'tok', event: { x: 1 } });
+  const denied = await post('/tok', '{}', { authorization: 'Bearer sha256:' + hashed.slice(7) });
+  assert.equal(denied.status, 401, 'the digest itself is not a token');
+  const [deniedLine] = await gw.linesFor(denied.headers['x-request-id'] as string);
+  assert.equal(deniedLine.outcome, 'unauthorized');
+});
+
+test('pixel: 1x1 transparent PNG, no-cache headers, x-pxid captured', async () => {
+  const res = await request(gw.port, { path: '/a.png?x-pxid=readme&y=1', host: D });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['content-type'], 'image/png');
+  assert.equal(res.headers['cache-control'], 'no-cache, no-store, must-revalidate');
+  assert.deepEqual([...res.body.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  assert.equal(res.body.readUInt32BE(16), 1, 'width');
+  assert.equal(res.body.readUInt32BE(20), 1, 'height');
+  const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+  assert.deepEqual(line.capture, { type: 'pixel', package: 'px', pixel: 'readme' });
+});
+
+test('pixel: empty x-pxid when absent, custom path', async () => {
+  const res = await request(gw.port, { path: '/p/b.png', host: D });
+  assert.equal(res.status, 200);
+  const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+  assert.deepEqual(line.capture, { type: 'pixel', package: 'px2', pixel: '' });
+});
+
+test('pixel pixels are transparent', async () => {
+  const { inflateSync } = await import('node:zlib');
+  const res = await request(gw.port, { path: '/a.png', host: D });
+  const idatLength = res.body.readUInt32BE(33);
+  assert.equal(res.body.subarray(37, 41).toString('latin1'), 'IDAT');
+  const raw = inflateSync(res.body.subarray(41, 41 + idatLength));
+  assert.deepEqual([...raw], [0, 0, 0, 0, 0], 'filter byte, then RGBA all zero');
+});
