@@ -28,8 +28,11 @@ export function loadManifestText(text: string): LoadResult {
     problems.error('', `not valid JSON: ${(e as Error).message}`);
     return { table: null, problems, text };
   }
-  if (!checkSchema(json, problems)) return { table: null, problems, text };
-  const { table } = compileManifest(json as Manifest, text, problems);
+  const invalidRules = checkSchema(json, problems);
+  if (invalidRules === null) return { table: null, problems, text };
+  // The semantic pass still checks every rule the schema accepted, so that
+  // one run reports every problem.
+  const { table } = compileManifest(json as Manifest, text, problems, invalidRules);
   return { table, problems, text };
 }
 

@@ -27,6 +27,9 @@ function message(e: ErrorObject): string {
       return `missing required field "${(e.params as { missingProperty: string }).missingProperty}"`;
     case 'enum':
       return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'pattern':
+      if (e.instancePath.endsWith('/domain')) return 'must be a host name (letters, digits, "-" and "."), without a port';
+      return `must match the pattern ${(e.params as { pattern: string }).pattern}`;
     case 'oneOf':
       return 'has the wrong shape (see the schema)';
     default:
@@ -34,12 +37,18 @@ function message(e: ErrorObject): string {
   }
 }
 
-/** Adds one problem per schema violation; returns true when the manifest is schema-valid. */
-export function checkSchema(manifest: unknown, problems: ProblemSink): boolean {
+/**
+ * Adds one problem per schema violation. Returns the indices of the rules
+ * that violate the schema (so the semantic pass can still check the others),
+ * or null when the manifest as a whole is unusable (not an object with rules).
+ */
+export function checkSchema(manifest: unknown, problems: ProblemSink): Set<number> | null {
+  const bad = new Set<number>();
   if (validate(manifest)) {
     warnUnknownFields(manifest as { rules: Record<string, unknown>[] }, problems);
-    return true;
+    return bad;
   }
+  let usable = true;
   const seen = new Set<string>();
   for (const e of validate.errors ?? []) {
     // "must match then schema" repeats the errors already reported inside it.
@@ -48,8 +57,11 @@ export function checkSchema(manifest: unknown, problems: ProblemSink): boolean {
     if (seen.has(line)) continue;
     seen.add(line);
     problems.error(e.instancePath, message(e));
+    const rule = /^\/rules\/(\d+)(?:\/|$)/.exec(e.instancePath);
+    if (rule === null) usable = false;
+    else bad.add(Number(rule[1]));
   }
-  return false;
+  return usable ? bad : null;
 }
 
 function warnUnknownFields(manifest: { rules: Record<string, unknown>[] }, problems: ProblemSink): void {

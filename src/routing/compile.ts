@@ -62,10 +62,16 @@ export interface CompileResult {
  * Compile a schema-valid manifest. `text` is the manifest's source, hashed
  * for /metrics and for skipping reloads of identical content.
  */
-export function compileManifest(manifest: Manifest, text: string, problems = new ProblemSink()): CompileResult {
+export function compileManifest(
+  manifest: Manifest,
+  text: string,
+  problems = new ProblemSink(),
+  skip: ReadonlySet<number> = new Set(),
+): CompileResult {
   const domains = new Map<string, DomainBuilder>();
   const counts: Partial<Record<RuleType, number>> = {};
   manifest.rules.forEach((rule, index) => {
+    if (skip.has(index)) return;
     const at = `/rules/${pointerToken(index)}`;
     const domain = normalizeDomain(rule.domain);
     let d = domains.get(domain);

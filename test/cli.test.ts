@@ -1,0 +1,148 @@
+// SPEC §10: validate, start-up with an invalid manifest, flags and GATEWAY_* variables.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startGateway, tempDir } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
+const EXAMPLE = new URL('../config/manifest.json', import.meta.url).pathname;
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function writeManifest(value: unknown): string {
+  const file = join(tempDir(), 'm.json');
+  writeFileSync(file, typeof value === 'string' ? value : JSON.stringify(value));
+  return file;
+}
+
+const BAD = {
+  rules: [
+    { type: 'file-v1', domain: 'a.test', 'package-id': 'ok', 'incoming-path': '/ok', 'outgoing-url': 'https://x.example/' },
+    { type: 'file-v1', domain: 'a.test', 'package-id': 'p', 'incoming-path': '/a/{v}', 'outgoing-url': 'https://x.example/{w}' },
+    { type: 'file-v1', domain: 'a.test', 'package-id': 'p', 'incoming-path': '/a/{v', 'outgoing-url': null },
+    { type: 'file-v2', domain: 'a.test', 'incoming-path': '^(a)\\1$', 'outgoing-url': null },
+    { type: 'file-v2', domain: 'a.test', 'incoming-path': '^(?<a>x$', 'outgoing-url': null },
+    { type: 'docker-v9', domain: 'a.test' },
+    { type: 'telemetry-v1', domain: 'a.test', 'incoming-path': '/t' },
+    { type: 'pixel-v1', domain: 'bad domain', 'package-id': 'x' },
+    { type: 'file-v1', domain: 'a.test', 'package-id': 'p', 'incoming-path': '/{+x}', 'outgoing-url': '/relative/{+x}' },
+  ],
+};
+
+test('validate: the example manifest is valid', () => {
+  const r = run(['validate', EXAMPLE]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /ok \(\d+ rules/);
+});
+
+test('validate: each problem is printed with its JSON pointer, exit 1', () => {
+  const r = run(['validate', writeManifest(BAD)]);
+  assert.equal(r.code, 1);
+  const lines = r.stdout.trim().split('\n');
+  const pointers = lines.filter((l) => l.startsWith('/rules')).map((l) => l.slice(0, l.indexOf(':')));
+  assert.deepEqual(pointers.sort(), [
+    '/rules/1/outgoing-url',
+    '/rules/2/incoming-path',
+    '/rules/3/incoming-path',
+    '/rules/4/incoming-path',
+    '/rules/5/type',
+    '/rules/6',
+    '/rules/7/domain',
+    '/rules/8/outgoing-url',
+  ].sort());
+  assert.match(r.stdout, /\/rules\/1\/outgoing-url: variable "w" is not bound/);
+  assert.match(r.stdout, /\/rules\/3\/incoming-path: .*linear time/);
+  assert.match(r.stdout, /\/rules\/6: missing required field "package-id"/);
+});
+
+test('validate: not JSON, or missing file', () => {
+  const r = run(['validate', writeManifest('{"rules": [')]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /^\/: not valid JSON/m);
+  const missing = run(['validate', '/nonexistent/manifest.json']);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stdout, /cannot read/);
+});
+
+test('validate: unknown fields are warnings, Scarf fields are accepted', () => {
+  const r = run(['validate', writeManifest({
+    rules: [{ type: 'file-v1', domain: 'a.test', 'package-id': 'p', owner: 'o', 'package-name': 'n', 'incoming-path': '/x', 'outgoing-url': 'https://x.example/', 'outgoing_url': 'typo' }],
+  })]);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /warning: \/rules\/0\/outgoing_url: unknown field/);
+  assert.doesNotMatch(r.stdout, /owner|package-name/);
+});
+
+test('an invalid manifest at start-up: exit non-zero with the same messages', () => {
+  const r = run(['--manifest', writeManifest(BAD), '--port', '0', '--admin-port', '-1']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /\/rules\/1\/outgoing-url: variable "w" is not bound/);
+  assert.match(r.stderr, /invalid manifest, not starting/);
+});
+
+test('--help explains every flag', () => {
+  const r = run(['--help']);
+  assert.equal(r.code, 0);
+  for (const flag of ['--manifest', '--host', '--port', '--admin-port', '--trust-proxy', '--upstream', '--anonymize-ip',
+    '--max-url-length', '--max-header-size', '--max-body-size', '--max-body-events', '--headers-timeout', '--request-timeout',
+    '--keep-alive-timeout', '--drain-timeout', '--analytics']) {
+    assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
+  }
+});
+
+test('a malformed --upstream is refused', () => {
+  const r = run(['--upstream', 'nonsense', '--port', '0', '--admin-port', '-1']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /expected HOST=URL/);
+});
+
+test('flags come from GATEWAY_* environment variables', async () => {
+  const gw = await startGateway({
+    manifest: { rules: [{ type: 'file-v1', domain: 'env.test', 'package-id': 'p', 'incoming-path': '/{+p}', 'outgoing-url': 'https://x.example/{+p}' }] },
+    env: { GATEWAY_MAX_URL_LENGTH: '100', GATEWAY_ANONYMIZE_IP: 'true' },
+  });
+  try {
+    const long = await request(gw.port, { path: '/' + 'a'.repeat(150), host: 'env.test' });
+    assert.equal(long.status, 414);
+    const ok = await request(gw.port, { path: '/short', host: 'env.test' });
+    assert.equal(ok.status, 307);
+    const [line] = await gw.linesFor(ok.headers['x-request-id'] as string);
+    assert.equal(line.client.ip, '127.0.0.0');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('admin port: /healthz and /readyz', async () => {
+  const gw = await startGateway({ manifest: { rules: [] } });
+  try {
+    assert.equal((await request(gw.adminPort, { path: '/healthz' })).status, 200);
+    const ready = await request(gw.adminPort, { path: '/readyz' });
+    assert.equal(ready.status, 200);
+    assert.equal((await request(gw.adminPort, { path: '/nope' })).status, 404);
+    // The admin endpoints are not on the public port.
+    assert.equal((await request(gw.port, { path: '/healthz' })).status, 404);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('npm start serves the example manifest', async () => {
+  const gw = await startGateway({ manifest: require_example() });
+  try {
+    const res = await request(gw.port, { path: '/tool-1.4.0.tgz', host: 'dl.example.com' });
+    assert.equal(res.status, 307);
+  } finally {
+    await gw.stop();
+  }
+});
+
+function require_example(): string {
+  return spawnSync('cat', [EXAMPLE], { encoding: 'utf8' }).stdout;
+}
