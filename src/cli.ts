@@ -77,6 +77,10 @@ export async function main(argv: string[]): Promise<void> {
           .option('trust-proxy', { type: 'array', string: true, default: [...DEFAULTS.trustProxy], describe: 'Peers allowed to set X-Forwarded-Host/For: addresses, CIDRs, "loopback", "all" or "none"' })
           .option('anonymize-ip', { type: 'boolean', default: DEFAULTS.anonymizeIp, describe: 'Write client addresses truncated to IPv4 /24 and IPv6 /48' })
           .option('upstream', { type: 'array', string: true, default: [], describe: 'HOST=URL: send proxied traffic for backend HOST to URL instead (repeatable)' })
+          .option('registry-auth', { type: 'string', describe: 'Docker config.json whose "auths" the gateway uses to pull from backends that need a login' })
+          .option('redirect-agent', { type: 'array', string: true, default: [...DEFAULTS.redirectAgents], describe: 'User agents redirected to the registry (others are proxied): prefix:TEXT, contains:TEXT or equals:TEXT; repeatable' })
+          .option('upstream-connect-timeout', { type: 'number', default: DEFAULTS.upstreamConnectTimeout, describe: 'Time to connect to a backend, in ms (504 beyond)' })
+          .option('upstream-timeout', { type: 'number', default: DEFAULTS.upstreamTimeout, describe: 'Time a backend may stay silent (first byte, between chunks), in ms (504 beyond)' })
           .option('analytics', { type: 'string', default: DEFAULTS.analytics, describe: 'Where analytics lines go: "-" for stdout, or a file to append to' })
           .option('max-url-length', { type: 'number', default: DEFAULTS.maxUrlLength, describe: 'Longest request target in bytes (414 beyond)' })
           .option('max-header-size', { type: 'number', default: DEFAULTS.maxHeaderSize, describe: 'Largest request head in bytes (431 beyond)' })
@@ -106,6 +110,10 @@ export async function main(argv: string[]): Promise<void> {
             trustProxy: args.trustProxy,
             anonymizeIp: args.anonymizeIp,
             upstreams,
+            registryAuth: args.registryAuth ?? null,
+            redirectAgents: args.redirectAgent,
+            upstreamConnectTimeout: args.upstreamConnectTimeout,
+            upstreamTimeout: args.upstreamTimeout,
             analytics: args.analytics,
             maxUrlLength: args.maxUrlLength,
             maxHeaderSize: args.maxHeaderSize,

@@ -1,3 +1,5 @@
+import { DEFAULT_REDIRECT_AGENTS } from './proxy/user-agents.ts';
+
 /**
  * Gateway options: one field per command-line flag (and GATEWAY_* variable),
  * each with its default. The CLI builds this object once; it is frozen.
@@ -20,6 +22,14 @@ export interface GatewayOptions {
   readonly anonymizeIp: boolean;
   /** Backend host → base URL for proxied traffic (mirror, cache, test double). */
   readonly upstreams: ReadonlyMap<string, string>;
+  /** Docker `config.json` whose `auths` the gateway uses to pull from backends, or null. */
+  readonly registryAuth: string | null;
+  /** User agents that get registry redirects: `prefix:`, `contains:` or `equals:` rules. */
+  readonly redirectAgents: readonly string[];
+  /** Time to connect to a backend, in ms. */
+  readonly upstreamConnectTimeout: number;
+  /** Time a backend may stay silent (first byte, and between chunks), in ms. */
+  readonly upstreamTimeout: number;
   /** Where analytics lines go: `-` for stdout, or a file to append to. */
   readonly analytics: string;
   /** Largest request target (path and query), in bytes; longer gets 414. */
@@ -49,6 +59,10 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   adminPort: 8082,
   trustProxy: ['loopback'],
   anonymizeIp: false,
+  registryAuth: null,
+  redirectAgents: DEFAULT_REDIRECT_AGENTS,
+  upstreamConnectTimeout: 10_000,
+  upstreamTimeout: 60_000,
   analytics: '-',
   maxUrlLength: 8192,
   maxHeaderSize: 16384,

@@ -15,6 +15,12 @@ import { loadManifestFile } from './manifest/load-manifest.ts';
 import type { GatewayOptions } from './options.ts';
 import { formatProblem } from './errors.ts';
 import { requestId } from './analytics/request-id.ts';
+import { GatewayMetrics } from './admin/metrics.ts';
+import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
+import { RegistryProxy } from './proxy/registry-proxy.ts';
+import { Upstreams } from './proxy/upstreams.ts';
+import { compileAgentRules } from './proxy/user-agents.ts';
+import type { RouteServices } from './routing/route.ts';
 
 export interface Gateway {
   /** The bound public port (useful with port 0). */
@@ -32,7 +38,6 @@ export interface Gateway {
 const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
-  HPE_INVALID_METHOD: [405, 'Method Not Allowed'],
 };
 
 function listen(server: Server, port: number, host: string): Promise<number> {
@@ -54,12 +59,25 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
 
   const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics);
   const trusted = trustedProxies(options.trustProxy);
+  const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
+  const metrics = new GatewayMetrics(() => auth?.stats ?? null);
+  metrics.manifest(loaded.table);
+  const registryProxy = new RegistryProxy({
+    upstreams: new Upstreams(options.upstreams),
+    connectTimeout: options.upstreamConnectTimeout,
+    firstByteTimeout: options.upstreamTimeout,
+    auth,
+    onUpstreamError: (code) => metrics.upstreamError(code),
+  });
+  const services: RouteServices = { followsRegistryRedirects: compileAgentRules(options.redirectAgents), registryProxy };
   const handler = createRequestHandler(state, {
     trusted,
     anonymizeIp: options.anonymizeIp,
     maxUrlLength: options.maxUrlLength,
     body: { maxBytes: options.maxBodySize, maxEvents: options.maxBodyEvents },
     analytics,
+    services,
+    onFinished: (outcome, kind, seconds) => metrics.request(outcome, kind, seconds),
   });
 
   const server = createServer(
@@ -104,7 +122,7 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
   let admin: Server | null = null;
   let adminPort: number | null = null;
   if (options.adminPort >= 0) {
-    admin = createServer(createAdminHandler(state));
+    admin = createServer(createAdminHandler(state, metrics));
     adminPort = await listen(admin, options.adminPort, options.adminHost);
   }
   log.info({ host: options.host, port, adminPort }, 'listening');
@@ -113,11 +131,14 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
     const next = await loadManifestFile(options.manifest);
     if (next.table === null) {
       log.error({ reason, problems: next.problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
+      metrics.reload('rejected');
       return false;
     }
     if (next.table.hash === state.table?.hash) return true;
     // Build, freeze, swap: one assignment; requests in flight keep their table.
     state.table = next.table;
+    metrics.reload('success');
+    metrics.manifest(next.table);
     log.info({ reason, rules: next.table.counts, hash: next.table.hash }, 'manifest reloaded');
     return true;
   }
@@ -131,6 +152,7 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
       await drained;
       clearTimeout(timer);
       if (admin !== null) await new Promise<void>((resolve) => admin.close(() => resolve()));
+      registryProxy.close();
       analytics.flush();
     })();
     return closing;

@@ -5,8 +5,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HandlerState } from '../http/request-handler.ts';
+import type { GatewayMetrics } from './metrics.ts';
 
-export function createAdminHandler(state: HandlerState) {
+export function createAdminHandler(state: HandlerState, metrics: GatewayMetrics) {
   return function handleAdmin(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
@@ -15,6 +16,13 @@ export function createAdminHandler(state: HandlerState) {
     };
     if (path === '/healthz') return reply(200, 'ok\n');
     if (path === '/readyz') return state.table === null ? reply(503, 'no manifest loaded\n') : reply(200, 'ready\n');
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => reply(200, text, metrics.registry.contentType),
+        (e: Error) => reply(500, `metrics failed: ${e.message}\n`),
+      );
+      return;
+    }
     reply(404, 'not found\n');
   };
 }

@@ -17,7 +17,7 @@ import type { AnalyticsLog } from '../analytics/analytics-log.ts';
 import type { Capture, Outcome } from '../analytics/capture.ts';
 import { requestId } from '../analytics/request-id.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
-import { notFound, route } from '../routing/route.ts';
+import { notFound, route, type RouteServices } from '../routing/route.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
 import { requestHost } from './request-host.ts';
@@ -34,6 +34,7 @@ export interface HandlerConfig {
   readonly maxUrlLength: number;
   readonly body: BodyLimits;
   readonly analytics: AnalyticsLog;
+  readonly services: RouteServices;
   /** Called once per finished request (metrics). */
   readonly onFinished?: (outcome: Outcome, kind: string | null, seconds: number) => void;
 }
@@ -61,8 +62,9 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     const host = requestHost(req.headers, peerTrusted);
     const method = req.method ?? 'GET';
 
+    const client = () => clientIp(req.socket.remoteAddress, peerTrusted, req.headers['x-forwarded-for'], trusted);
     const line = (status: number, outcome: Outcome, capture: Capture | null) => {
-      const ip = clientIp(req.socket.remoteAddress, peerTrusted, req.headers['x-forwarded-for'], trusted);
+      const ip = client();
       analytics.write({
         requestId: id,
         method,
@@ -81,7 +83,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
       });
     };
 
-    const finish = (status: number, outcome: Outcome, capture: Capture | null) => {
+    const finish = (outcome: Outcome, capture: Capture | null) => {
       config.onFinished?.(outcome, capture?.type ?? null, (performance.now() - start) / 1000);
     };
 
@@ -94,18 +96,22 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
       answer =
         domain === undefined
           ? notFound(path)
-          : route(domain, { method, path, query, authorization: req.headers.authorization });
+          : route(
+              domain,
+              { method, path, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'] },
+              config.services,
+            );
     }
 
     if (answer.stream !== undefined) {
-      answer.stream(req, res).then(
+      answer.stream(req, res, client()).then(
         ({ status, outcome }) => {
           line(status, outcome, answer.capture);
-          finish(status, outcome, answer.capture);
+          finish(outcome, answer.capture);
         },
         () => {
           line(502, 'upstream-error', answer.capture);
-          finish(502, 'upstream-error', answer.capture);
+          finish('upstream-error', answer.capture);
         },
       );
       return;
@@ -119,19 +125,19 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
             const tooLarge = errorAnswer('BODY_TOO_LARGE');
             send(res, method, id, tooLarge, true);
             line(tooLarge.status, tooLarge.outcome, null);
-            finish(tooLarge.status, tooLarge.outcome, null);
+            finish(tooLarge.outcome, null);
             return;
           }
           send(res, method, id, answer, false);
           const events = parseEvents(body.toString('utf8'), config.body.maxEvents);
           if (events.length === 0) line(answer.status, answer.outcome, answer.capture);
           for (const event of events) line(answer.status, answer.outcome, bodyCapture(event));
-          finish(answer.status, answer.outcome, answer.capture);
+          finish(answer.outcome, answer.capture);
         },
         () => {
           // The client went away mid-body: nothing to answer, still one line.
           line(400, 'rejected', null);
-          finish(400, 'rejected', null);
+          finish('rejected', null);
         },
       );
       return;
@@ -139,7 +145,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
 
     send(res, method, id, answer, false);
     line(answer.status, answer.outcome, answer.capture);
-    finish(answer.status, answer.outcome, answer.capture);
+    finish(answer.outcome, answer.capture);
     // A body nobody reads must still be drained for keep-alive to work.
     if (!req.complete) req.resume();
   };

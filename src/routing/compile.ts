@@ -14,6 +14,7 @@ import { compileCatchAll, type CompiledCatchAll } from '../rules/catch-all.ts';
 import { compileTelemetry, type CompiledTelemetry } from '../rules/telemetry.ts';
 import { compilePixel, type CompiledPixel } from '../rules/pixel.ts';
 import type { DomainTable, RoutingTable } from './routing-table.ts';
+import { compileDockerV1, compileDockerV2, type DockerIndex, type DockerTarget } from '../rules/docker.ts';
 
 /** Normalizes a domain as request hosts are (SPEC §2): lower case, no trailing dot. */
 export function normalizeDomain(domain: string): string {
@@ -28,6 +29,9 @@ class DomainBuilder {
   readonly fileV1 = new FileIndexBuilder<CompiledFileV1>();
   readonly fileV2: CompiledFileV2[] = [];
   catchAll: CompiledCatchAll | null = null;
+  readonly dockerByName = new Map<string, DockerTarget>();
+  readonly dockerPatterns: { regex: RegExp; target: DockerTarget }[] = [];
+  dockerFirst: DockerTarget | null = null;
   /** Pointer of the first rule that claimed each exact key, to report shadowed rules. */
   readonly claimed = new Map<string, string>();
 
@@ -43,7 +47,12 @@ class DomainBuilder {
 
   build(): DomainTable {
     const fileV1 = this.fileV1.build();
+    const docker: DockerIndex | null =
+      this.dockerFirst === null
+        ? null
+        : Object.freeze({ byName: this.dockerByName, patterns: Object.freeze(this.dockerPatterns), first: this.dockerFirst });
     return Object.freeze({
+      docker,
       pixels: this.pixels.size > 0 ? this.pixels : null,
       telemetry: this.telemetry.size > 0 ? this.telemetry : null,
       fileV1: fileV1.size > 0 ? fileV1 : null,
@@ -99,6 +108,19 @@ function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string
       const key = `file-v1 ${compiled.incoming.units.map((u) => u.shape).join('/')}`;
       if (compiled.incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
       d.fileV1.add(compiled.incoming, compiled, index);
+      return;
+    }
+    case 'docker-v1': {
+      const t = compileDockerV1(rule);
+      d.dockerFirst ??= t;
+      if (d.claim(`docker ${rule['repository-name']}`, at, problems)) d.dockerByName.set(rule['repository-name'], t);
+      return;
+    }
+    case 'docker-v2': {
+      const compiled = compileDockerV2(rule, at, problems);
+      if (compiled === null) return;
+      d.dockerFirst ??= compiled.target;
+      d.dockerPatterns.push(compiled);
       return;
     }
     case 'file-v2': {

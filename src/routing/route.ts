@@ -10,6 +10,9 @@ import { answerCatchAll } from '../rules/catch-all.ts';
 import { answerTelemetry } from '../rules/telemetry.ts';
 import { answerPixel } from '../rules/pixel.ts';
 import { dockerNameUnknown, isDockerPath } from '../rules/docker-errors.ts';
+import { answerDocker } from '../rules/docker.ts';
+import type { AgentPredicate } from '../proxy/user-agents.ts';
+import type { RegistryProxy } from '../proxy/registry-proxy.ts';
 
 /** What the router needs to know about a request. */
 export interface RouteRequest {
@@ -19,10 +22,22 @@ export interface RouteRequest {
   /** Raw query, without `?` ('' when absent). */
   readonly query: string;
   readonly authorization: string | undefined;
+  readonly userAgent: string | undefined;
+}
+
+/** Process-wide services some answers need (built once at start-up). */
+export interface RouteServices {
+  /** True for user agents known to follow registry redirects (SPEC §4). */
+  readonly followsRegistryRedirects: AgentPredicate;
+  readonly registryProxy: RegistryProxy;
 }
 
 /** Hot path: hash lookups and one trie walk; nothing is compiled here. */
-export function route(d: DomainTable, r: RouteRequest): Answer {
+export function route(d: DomainTable, r: RouteRequest, services: RouteServices): Answer {
+  if (d.docker !== null) {
+    const a = answerDocker(d.docker, r, services);
+    if (a !== null) return a;
+  }
   const read = r.method === 'GET' || r.method === 'HEAD';
   if (d.pixels !== null && read) {
     const pixel = d.pixels.get(r.path);

@@ -9,10 +9,12 @@ import type { CompiledFileV2 } from '../rules/file-v2.ts';
 import type { CompiledCatchAll } from '../rules/catch-all.ts';
 import type { CompiledTelemetry } from '../rules/telemetry.ts';
 import type { CompiledPixel } from '../rules/pixel.ts';
+import type { DockerIndex } from '../rules/docker.ts';
 import type { RuleType } from '../manifest/types.ts';
 
 /** Everything one domain answers, by rule kind, in precedence order. */
 export interface DomainTable {
+  readonly docker: DockerIndex | null;
   readonly pixels: ReadonlyMap<string, CompiledPixel> | null;
   readonly telemetry: ReadonlyMap<string, CompiledTelemetry> | null;
   readonly fileV1: FileIndex<CompiledFileV1> | null;

@@ -1,0 +1,114 @@
+/**
+ * Gateway-held registry credentials (SPEC §4): read from the `auths`
+ * section of a Docker `config.json`. When a proxied request carries no
+ * `Authorization`, the gateway answers the backend's challenge itself:
+ * `Basic` with the stored credentials, or `Bearer` by fetching a token from
+ * the challenge's realm (Docker token authentication:
+ * https://distribution.github.io/distribution/spec/auth/token/).
+ * Tokens are cached per registry and scope until they expire (lru-cache,
+ * bounded) and never reach the client.
+ */
+import { readFileSync } from 'node:fs';
+import { LRUCache } from 'lru-cache';
+import { normalizeRegistry } from '../rules/docker.ts';
+
+/** A parsed `WWW-Authenticate` challenge (RFC 9110 §11.6.1). */
+export interface Challenge {
+  readonly scheme: string;
+  readonly params: Readonly<Record<string, string>>;
+}
+
+export function parseChallenge(header: string | undefined): Challenge | null {
+  if (header === undefined) return null;
+  const m = /^\s*([A-Za-z]+)\s*(.*)$/.exec(header);
+  if (m === null) return null;
+  const params: Record<string, string> = {};
+  for (const p of m[2].matchAll(/([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))/g)) {
+    params[p[1].toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3];
+  }
+  return { scheme: m[1].toLowerCase(), params };
+}
+
+export interface TokenCacheStats {
+  hits: number;
+  misses: number;
+}
+
+/** Reads credentials; throws with a clear message on a bad file. */
+export function readCredentials(file: string): Map<string, string> {
+  let json: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`--registry-auth ${file}: ${(e as Error).message}`);
+  }
+  const creds = new Map<string, string>();
+  for (const [key, entry] of Object.entries(json.auths ?? {})) {
+    // Keys are host names or URLs (Docker Hub: https://index.docker.io/v1/).
+    const host = normalizeRegistry(key.replace(/^https?:\/\//, '').replace(/\/.*$/, ''));
+    const basic =
+      entry.auth ?? (entry.username !== undefined ? Buffer.from(`${entry.username}:${entry.password ?? ''}`).toString('base64') : undefined);
+    if (basic === undefined) throw new Error(`--registry-auth ${file}: auths["${key}"] has neither "auth" nor "username"`);
+    creds.set(host, basic);
+  }
+  return creds;
+}
+
+export type TokenFetcher = (url: string, basic: string) => Promise<{ token: string; expiresIn: number } | null>;
+
+export class RegistryAuth {
+  readonly #creds: ReadonlyMap<string, string>;
+  readonly #tokens: LRUCache<string, string>;
+  readonly #fetchToken: TokenFetcher;
+  readonly stats: TokenCacheStats = { hits: 0, misses: 0 };
+
+  constructor(creds: ReadonlyMap<string, string>, fetchToken: TokenFetcher, maxTokens = 1000) {
+    this.#creds = creds;
+    this.#fetchToken = fetchToken;
+    this.#tokens = new LRUCache<string, string>({ max: maxTokens, ttlAutopurge: false });
+  }
+
+  has(registry: string): boolean {
+    return this.#creds.has(registry);
+  }
+
+  /** A cached `Authorization` value for this registry and scope, if any. */
+  cached(registry: string, scope: string): string | undefined {
+    if (!this.#creds.has(registry)) return undefined;
+    const token = this.#tokens.get(`${registry} ${scope}`);
+    if (token === undefined) {
+      this.stats.misses++;
+      return undefined;
+    }
+    this.stats.hits++;
+    return `Bearer ${token}`;
+  }
+
+  /** Answers a challenge; resolves with an `Authorization` value, or null. */
+  async answer(registry: string, challenge: Challenge, realmUrl: (realm: string) => string): Promise<string | null> {
+    const basic = this.#creds.get(registry);
+    if (basic === undefined) return null;
+    if (challenge.scheme === 'basic') return `Basic ${basic}`;
+    if (challenge.scheme !== 'bearer' || challenge.params.realm === undefined) return null;
+    const url = new URL(realmUrl(challenge.params.realm));
+    if (challenge.params.service !== undefined) url.searchParams.set('service', challenge.params.service);
+    if (challenge.params.scope !== undefined) url.searchParams.set('scope', challenge.params.scope);
+    const got = await this.#fetchToken(url.href, basic);
+    if (got === null) return null;
+    // Expire a little early so a token is never used as it runs out.
+    const ttl = Math.max(1, got.expiresIn - 5) * 1000;
+    this.#tokens.set(`${registry} ${challenge.params.scope ?? ''}`, got.token, { ttl });
+    return `Bearer ${got.token}`;
+  }
+}
+
+/** Token endpoint client (GET realm with Basic credentials). */
+export const fetchRegistryToken: TokenFetcher = async (url, basic) => {
+  const res = await fetch(url, { headers: { authorization: `Basic ${basic}` }, signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) return null;
+  const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
+  const token = body.token ?? body.access_token;
+  if (token === undefined) return null;
+  // The spec's default lifetime is 60 seconds.
+  return { token, expiresIn: body.expires_in ?? 60 };
+};

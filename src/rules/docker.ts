@@ -1,0 +1,96 @@
+/**
+ * docker-v1 and docker-v2 (SPEC §4): pulls through the OCI Distribution API.
+ * https://github.com/opencontainers/distribution-spec/blob/main/spec.md
+ *
+ * Each pull request is redirected to the registry when the client is known
+ * to follow registry redirects, and proxied otherwise (or always, with
+ * `always-proxy`, or when it carries Basic credentials, which a redirect
+ * would send to another host or, with most clients, drop).
+ */
+import type { DockerCapture } from '../analytics/capture.ts';
+import { redirect, type Answer } from '../http/answer.ts';
+import type { DockerV1Rule, DockerV2Rule } from '../manifest/types.ts';
+import type { ProblemSink } from '../manifest/problems.ts';
+import type { RouteRequest, RouteServices } from '../routing/route.ts';
+import { compileImagePattern } from './docker-pattern.ts';
+import { isDockerPath, ociError } from './docker-errors.ts';
+
+export interface DockerTarget {
+  readonly packageId: string | null;
+  readonly ruleId: string | null;
+  readonly registry: string;
+  readonly alwaysProxy: boolean;
+  /** `https://<registry>`, the redirect prefix, built once. */
+  readonly origin: string;
+}
+
+export interface DockerIndex {
+  /** docker-v1 rules by exact repository name. */
+  readonly byName: ReadonlyMap<string, DockerTarget>;
+  /** docker-v2 patterns, in manifest order. */
+  readonly patterns: readonly { readonly regex: RegExp; readonly target: DockerTarget }[];
+  /** The domain's first Docker rule: answers the `/v2/` version check. */
+  readonly first: DockerTarget;
+}
+
+/** Docker Hub's aliases all mean the registry API host. */
+const HUB_ALIASES = new Set(['docker.io', 'registry.hub.docker.com', 'index.docker.io', 'registry-1.docker.io']);
+
+export function normalizeRegistry(registry: string): string {
+  const r = registry.toLowerCase();
+  return HUB_ALIASES.has(r) ? 'registry-1.docker.io' : r;
+}
+
+function target(rule: DockerV1Rule | DockerV2Rule, packageId: string | null, ruleId: string | null): DockerTarget {
+  const registry = normalizeRegistry(rule.registry);
+  return { packageId, ruleId, registry, alwaysProxy: rule['always-proxy'] === true, origin: `https://${registry}` };
+}
+
+export function compileDockerV1(rule: DockerV1Rule): DockerTarget {
+  return target(rule, rule['package-id'], null);
+}
+
+export function compileDockerV2(rule: DockerV2Rule, at: string, problems: ProblemSink): { regex: RegExp; target: DockerTarget } | null {
+  try {
+    return { regex: compileImagePattern(rule.pattern), target: target(rule, null, rule['rule-id']) };
+  } catch (e) {
+    problems.error(`${at}/pattern`, (e as Error).message);
+    return null;
+  }
+}
+
+const KINDS = new Set(['manifests', 'blobs', 'tags']);
+
+/** Hot path. The Docker answer, or null to let later kinds try. */
+export function answerDocker(index: DockerIndex, r: RouteRequest, services: RouteServices): Answer | null {
+  if (!isDockerPath(r.path)) return null;
+  if (r.method !== 'GET' && r.method !== 'HEAD') return ociError('DOCKER_UNSUPPORTED');
+  if (r.path === '/v2' || r.path === '/v2/') return pull(index.first, '', null, r, services);
+  if (r.path === '/v2/_catalog') return { status: 404, outcome: 'not-found', capture: null };
+  // /v2/<name>/<kind>/<reference>[/...]: <name> is everything before the
+  // first segment that is a kind, and has at least one segment.
+  const segments = r.path.slice(4).split('/');
+  let k = 1;
+  while (k < segments.length && !KINDS.has(segments[k])) k++;
+  if (k + 1 >= segments.length) return null;
+  const name = segments.slice(0, k).join('/');
+  let t = index.byName.get(name);
+  if (t === undefined) for (const p of index.patterns) if (p.regex.test(name)) { t = p.target; break; }
+  if (t === undefined) return null;
+  return pull(t, name, segments[k + 1], r, services);
+}
+
+function pull(t: DockerTarget, image: string, reference: string | null, r: RouteRequest, services: RouteServices): Answer {
+  const capture: DockerCapture = { type: 'docker', package: t.packageId, rule: t.ruleId, image, reference, registry: t.registry };
+  const pathAndQuery = r.query === '' ? r.path : `${r.path}?${r.query}`;
+  const basic = r.authorization !== undefined && /^basic\s/i.test(r.authorization);
+  if (!t.alwaysProxy && !basic && services.followsRegistryRedirects(r.userAgent)) {
+    return redirect(t.origin + pathAndQuery, capture);
+  }
+  return {
+    status: 200,
+    outcome: 'proxy',
+    capture,
+    stream: (req, res, clientIp) => services.registryProxy.forward(req, res, t.registry, pathAndQuery, clientIp),
+  };
+}

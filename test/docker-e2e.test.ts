@@ -1,0 +1,225 @@
+// Docker/OCI pulls end to end (SPEC §4): a real registry (Debian's
+// docker-registry), real clients (skopeo, dockerd, podman) and the real
+// gateway process. Needs docker-registry, skopeo, umoci, podman, docker.io
+// and openssl, which .ci/run installs.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+import {
+  buildImage, digestOf, makeCerts, pushImage, skopeo, startRegistry, startTokenServer,
+  type Registry, type TestCa, type TokenServer,
+} from './helpers/registry.ts';
+import { startDockerd, type Dockerd } from './helpers/dockerd.ts';
+
+const work = tempDir('gw-docker-');
+let ca: TestCa;
+let image: string;
+let imageDigest: string;
+
+before(async () => {
+  ca = makeCerts(join(work, 'certs'));
+  mkdirSync(join(work, 'img'));
+  image = buildImage(join(work, 'img'), `hello from the gateway test ${Date.now()}\n`);
+  imageDigest = await digestOf(`oci:${image}`);
+});
+
+const dockerRule = (registry: string, extra: Record<string, unknown> = {}) => ({
+  rules: [{ type: 'docker-v1', domain: '127.0.0.1', 'package-id': 'hello-pkg', 'repository-name': 'test/hello', registry, ...extra }],
+});
+
+/** Files of an OCI layout's blob store, by digest, with their bytes. */
+function blobs(layoutDir: string): Map<string, string> {
+  const dir = join(layoutDir, 'blobs', 'sha256');
+  return new Map(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
+}
+
+function dockerCaptures(gw: GatewayProcess) {
+  return gw.lines.filter((l) => l.capture?.type === 'docker');
+}
+
+describe('plain registry, proxy mode', { timeout: 300_000 }, () => {
+  let registry: Registry;
+  let gw: GatewayProcess;
+  before(async () => {
+    registry = await startRegistry({ dir: join(work, 'plain') });
+    await pushImage(image, registry.host, 'test/hello:v1');
+    gw = await startGateway({
+      manifest: dockerRule(registry.host),
+      args: ['--upstream', `${registry.host}=http://${registry.host}`],
+    });
+  });
+  after(async () => {
+    await gw.stop();
+    await registry.stop();
+  });
+
+  test('skopeo copies the image through the gateway, byte for byte', async () => {
+    const out = join(work, 'pulled-plain');
+    await skopeo(['copy', '--src-tls-verify=false', `docker://127.0.0.1:${gw.port}/test/hello:v1`, `oci:${out}:v1`]);
+    assert.equal(await digestOf(`oci:${out}:v1`), imageDigest);
+    const pushed = blobs(join(work, 'img', 'layout'));
+    const pulled = blobs(out);
+    for (const [digest, bytes] of pulled) assert.equal(bytes, pushed.get(digest), `blob ${digest}`);
+    assert.ok(pulled.size >= 3, 'manifest, config and layer');
+  });
+
+  test('each pull request is a docker capture with image and reference', async () => {
+    await new Promise((r) => setTimeout(r, 200));
+    const captures = dockerCaptures(gw);
+    assert.ok(captures.every((l) => l.outcome === 'proxy'), JSON.stringify(captures.map((l) => l.outcome)));
+    const manifest = captures.find((l) => l.path === '/v2/test/hello/manifests/v1');
+    assert.deepEqual(manifest?.capture, { type: 'docker', package: 'hello-pkg', rule: null, image: 'test/hello', reference: 'v1', registry: registry.host });
+    const blob = captures.find((l) => l.path.includes('/blobs/sha256:'));
+    assert.match(String(blob?.capture?.reference), /^sha256:[0-9a-f]{64}$/);
+    const version = captures.find((l) => l.path === '/v2/');
+    assert.equal(version?.capture?.image, '');
+  });
+
+  test('podman pulls through the gateway', () => {
+    const root = join(work, 'podman');
+    const env = { ...process.env, HOME: root };
+    execFileSync('podman', ['--root', join(root, 'r'), '--runroot', join(root, 'rr'), '--storage-driver', 'vfs', 'pull', '--tls-verify=false', `127.0.0.1:${gw.port}/test/hello:v1`], { env, stdio: 'pipe', timeout: 120_000 });
+    const digest = execFileSync('podman', ['--root', join(root, 'r'), '--runroot', join(root, 'rr'), '--storage-driver', 'vfs', 'image', 'inspect', '--format', '{{.Digest}}', `127.0.0.1:${gw.port}/test/hello:v1`], { env, encoding: 'utf8' }).trim();
+    assert.equal(digest, imageDigest);
+  });
+});
+
+describe('TLS registry: dockerd is redirected, and proxied with always-proxy', { timeout: 300_000 }, () => {
+  let registry: Registry;
+  let dockerd: Dockerd;
+  before(async () => {
+    registry = await startRegistry({ dir: join(work, 'tls'), tls: ca });
+    await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir });
+    dockerd = await startDockerd(join(work, 'dockerd'));
+    dockerd.trustCa(registry.host, ca.caCert);
+  });
+  after(async () => {
+    await dockerd.stop();
+    await registry.stop();
+  });
+
+  test('docker pull is redirected to the registry', async () => {
+    const gw = await startGateway({ manifest: dockerRule(registry.host) });
+    try {
+      await dockerd.docker(['pull', `127.0.0.1:${gw.port}/test/hello:v1`]);
+      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', `127.0.0.1:${gw.port}/test/hello:v1`]);
+      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await new Promise((r) => setTimeout(r, 200));
+      const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      assert.ok(pulls.length >= 1);
+      assert.ok(pulls.every((l) => l.outcome === 'redirect' && l.status === 307), JSON.stringify(pulls.map((l) => [l.path, l.outcome])));
+      assert.match(String(pulls[0].client.userAgent), /^docker\//);
+    } finally {
+      await gw.stop();
+      await dockerd.docker(['rmi', `127.0.0.1:${gw.port}/test/hello:v1`]).catch(() => undefined);
+    }
+  });
+
+  test('the same pull works with always-proxy', async () => {
+    const gw = await startGateway({
+      manifest: dockerRule(registry.host, { 'always-proxy': true }),
+      env: { NODE_EXTRA_CA_CERTS: ca.caCert },
+    });
+    try {
+      await dockerd.docker(['pull', `127.0.0.1:${gw.port}/test/hello:v1`]);
+      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', `127.0.0.1:${gw.port}/test/hello:v1`]);
+      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await new Promise((r) => setTimeout(r, 200));
+      const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      assert.ok(pulls.some((l) => l.path.includes('/blobs/')), 'blobs went through the gateway');
+      assert.ok(pulls.every((l) => l.outcome === 'proxy'), JSON.stringify(pulls.map((l) => [l.path, l.outcome, l.status])));
+    } finally {
+      await gw.stop();
+    }
+  });
+});
+
+describe('registry with Basic auth (htpasswd)', { timeout: 300_000 }, () => {
+  let registry: Registry;
+  let gw: GatewayProcess;
+  before(async () => {
+    registry = await startRegistry({ dir: join(work, 'basic'), tls: ca, htpasswd: { user: 'alice', password: 's3cret' } });
+    await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir, creds: 'alice:s3cret' });
+    gw = await startGateway({ manifest: dockerRule(registry.host), env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+  });
+  after(async () => {
+    await gw.stop();
+    await registry.stop();
+  });
+
+  test('skopeo with --src-creds works: Basic auth is proxied, the challenge passes through', async () => {
+    const out = join(work, 'pulled-basic');
+    await skopeo(['copy', '--src-tls-verify=false', '--src-creds', 'alice:s3cret', `docker://127.0.0.1:${gw.port}/test/hello:v1`, `oci:${out}:v1`]);
+    assert.equal(await digestOf(`oci:${out}:v1`), imageDigest);
+    await new Promise((r) => setTimeout(r, 200));
+    const withAuth = gw.lines.filter((l) => l.path === '/v2/test/hello/manifests/v1');
+    assert.ok(withAuth.some((l) => l.outcome === 'proxy' && l.status === 200));
+  });
+
+  test('without credentials the 401 challenge reaches the client', async () => {
+    const res = await request(gw.port, { path: '/v2/test/hello/manifests/v1', host: '127.0.0.1' });
+    assert.equal(res.status, 401);
+    assert.match(String(res.headers['www-authenticate']), /^Basic realm="basic-realm"/);
+  });
+});
+
+describe('registry with token auth', { timeout: 300_000 }, () => {
+  let tokens: TokenServer;
+  let registry: Registry;
+  before(async () => {
+    tokens = await startTokenServer(join(work, 'token'), 'bob', 'hunter2');
+    registry = await startRegistry({ dir: join(work, 'tokreg'), tls: ca, token: tokens });
+    await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir, creds: 'bob:hunter2' });
+  });
+  after(async () => {
+    await registry.stop();
+    await tokens.stop();
+  });
+
+  test("the client's own token flow works through the gateway", async () => {
+    const gw = await startGateway({ manifest: dockerRule(registry.host), env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+    try {
+      const out = join(work, 'pulled-client-token');
+      await skopeo(['copy', '--src-tls-verify=false', '--src-creds', 'bob:hunter2', `docker://127.0.0.1:${gw.port}/test/hello:v1`, `oci:${out}:v1`]);
+      assert.equal(await digestOf(`oci:${out}:v1`), imageDigest);
+      // An anonymous pull through this gateway (no credentials of its own) is refused.
+      await assert.rejects(skopeo(['copy', '--src-tls-verify=false', `docker://127.0.0.1:${gw.port}/test/hello:v1`, `oci:${join(work, 'anon')}:v1`]));
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('gateway-held credentials: anonymous clients pull, the token is cached and never shown', async () => {
+    const cfg = join(work, 'docker-config.json');
+    writeFileSync(cfg, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('bob:hunter2').toString('base64') } } }));
+    const gw = await startGateway({ manifest: dockerRule(registry.host), args: ['--registry-auth', cfg], env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+    try {
+      const before = tokens.requests.length;
+      for (const n of [1, 2]) {
+        const out = join(work, `pulled-gw-token-${n}`);
+        await skopeo(['copy', '--src-tls-verify=false', `docker://127.0.0.1:${gw.port}/test/hello:v1`, `oci:${out}:v1`]);
+        assert.equal(await digestOf(`oci:${out}:v1`), imageDigest);
+      }
+      const fetched = tokens.requests.slice(before);
+      assert.ok(fetched.length >= 1);
+      assert.ok(fetched.every((r) => r.authorization === 'Basic ' + Buffer.from('bob:hunter2').toString('base64')));
+      const metrics = (await request(gw.adminPort, { path: '/metrics' })).text;
+      const hits = Number(/^gateway_registry_token_cache_hits (\d+)/m.exec(metrics)?.[1]);
+      assert.ok(hits >= 1, `token cache hits: ${hits}`);
+      // The second pull needed no new token for the repository scope.
+      const repoTokens = fetched.filter((r) => r.scope === 'repository:test/hello:pull');
+      assert.equal(repoTokens.length, 1, JSON.stringify(fetched));
+      // The client never sees a token: a direct manifest request carries no auth header back.
+      const res = await request(gw.port, { path: '/v2/test/hello/manifests/v1', host: '127.0.0.1', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.authorization, undefined);
+      assert.doesNotMatch(JSON.stringify(res.headers), /Bearer|eyJ/);
+    } finally {
+      await gw.stop();
+    }
+  });
+});
