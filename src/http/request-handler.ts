@@ -104,6 +104,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     }
 
     if (answer.stream !== undefined) {
+      res.setHeader('x-request-id', id);
       answer.stream(req, res, client()).then(
         ({ status, outcome }) => {
           line(status, outcome, answer.capture);
