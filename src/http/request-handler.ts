@@ -98,7 +98,15 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
           ? notFound(path)
           : route(
               domain,
-              { method, path, query, authorization: req.headers.authorization, userAgent: req.headers['user-agent'] },
+              {
+                method,
+                path,
+                query,
+                authorization: req.headers.authorization,
+                userAgent: req.headers['user-agent'],
+                accept: req.headers.accept,
+                ifNoneMatch: req.headers['if-none-match'],
+              },
               config.services,
             );
     }
@@ -155,11 +163,9 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
 /** Hot path. Writes a non-streamed answer; HEAD gets the headers of GET. */
 function send(res: ServerResponse, method: string, id: string, answer: Answer, close: boolean): void {
   const body = answer.body;
-  const headers: Record<string, string> = {
-    ...answer.headers,
-    'content-length': String(body === undefined ? 0 : Buffer.byteLength(body)),
-    'x-request-id': id,
-  };
+  const headers: Record<string, string> = { ...answer.headers, 'x-request-id': id };
+  // A 304 has no body and must not claim a length other than the 200's (RFC 9110 §15.4.5).
+  if (answer.status !== 304) headers['content-length'] = String(body === undefined ? 0 : Buffer.byteLength(body));
   if (close) headers.connection = 'close';
   res.writeHead(answer.status, headers);
   if (body === undefined || method === 'HEAD') res.end();

@@ -5,7 +5,8 @@
  */
 import { createHash } from 'node:crypto';
 import { pointerToken } from '../errors.ts';
-import type { Manifest, ManifestRule, RuleType } from '../manifest/types.ts';
+import type { Manifest, ManifestRule, PythonRule, RuleType } from '../manifest/types.ts';
+import { compilePythonIndex, normalizeProject } from '../rules/python.ts';
 import { ProblemSink } from '../manifest/problems.ts';
 import { FileIndexBuilder } from './file-index.ts';
 import { compileFileV1, type CompiledFileV1 } from '../rules/file-v1.ts';
@@ -32,6 +33,7 @@ class DomainBuilder {
   readonly dockerByName = new Map<string, DockerTarget>();
   readonly dockerPatterns: { regex: RegExp; target: DockerTarget }[] = [];
   dockerFirst: DockerTarget | null = null;
+  readonly python: PythonRule[] = [];
   /** Pointer of the first rule that claimed each exact key, to report shadowed rules. */
   readonly claimed = new Map<string, string>();
 
@@ -57,6 +59,7 @@ class DomainBuilder {
       telemetry: this.telemetry.size > 0 ? this.telemetry : null,
       fileV1: fileV1.size > 0 ? fileV1 : null,
       fileV2: this.fileV2.length > 0 ? Object.freeze(this.fileV2) : null,
+      python: this.python.length > 0 ? compilePythonIndex(this.python) : null,
       catchAll: this.catchAll,
     });
   }
@@ -121,6 +124,11 @@ function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string
       if (compiled === null) return;
       d.dockerFirst ??= compiled.target;
       d.dockerPatterns.push(compiled);
+      return;
+    }
+    case 'python-v1': {
+      const key = `python ${normalizeProject(rule['package-name'])} ${rule['file-name']}`;
+      if (d.claim(key, at, problems)) d.python.push(rule);
       return;
     }
     case 'file-v2': {

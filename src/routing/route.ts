@@ -11,6 +11,7 @@ import { answerTelemetry } from '../rules/telemetry.ts';
 import { answerPixel } from '../rules/pixel.ts';
 import { dockerNameUnknown, isDockerPath } from '../rules/docker-errors.ts';
 import { answerDocker } from '../rules/docker.ts';
+import { answerPython } from '../rules/python.ts';
 import type { AgentPredicate } from '../proxy/user-agents.ts';
 import type { RegistryProxy } from '../proxy/registry-proxy.ts';
 
@@ -23,6 +24,8 @@ export interface RouteRequest {
   readonly query: string;
   readonly authorization: string | undefined;
   readonly userAgent: string | undefined;
+  readonly accept: string | undefined;
+  readonly ifNoneMatch: string | undefined;
 }
 
 /** Process-wide services some answers need (built once at start-up). */
@@ -53,6 +56,10 @@ export function route(d: DomainTable, r: RouteRequest, services: RouteServices):
   }
   if (d.fileV2 !== null) {
     const a = matchFileV2(d.fileV2, r.path, r.query);
+    if (a !== null) return a;
+  }
+  if (d.python !== null) {
+    const a = answerPython(d.python, r);
     if (a !== null) return a;
   }
   if (d.catchAll !== null) return answerCatchAll(d.catchAll, r.path, r.query);

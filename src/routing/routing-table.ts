@@ -10,6 +10,7 @@ import type { CompiledCatchAll } from '../rules/catch-all.ts';
 import type { CompiledTelemetry } from '../rules/telemetry.ts';
 import type { CompiledPixel } from '../rules/pixel.ts';
 import type { DockerIndex } from '../rules/docker.ts';
+import type { PythonIndex } from '../rules/python.ts';
 import type { RuleType } from '../manifest/types.ts';
 
 /** Everything one domain answers, by rule kind, in precedence order. */
@@ -19,6 +20,7 @@ export interface DomainTable {
   readonly telemetry: ReadonlyMap<string, CompiledTelemetry> | null;
   readonly fileV1: FileIndex<CompiledFileV1> | null;
   readonly fileV2: readonly CompiledFileV2[] | null;
+  readonly python: PythonIndex | null;
   readonly catchAll: CompiledCatchAll | null;
 }
 

@@ -1,0 +1,222 @@
+/**
+ * python-v1 (SPEC §6): all python-v1 rules of a domain form one package
+ * index, the "simple" repository API.
+ *
+ * - PEP 503 (HTML) and PEP 691 (JSON), chosen by `Accept`;
+ * - PEP 592 `yanked`, PEP 658/714 `core-metadata`, PEP 700 `size` and
+ *   `upload-time`, written only when the manifest has them;
+ * - every page and its strong ETag rendered once, at compile time.
+ */
+import { createHash } from 'node:crypto';
+import type { PythonCapture } from '../analytics/capture.ts';
+import { errorAnswer, redirect, type Answer } from '../http/answer.ts';
+import type { PythonHash, PythonRule } from '../manifest/types.ts';
+import type { RouteRequest } from '../routing/route.ts';
+import { percentDecode } from '../templates/percent.ts';
+import { etagMatches, negotiate, type PythonType } from './python-negotiation.ts';
+
+/** A rendered page: one body per representation. */
+interface Page {
+  readonly bodies: Readonly<Record<PythonType, { readonly body: Buffer; readonly etag: string }>>;
+}
+
+interface PythonFile {
+  readonly rule: PythonRule;
+  readonly backendUrl: string;
+  /** `<backend-url>.metadata` (PEP 658), when core-metadata is declared. */
+  readonly metadataUrl: string | null;
+}
+
+interface Project {
+  readonly name: string;
+  readonly packageId: string;
+  readonly files: ReadonlyMap<string, PythonFile>;
+  readonly page: Page;
+}
+
+export interface PythonIndex {
+  readonly root: Page;
+  readonly projects: ReadonlyMap<string, Project>;
+}
+
+/** PEP 503 normalized name. */
+export function normalizeProject(name: string): string {
+  return name.replace(/[-_.]+/g, '-').toLowerCase();
+}
+
+const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
+}
+
+function hashOf(h: PythonHash | boolean | null | undefined): Record<string, string> | null {
+  if (h === true) return {};
+  return h == null || h === false ? null : { [h.type]: h.hash.toLowerCase() };
+}
+
+function page(html: string, json: unknown): Page {
+  const render = (type: PythonType, text: string) => {
+    const body = Buffer.from(text, 'utf8');
+    // Strong ETag (RFC 9110 §8.8.3) of the representation: body and type.
+    const etag = `"${createHash('sha256').update(type).update(body).digest('base64url').slice(0, 32)}"`;
+    return { body, etag };
+  };
+  const jsonText = JSON.stringify(json);
+  return {
+    bodies: {
+      'text/html': render('text/html', html),
+      'application/vnd.pypi.simple.v1+html': render('application/vnd.pypi.simple.v1+html', html),
+      'application/vnd.pypi.simple.v1+json': render('application/vnd.pypi.simple.v1+json', jsonText),
+    },
+  };
+}
+
+function htmlPage(title: string, links: string[]): string {
+  return [
+    '<!DOCTYPE html>',
+    '<html>',
+    '  <head>',
+    '    <meta name="pypi:repository-version" content="1.1">',
+    `    <title>${escapeHtml(title)}</title>`,
+    '  </head>',
+    '  <body>',
+    ...(title === 'Simple index' ? [] : [`    <h1>${escapeHtml(title)}</h1>`]),
+    ...links.map((l) => `    ${l}<br>`),
+    '  </body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+function fileHref(project: string, rule: PythonRule): string {
+  const base = `/simple/${project}/${encodeURIComponent(rule['file-name'])}`;
+  const h = rule['hash-value'];
+  return h == null ? base : `${base}#${h.type}=${h.hash.toLowerCase()}`;
+}
+
+function fileLink(project: string, rule: PythonRule): string {
+  const attrs = [`href="${escapeHtml(fileHref(project, rule))}"`];
+  if (rule['requires-python'] != null) attrs.push(`data-requires-python="${escapeHtml(rule['requires-python'])}"`);
+  if (rule['gpg-sig'] != null) attrs.push(`data-gpg-sig="${rule['gpg-sig'] ? 'true' : 'false'}"`);
+  if (rule.yanked != null && rule.yanked !== false) attrs.push(`data-yanked="${escapeHtml(rule.yanked === true ? '' : rule.yanked)}"`);
+  const meta = hashOf(rule['core-metadata']);
+  if (meta !== null) {
+    const value = Object.entries(meta).map(([k, v]) => `${k}=${v}`)[0] ?? 'true';
+    // PEP 714: the new name, and the old one for older installers.
+    attrs.push(`data-core-metadata="${escapeHtml(value)}"`, `data-dist-info-metadata="${escapeHtml(value)}"`);
+  }
+  return `<a ${attrs.join(' ')}>${escapeHtml(rule['file-name'])}</a>`;
+}
+
+function fileJson(project: string, rule: PythonRule): Record<string, unknown> {
+  const h = rule['hash-value'];
+  const file: Record<string, unknown> = {
+    filename: rule['file-name'],
+    url: `/simple/${project}/${encodeURIComponent(rule['file-name'])}`,
+    hashes: h == null ? {} : { [h.type]: h.hash.toLowerCase() },
+  };
+  if (rule['requires-python'] != null) file['requires-python'] = rule['requires-python'];
+  if (rule['gpg-sig'] != null) file['gpg-sig'] = rule['gpg-sig'];
+  if (rule.yanked != null && rule.yanked !== false) file.yanked = rule.yanked;
+  const meta = hashOf(rule['core-metadata']);
+  if (meta !== null) {
+    const value = Object.keys(meta).length === 0 ? true : meta;
+    file['core-metadata'] = value;
+    file['dist-info-metadata'] = value;
+  }
+  if (rule.size != null) file.size = rule.size;
+  if (rule['upload-time'] != null) file['upload-time'] = rule['upload-time'];
+  return file;
+}
+
+/** All python-v1 rules of one domain → its index, pages rendered. */
+export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
+  const grouped = new Map<string, PythonRule[]>();
+  for (const rule of rules) {
+    const name = normalizeProject(rule['package-name']);
+    let list = grouped.get(name);
+    if (list === undefined) grouped.set(name, (list = []));
+    list.push(rule);
+  }
+  const projects = new Map<string, Project>();
+  for (const [name, list] of [...grouped].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const files = new Map<string, PythonFile>();
+    for (const rule of list) {
+      if (files.has(rule['file-name'])) continue;
+      const backendUrl = rule['backend-url'];
+      const withoutFragment = backendUrl.split('#')[0];
+      files.set(rule['file-name'], { rule, backendUrl, metadataUrl: rule['core-metadata'] != null && rule['core-metadata'] !== false ? `${withoutFragment}.metadata` : null });
+    }
+    const fileRules = [...files.values()].map((f) => f.rule);
+    // PEP 700 (api 1.1) makes size mandatory: claim 1.1 only when every file has one.
+    const v11 = fileRules.every((r) => r.size != null);
+    const json: Record<string, unknown> = { meta: { 'api-version': v11 ? '1.1' : '1.0' }, name };
+    if (v11) json.versions = [...new Set(fileRules.map((r) => r.version))];
+    json.files = fileRules.map((r) => fileJson(name, r));
+    projects.set(name, {
+      name,
+      packageId: list[0]['package-id'],
+      files,
+      page: page(htmlPage(`Links for ${name}`, fileRules.map((r) => fileLink(name, r))), json),
+    });
+  }
+  const root = page(
+    htmlPage('Simple index', [...projects.keys()].map((n) => `<a href="/simple/${n}/">${escapeHtml(n)}</a>`)),
+    { meta: { 'api-version': '1.0' }, projects: [...projects.keys()].map((n) => ({ name: n })) },
+  );
+  return { root, projects };
+}
+
+const PAGE_HEADERS = { vary: 'Accept', 'cache-control': 'max-age=60' } as const;
+
+function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
+  const type = negotiate(r.accept);
+  if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept' });
+  const { body, etag } = p.bodies[type];
+  const contentType = type === 'text/html' ? 'text/html; charset=utf-8' : type;
+  if (etagMatches(r.ifNoneMatch, etag)) {
+    return { status: 304, outcome: 'not-modified', capture, headers: { ...PAGE_HEADERS, etag } };
+  }
+  return { status: 200, outcome: 'respond', capture, headers: { ...PAGE_HEADERS, etag, 'content-type': contentType }, body };
+}
+
+function moved(location: string, capture: PythonCapture | null): Answer {
+  return { status: 301, outcome: 'redirect', capture, headers: { location } };
+}
+
+/** Hot path. The index's answer, or null when the request is not for it. */
+export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null {
+  if (r.method !== 'GET' && r.method !== 'HEAD') return null;
+  if (r.path === '/simple') return moved('/simple/', null);
+  if (!r.path.startsWith('/simple/')) return null;
+  const rest = r.path.slice(8);
+  if (rest === '') return servePage(index.root, { type: 'python', package: null, version: null, file: null, url: null }, r);
+  const slash = rest.indexOf('/');
+  const rawProject = slash === -1 ? rest : rest.slice(0, slash);
+  const decoded = percentDecode(rawProject);
+  if (decoded === null) return errorAnswer('BAD_ENCODING');
+  const name = normalizeProject(decoded);
+  const project = index.projects.get(name);
+  if (project === undefined) return errorAnswer('NOT_FOUND');
+  const capture: PythonCapture = { type: 'python', package: project.packageId, version: null, file: null, url: null };
+  // PEP 503: non-normalized names and a missing slash go to the canonical URL.
+  if (slash === -1 || rawProject !== name) {
+    const tail = slash === -1 ? '/' : rest.slice(slash);
+    return moved(`/simple/${name}${tail}`, capture);
+  }
+  const fileName = percentDecode(rest.slice(slash + 1));
+  if (fileName === null) return errorAnswer('BAD_ENCODING');
+  if (fileName === '') return servePage(project.page, capture, r);
+  const file = project.files.get(fileName);
+  if (file !== undefined) {
+    return redirect(file.backendUrl, { type: 'python', package: project.packageId, version: file.rule.version, file: fileName, url: file.backendUrl });
+  }
+  if (fileName.endsWith('.metadata')) {
+    const dist = project.files.get(fileName.slice(0, -9));
+    if (dist?.metadataUrl != null) {
+      return redirect(dist.metadataUrl, { type: 'python', package: project.packageId, version: dist.rule.version, file: fileName, url: dist.metadataUrl });
+    }
+  }
+  return errorAnswer('NOT_FOUND', capture);
+}

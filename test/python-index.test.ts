@@ -1,0 +1,165 @@
+// SPEC §6: the simple index over HTTP (pages, negotiation, ETags, redirects).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const D = 'py.test';
+const JSON_TYPE = 'application/vnd.pypi.simple.v1+json';
+const rule = (extra: Record<string, unknown>) => ({
+  type: 'python-v1', domain: D, 'package-id': 'pkg-frob', 'package-name': 'Frob_Nicate', version: '1.0',
+  'file-name': 'frob_nicate-1.0-py3-none-any.whl', 'backend-url': 'https://files.example/frob_nicate-1.0-py3-none-any.whl', ...extra,
+});
+
+let gw: GatewayProcess;
+before(async () => {
+  gw = await startGateway({
+    manifest: {
+      rules: [
+        rule({ 'hash-value': { type: 'sha256', hash: 'AB'.repeat(32) }, 'requires-python': '>=3.8', 'gpg-sig': false }),
+        rule({
+          'file-name': 'frob_nicate-2.0.tar.gz', version: '2.0', 'backend-url': 'https://files.example/frob_nicate-2.0.tar.gz#sha256=00',
+          yanked: 'broken <build>', 'core-metadata': { type: 'sha256', hash: 'cd'.repeat(32) }, size: 1234, 'upload-time': '2024-01-02T03:04:05.000000Z',
+        }),
+        { type: 'python-v1', domain: D, 'package-id': 'pkg-other', 'package-name': 'other', version: '0.1', 'file-name': 'other-0.1.tar.gz', 'backend-url': 'https://files.example/other-0.1.tar.gz', 'backend-simple-index': 'https://pypi.org/simple/' },
+        { type: 'catch-all-v1', domain: D, 'package-id': 'rest' },
+      ],
+    },
+  });
+});
+after(() => gw.stop());
+
+const get = (path: string, headers: Record<string, string> = {}, method = 'GET') => request(gw.port, { path, host: D, headers, method });
+
+test('root index: HTML by default, one link per project, Vary: Accept, ETag', async () => {
+  const res = await get('/simple/');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers['content-type'], 'text/html; charset=utf-8');
+  assert.equal(res.headers.vary, 'Accept');
+  assert.match(String(res.headers.etag), /^"[^"]+"$/);
+  assert.match(res.text, /^<!DOCTYPE html>/);
+  assert.match(res.text, /<a href="\/simple\/frob-nicate\/">frob-nicate<\/a>/);
+  assert.match(res.text, /<a href="\/simple\/other\/">other<\/a>/);
+  const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+  assert.deepEqual(line.capture, { type: 'python', package: null, version: null, file: null, url: null });
+});
+
+test('project page: hash fragments, escaped data-requires-python, gpg-sig, yanked, core-metadata', async () => {
+  const res = await get('/simple/frob-nicate/');
+  assert.equal(res.status, 200);
+  assert.match(res.text, new RegExp(`href="/simple/frob-nicate/frob_nicate-1\\.0-py3-none-any\\.whl#sha256=${'ab'.repeat(32)}"`));
+  assert.match(res.text, /data-requires-python="&gt;=3\.8"/);
+  assert.match(res.text, /data-gpg-sig="false"/);
+  assert.match(res.text, /data-yanked="broken &lt;build&gt;"/);
+  assert.match(res.text, new RegExp(`data-core-metadata="sha256=${'cd'.repeat(32)}" data-dist-info-metadata="sha256=${'cd'.repeat(32)}"`));
+  assert.doesNotMatch(res.text, /1234|2024-01-02/, 'size and upload-time are JSON only');
+  const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+  assert.deepEqual(line.capture, { type: 'python', package: 'pkg-frob', version: null, file: null, url: null });
+});
+
+test('absent optional fields write nothing', async () => {
+  const html = (await get('/simple/other/')).text;
+  assert.match(html, /<a href="\/simple\/other\/other-0\.1\.tar\.gz">other-0\.1\.tar\.gz<\/a>/);
+  assert.doesNotMatch(html, /data-/);
+  const json = JSON.parse((await get('/simple/other/', { accept: JSON_TYPE })).text);
+  assert.deepEqual(json, {
+    meta: { 'api-version': '1.0' }, name: 'other',
+    files: [{ filename: 'other-0.1.tar.gz', url: '/simple/other/other-0.1.tar.gz', hashes: {} }],
+  });
+});
+
+test('PEP 691 JSON when Accept prefers it, with q-values', async () => {
+  const pipAccept = 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01';
+  const res = await get('/simple/frob-nicate/', { accept: pipAccept });
+  assert.equal(res.headers['content-type'], JSON_TYPE);
+  const json = JSON.parse(res.text);
+  assert.equal(json.name, 'frob-nicate');
+  assert.deepEqual(json.files[0], {
+    filename: 'frob_nicate-1.0-py3-none-any.whl', url: '/simple/frob-nicate/frob_nicate-1.0-py3-none-any.whl',
+    hashes: { sha256: 'ab'.repeat(32) }, 'requires-python': '>=3.8', 'gpg-sig': false,
+  });
+  assert.equal(json.files[1].yanked, 'broken <build>');
+  assert.deepEqual(json.files[1]['core-metadata'], { sha256: 'cd'.repeat(32) });
+  assert.equal(json.files[1].size, 1234);
+  assert.equal(json.files[1]['upload-time'], '2024-01-02T03:04:05.000000Z');
+  assert.equal(json.meta['api-version'], '1.0', 'not every file has a size: PEP 700 fields are extras');
+  const root = JSON.parse((await get('/simple/', { accept: 'application/vnd.pypi.simple.latest+json' })).text);
+  assert.deepEqual(root, { meta: { 'api-version': '1.0' }, projects: [{ name: 'frob-nicate' }, { name: 'other' }] });
+  const html = await get('/simple/', { accept: 'application/vnd.pypi.simple.v1+json;q=0.2, text/html' });
+  assert.equal(html.headers['content-type'], 'text/html; charset=utf-8');
+  const v1html = await get('/simple/', { accept: 'application/vnd.pypi.simple.v1+html' });
+  assert.equal(v1html.headers['content-type'], 'application/vnd.pypi.simple.v1+html');
+});
+
+test('406 when nothing offered is acceptable', async () => {
+  const res = await get('/simple/', { accept: 'application/xml, text/html;q=0' });
+  assert.equal(res.status, 406);
+  assert.equal(JSON.parse(res.text).error.code, 'NOT_ACCEPTABLE');
+});
+
+test('strong ETag per representation; If-None-Match gives 304 with the ETag', async () => {
+  const html = await get('/simple/frob-nicate/');
+  const json = await get('/simple/frob-nicate/', { accept: JSON_TYPE });
+  assert.notEqual(html.headers.etag, json.headers.etag);
+  const again = await get('/simple/frob-nicate/', { 'if-none-match': `"nope", ${html.headers.etag}` });
+  assert.equal(again.status, 304);
+  assert.equal(again.headers.etag, html.headers.etag);
+  assert.equal(again.body.length, 0);
+  const [line] = await gw.linesFor(again.headers['x-request-id'] as string);
+  assert.equal(line.outcome, 'not-modified');
+  assert.equal((await get('/simple/frob-nicate/', { 'if-none-match': json.headers.etag as string })).status, 200, 'HTML tag does not match JSON');
+});
+
+test('HEAD gives the headers of GET, Content-Length included, and no body', async () => {
+  const full = await get('/simple/frob-nicate/');
+  const head = await get('/simple/frob-nicate/', {}, 'HEAD');
+  assert.equal(head.status, 200);
+  assert.equal(head.body.length, 0);
+  assert.equal(head.headers['content-length'], String(full.body.length));
+  assert.equal(head.headers.etag, full.headers.etag);
+});
+
+test('file downloads: 307 to backend-url for GET and HEAD, with a python capture', async () => {
+  for (const method of ['GET', 'HEAD']) {
+    const res = await get('/simple/frob-nicate/frob_nicate-1.0-py3-none-any.whl', {}, method);
+    assert.equal(res.status, 307);
+    assert.equal(res.headers.location, 'https://files.example/frob_nicate-1.0-py3-none-any.whl');
+    const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+    assert.deepEqual(line.capture, {
+      type: 'python', package: 'pkg-frob', version: '1.0', file: 'frob_nicate-1.0-py3-none-any.whl', url: 'https://files.example/frob_nicate-1.0-py3-none-any.whl',
+    });
+  }
+});
+
+test('PEP 658: <file>.metadata redirects to <backend-url>.metadata', async () => {
+  const res = await get('/simple/frob-nicate/frob_nicate-2.0.tar.gz.metadata');
+  assert.equal(res.status, 307);
+  assert.equal(res.headers.location, 'https://files.example/frob_nicate-2.0.tar.gz.metadata');
+  assert.equal((await get('/simple/frob-nicate/frob_nicate-1.0-py3-none-any.whl.metadata')).status, 404, 'no core-metadata declared');
+});
+
+test('PEP 503 normalization: non-normalized names and missing slashes are redirected', async () => {
+  const cases: [string, string][] = [
+    ['/simple/Frob_Nicate/', '/simple/frob-nicate/'],
+    ['/simple/FROB..nicate', '/simple/frob-nicate/'],
+    ['/simple/frob-nicate', '/simple/frob-nicate/'],
+    ['/simple/Frob%5FNicate/frob_nicate-2.0.tar.gz', '/simple/frob-nicate/frob_nicate-2.0.tar.gz'],
+    ['/simple', '/simple/'],
+  ];
+  for (const [path, location] of cases) {
+    const res = await get(path);
+    assert.equal(res.status, 301, path);
+    assert.equal(res.headers.location, location, path);
+  }
+});
+
+test('unknown projects and files: 404', async () => {
+  assert.equal((await get('/simple/nope/')).status, 404);
+  assert.equal((await get('/simple/frob-nicate/nope.whl')).status, 404);
+  assert.equal((await get('/simple/%E0%A4%A/')).status, 400);
+});
+
+test('other methods and paths fall through to later kinds', async () => {
+  assert.equal((await get('/simple/', {}, 'POST')).status, 200, 'catch-all answers');
+  assert.equal((await get('/other')).status, 200);
+});

@@ -1,0 +1,169 @@
+// SPEC §6 end to end with the real pip: a wheel and an sdist built here,
+// served by a local file server standing in for the backend, and python-v1
+// rules with their real sha256 hashes. The machine's own pip configuration
+// is neutralised.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+
+const run = promisify(execFile);
+const work = tempDir('gw-pip-');
+const WHEEL = 'tinypkg-0.1.0-py3-none-any.whl';
+const SDIST = 'tinypkg-0.2.0.tar.gz';
+let files: Server;
+let filesBase: string;
+const fetched: string[] = [];
+
+/** A minimal wheel (zip: module, METADATA, WHEEL, RECORD) and sdist, made with Python's stdlib. */
+function buildDistributions(dir: string): void {
+  execFileSync('python3', ['-c', `
+import zipfile, tarfile, io, sys
+d = sys.argv[1]
+with zipfile.ZipFile(f"{d}/${WHEEL}", "w") as z:
+    z.writestr("tinypkg/__init__.py", "VALUE = 'from the gateway test'\\n")
+    z.writestr("tinypkg-0.1.0.dist-info/METADATA", "Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 0.1.0\\n")
+    z.writestr("tinypkg-0.1.0.dist-info/WHEEL", "Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n")
+    z.writestr("tinypkg-0.1.0.dist-info/RECORD", "tinypkg/__init__.py,,\\ntinypkg-0.1.0.dist-info/METADATA,,\\ntinypkg-0.1.0.dist-info/WHEEL,,\\ntinypkg-0.1.0.dist-info/RECORD,,\\n")
+with tarfile.open(f"{d}/${SDIST}", "w:gz") as t:
+    # An in-tree PEP 517 backend that needs nothing from an index.
+    backend = ("import os\\n"
+               "def get_requires_for_build_wheel(config_settings=None): return []\\n"
+               "def prepare_metadata_for_build_wheel(d, config_settings=None):\\n"
+               "    p = os.path.join(d, 'tinypkg-0.2.0.dist-info'); os.makedirs(p)\\n"
+               "    open(os.path.join(p, 'METADATA'), 'w').write('Metadata-Version: 2.1\\\\nName: tinypkg\\\\nVersion: 0.2.0\\\\n')\\n"
+               "    return 'tinypkg-0.2.0.dist-info'\\n")
+    for name, text in [("tinypkg-0.2.0/PKG-INFO", "Metadata-Version: 2.1\\nName: tinypkg\\nVersion: 0.2.0\\n"),
+                       ("tinypkg-0.2.0/pyproject.toml", "[build-system]\\nrequires = []\\nbuild-backend = 'backend'\\nbackend-path = ['.']\\n"),
+                       ("tinypkg-0.2.0/backend.py", backend),
+                       ("tinypkg-0.2.0/tinypkg/__init__.py", "VALUE = 2\\n")]:
+        data = text.encode()
+        info = tarfile.TarInfo(name); info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+`, dir]);
+}
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(join(work, file))).digest('hex');
+
+function manifest(wheelHash: string) {
+  const rule = (file: string, version: string, hash: string) => ({
+    type: 'python-v1', domain: '127.0.0.1', 'package-id': 'tiny', 'package-name': 'TinyPkg', version, 'file-name': file,
+    'backend-url': `${filesBase}/files/${file}`, 'hash-value': { type: 'sha256', hash }, 'requires-python': '>=3.7',
+  });
+  return { rules: [rule(WHEEL, '0.1.0', wheelHash), rule(SDIST, '0.2.0', sha256(SDIST))] };
+}
+
+/** pip with the machine's configuration neutralised (E2E-NOTES.md). */
+function pip(args: string[], cacheDir: string, extraEnv: Record<string, string> = {}) {
+  const env: Record<string, string | undefined> = { ...process.env, PIP_CONFIG_FILE: '/dev/null', PIP_CACHE_DIR: cacheDir, PIP_NO_INPUT: '1', ...extraEnv };
+  for (const k of ['PIP_FIND_LINKS', 'PIP_EXTRA_INDEX_URL', 'PIP_INDEX_URL', 'PIP_CONSTRAINT', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k];
+  Object.assign(env, extraEnv);
+  return run('python3', ['-m', 'pip', ...args], { env, timeout: 120_000 });
+}
+
+before(async () => {
+  buildDistributions(work);
+  files = createServer((req, res) => {
+    fetched.push(req.url ?? '');
+    const name = (req.url ?? '').replace(/^\/files\//, '');
+    const path = join(work, name);
+    if (!/^[\w.-]+$/.test(name) || !existsSync(path)) return void res.writeHead(404).end();
+    const body = readFileSync(path);
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
+  });
+  await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+  filesBase = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+});
+after(() => new Promise((r) => files.close(r)));
+
+async function withGateway<T>(m: unknown, body: (gw: GatewayProcess) => Promise<T>): Promise<T> {
+  const gw = await startGateway({ manifest: m });
+  try {
+    return await body(gw);
+  } finally {
+    await gw.stop();
+  }
+}
+
+test('pip install (JSON API, its default) checks the hash and installs; every download is counted', async () => {
+  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+    const target = join(work, 'target');
+    await pip(['install', '--no-deps', '--target', target, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-install'));
+    assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+    await new Promise((r) => setTimeout(r, 200));
+    const page = gw.lines.find((l) => l.path === '/simple/tinypkg/');
+    assert.ok(page, 'pip asked for the project page');
+    const download = gw.lines.find((l) => l.path === `/simple/tinypkg/${WHEEL}`);
+    assert.equal(download?.status, 307);
+    assert.deepEqual(download?.capture, { type: 'python', package: 'tiny', version: '0.1.0', file: WHEEL, url: `${filesBase}/files/${WHEEL}` });
+    assert.ok(fetched.includes(`/files/${WHEEL}`), 'the backend served the file');
+  });
+});
+
+test('pip download of the wheel and the sdist through the index', async () => {
+  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+    const out = join(work, 'dl');
+    const index = `http://127.0.0.1:${gw.port}/simple/`;
+    await pip(['download', '--no-deps', '--index-url', index, '-d', out, 'tinypkg==0.1.0'], join(work, 'cache-dl'));
+    await pip(['download', '--no-deps', '--no-binary', ':all:', '--index-url', index, '-d', out, 'tinypkg==0.2.0'], join(work, 'cache-dl'));
+    assert.equal(sha256(join('dl', WHEEL)), sha256(WHEEL));
+    assert.equal(sha256(join('dl', SDIST)), sha256(SDIST));
+  });
+});
+
+test('a wrong hash in the manifest makes pip fail', async () => {
+  await withGateway(manifest('0'.repeat(64)), async (gw) => {
+    await assert.rejects(
+      pip(['download', '--no-deps', '--index-url', `http://127.0.0.1:${gw.port}/simple/`, '-d', join(work, 'bad'), 'tinypkg==0.1.0'], join(work, 'cache-bad')),
+      (e: { stderr: string }) => /THESE PACKAGES DO NOT MATCH THE HASHES/.test(e.stderr),
+    );
+  });
+});
+
+test('pip with HTML only (a proxy in front of the gateway that asks for text/html)', async () => {
+  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+    // A forward proxy that replaces pip's Accept with text/html only.
+    const pageTypes: string[] = [];
+    const proxy = createServer((req, res) => {
+      const url = new URL(req.url ?? '/');
+      const headers = { ...req.headers, accept: 'text/html' };
+      const upstream = httpRequest({ host: url.hostname, port: url.port, path: url.pathname + url.search, method: req.method, headers }, (up) => {
+        if (url.pathname === '/simple/tinypkg/') pageTypes.push(String(up.headers['content-type']));
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', () => res.writeHead(502).end());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      await pip(['download', '--no-deps', '--proxy', proxyUrl, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, '-d', join(work, 'html'), 'tinypkg==0.1.0'], join(work, 'cache-html'));
+      assert.equal(sha256(join('html', WHEEL)), sha256(WHEEL));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(gw.lines.some((l) => l.path === '/simple/tinypkg/' && l.status === 200));
+      assert.deepEqual(pageTypes, ['text/html; charset=utf-8'], 'pip read the HTML page');
+    } finally {
+      proxy.close();
+    }
+  });
+});
+
+test('a second pip run revalidates the project page (304)', async () => {
+  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+    const cache = join(work, 'cache-reval');
+    const args = (d: string) => ['download', '--no-deps', '--trusted-host', '127.0.0.1', '--index-url', `http://127.0.0.1:${gw.port}/simple/`, '-d', join(work, d), 'tinypkg==0.1.0'];
+    await pip(args('r1'), cache);
+    await pip(args('r2'), cache);
+    await new Promise((r) => setTimeout(r, 200));
+    const pages = gw.lines.filter((l) => l.path === '/simple/tinypkg/');
+    assert.deepEqual(pages.map((l) => l.status), [200, 304]);
+    assert.equal(pages[1].outcome, 'not-modified');
+  });
+});
