@@ -7,9 +7,8 @@
 import { readFile } from 'node:fs/promises';
 import { compileManifest } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
-import type { Manifest } from './types.ts';
 import { ProblemSink } from './problems.ts';
-import { checkSchema } from './schema-check.ts';
+import { checkShape } from './schema-check.ts';
 
 export interface LoadResult {
   readonly table: RoutingTable | null;
@@ -18,8 +17,8 @@ export interface LoadResult {
   readonly text: string | null;
 }
 
-/** Parse and compile manifest text (also used for reloads and tests). */
-export function loadManifestText(text: string): LoadResult {
+/** Parse, check and compile manifest text (start-up, reloads, validate). */
+export async function loadManifestText(text: string): Promise<LoadResult> {
   const problems = new ProblemSink();
   let json: unknown;
   try {
@@ -28,22 +27,27 @@ export function loadManifestText(text: string): LoadResult {
     problems.error('', `not valid JSON: ${(e as Error).message}`);
     return { table: null, problems, text };
   }
-  const invalidRules = checkSchema(json, problems);
-  if (invalidRules === null) return { table: null, problems, text };
-  // The semantic pass still checks every rule the schema accepted, so that
-  // one run reports every problem.
-  const { table } = compileManifest(json as Manifest, text, problems, invalidRules);
+  if (!checkShape(json, problems)) return { table: null, problems, text };
+  const { table } = await compileManifest(json, text, problems);
   return { table, problems, text };
 }
 
 export async function loadManifestFile(file: string): Promise<LoadResult> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
+  const text = await readManifestText(file);
+  if (typeof text !== 'string') {
     const problems = new ProblemSink();
-    problems.error('', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    problems.error('', text.message);
     return { table: null, problems, text: null };
   }
   return loadManifestText(text);
+}
+
+/** The file's text, or the reason it cannot be read. */
+export async function readManifestText(file: string): Promise<string | { code: string; message: string }> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    return { code, message: `cannot read ${file}: ${code}` };
+  }
 }

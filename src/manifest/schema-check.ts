@@ -12,11 +12,19 @@ const SCHEMA_URL = new URL('../../schema/manifest.schema.json', import.meta.url)
 
 /** The manifest schema, as loaded from `schema/manifest.schema.json`. */
 export const MANIFEST_SCHEMA = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as {
+  properties: Record<string, unknown>;
   $defs: Record<string, { properties?: Record<string, unknown> }>;
 };
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
-const validate = ajv.compile(MANIFEST_SCHEMA);
+ajv.addSchema(MANIFEST_SCHEMA, 'manifest');
+/** The manifest's outer shape only: rules are checked one by one (checkRule). */
+const validateShape = ajv.compile({
+  ...MANIFEST_SCHEMA,
+  $id: 'manifest-shape',
+  properties: { ...MANIFEST_SCHEMA.properties, rules: { type: 'array', items: { type: 'object' } } },
+});
+const validateRule = ajv.getSchema('manifest#/$defs/rule')!;
 
 /** Fields Scarf manifests carry that this gateway does not use (no warning). */
 const SCARF_FIELDS = ['type', 'domain', 'owner', 'package-name', '$comment'];
@@ -37,39 +45,39 @@ function message(e: ErrorObject): string {
   }
 }
 
-/**
- * Adds one problem per schema violation. Returns the indices of the rules
- * that violate the schema (so the semantic pass can still check the others),
- * or null when the manifest as a whole is unusable (not an object with rules).
- */
-export function checkSchema(manifest: unknown, problems: ProblemSink): Set<number> | null {
-  const bad = new Set<number>();
-  if (validate(manifest)) {
-    warnUnknownFields(manifest as { rules: Record<string, unknown>[] }, problems);
-    return bad;
-  }
-  let usable = true;
+function report(errors: readonly ErrorObject[] | null | undefined, prefix: string, problems: ProblemSink): void {
   const seen = new Set<string>();
-  for (const e of validate.errors ?? []) {
+  for (const e of errors ?? []) {
     // "must match then schema" repeats the errors already reported inside it.
     if (e.keyword === 'if') continue;
-    const line = `${e.instancePath}\u0000${message(e)}`;
+    const pointer = prefix + e.instancePath;
+    const text = message({ ...e, instancePath: pointer });
+    const line = `${pointer}\u0000${text}`;
     if (seen.has(line)) continue;
     seen.add(line);
-    problems.error(e.instancePath, message(e));
-    const rule = /^\/rules\/(\d+)(?:\/|$)/.exec(e.instancePath);
-    if (rule === null) usable = false;
-    else bad.add(Number(rule[1]));
+    problems.error(pointer, text);
   }
-  return usable ? bad : null;
 }
 
-function warnUnknownFields(manifest: { rules: Record<string, unknown>[] }, problems: ProblemSink): void {
-  manifest.rules.forEach((rule, i) => {
-    const def = MANIFEST_SCHEMA.$defs[String(rule.type)];
-    const known = new Set([...Object.keys(def?.properties ?? {}), ...SCARF_FIELDS]);
-    for (const field of Object.keys(rule)) {
-      if (!known.has(field)) problems.warn(`/rules/${i}/${pointerToken(field)}`, 'unknown field, ignored');
+/** Checks the outer shape (`{"rules": [objects]}`); false when it is unusable. */
+export function checkShape(manifest: unknown, problems: ProblemSink): manifest is { rules: Record<string, unknown>[] } {
+  if (validateShape(manifest)) return true;
+  report(validateShape.errors, '', problems);
+  return false;
+}
+
+/** Checks one rule against the schema; warns about fields it does not know. */
+export function checkRule(rule: Record<string, unknown>, index: number, problems: ProblemSink): boolean {
+  const at = `/rules/${index}`;
+  if (!validateRule(rule)) {
+    report(validateRule.errors, at, problems);
+    return false;
+  }
+  const def = MANIFEST_SCHEMA.$defs[String(rule.type)];
+  for (const field of Object.keys(rule)) {
+    if (def?.properties?.[field] === undefined && !SCARF_FIELDS.includes(field)) {
+      problems.warn(`${at}/${pointerToken(field)}`, 'unknown field, ignored');
     }
-  });
+  }
+  return true;
 }
