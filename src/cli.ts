@@ -6,6 +6,7 @@
  *   scarf-gateway [serve] [--manifest FILE] [--port 8081] ...
  *   scarf-gateway validate FILE
  */
+import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -14,6 +15,7 @@ import { formatProblem, ManifestError } from './errors.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
 import { DEFAULTS, parseUpstreams, type GatewayOptions } from './options.ts';
 import { startGateway } from './server.ts';
+import { startPrimary } from './cluster-primary.ts';
 
 const EXAMPLE_MANIFEST = fileURLToPath(new URL('../config/manifest.json', import.meta.url));
 
@@ -32,9 +34,10 @@ async function validate(file: string): Promise<number> {
 
 async function serve(options: GatewayOptions): Promise<void> {
   const log = operationsLog(options.logLevel);
-  let gateway;
+  let gateway: { reload(reason: string, force?: boolean): Promise<void>; close(): Promise<void> };
   try {
-    gateway = await startGateway(options, log);
+    if (options.workers > 1 && cluster.isPrimary) gateway = await startPrimary(options, log);
+    else gateway = await startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
   } catch (e) {
     if (e instanceof ManifestError) {
       for (const p of e.problems) process.stderr.write(`${formatProblem(p)}\n`);
@@ -55,7 +58,8 @@ async function serve(options: GatewayOptions): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    void gateway.reload('SIGHUP');
+    // Workers take their manifest from the primary; only it reloads.
+    if (!cluster.isWorker) void gateway.reload('SIGHUP', true);
   });
 }
 
@@ -90,6 +94,9 @@ export async function main(argv: string[]): Promise<void> {
           .option('request-timeout', { type: 'number', default: DEFAULTS.requestTimeout, describe: 'Time to receive the whole request, in ms' })
           .option('keep-alive-timeout', { type: 'number', default: DEFAULTS.keepAliveTimeout, describe: 'Idle keep-alive connections close after this many ms' })
           .option('drain-timeout', { type: 'number', default: DEFAULTS.drainTimeout, describe: 'On SIGTERM/SIGINT, in-flight requests get this many ms to finish' })
+          .option('watch-interval', { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' })
+          .option('watch-debounce', { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' })
+          .option('workers', { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' })
           .option('log-level', { type: 'string', default: DEFAULTS.logLevel, describe: 'Operational log level (stderr): debug, info, warn, error' }),
       async (args) => {
         let upstreams: Map<string, string>;
@@ -123,6 +130,9 @@ export async function main(argv: string[]): Promise<void> {
             requestTimeout: args.requestTimeout,
             keepAliveTimeout: args.keepAliveTimeout,
             drainTimeout: args.drainTimeout,
+            watchInterval: args.watchInterval,
+            watchDebounce: args.watchDebounce,
+            workers: args.workers,
             logLevel: args.logLevel,
           }),
         );

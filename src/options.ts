@@ -48,6 +48,12 @@ export interface GatewayOptions {
   readonly keepAliveTimeout: number;
   /** On SIGTERM/SIGINT, in-flight requests get this many ms to finish. */
   readonly drainTimeout: number;
+  /** Interval of the manifest's backup stat check, in ms. */
+  readonly watchInterval: number;
+  /** Quiet time after a file event before the manifest is read, in ms. */
+  readonly watchDebounce: number;
+  /** Worker processes (node:cluster); 1 runs everything in one process. */
+  readonly workers: number;
   /** Level of the operational log on stderr. */
   readonly logLevel: string;
 }
@@ -72,6 +78,9 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   requestTimeout: 30_000,
   keepAliveTimeout: 5_000,
   drainTimeout: 10_000,
+  watchInterval: 1000,
+  watchDebounce: 50,
+  workers: 1,
   logLevel: 'info',
 };
 

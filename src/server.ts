@@ -11,16 +11,34 @@ import { createAdminHandler } from './admin/admin-handler.ts';
 import { ManifestError } from './errors.ts';
 import { createRequestHandler, type HandlerState } from './http/request-handler.ts';
 import { trustedProxies } from './http/trusted-proxies.ts';
-import { loadManifestFile } from './manifest/load-manifest.ts';
+import { loadManifestFile, loadManifestText } from './manifest/load-manifest.ts';
+import { ManifestWatcher } from './reload/manifest-watcher.ts';
+import { Reloader } from './reload/reloader.ts';
+import type { RoutingTable } from './routing/routing-table.ts';
 import type { GatewayOptions } from './options.ts';
 import { formatProblem } from './errors.ts';
 import { requestId } from './analytics/request-id.ts';
-import { GatewayMetrics } from './admin/metrics.ts';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import { ManifestMetrics, RequestMetrics } from './admin/metrics.ts';
 import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
 import { RegistryProxy } from './proxy/registry-proxy.ts';
 import { Upstreams } from './proxy/upstreams.ts';
 import { compileAgentRules } from './proxy/user-agents.ts';
 import type { RouteServices } from './routing/route.ts';
+
+/**
+ * `single`: one process does everything, watcher included.
+ * `worker`: a cluster worker; the primary watches the manifest and sends
+ * each valid new one as a `manifest` message, and serves the admin port.
+ */
+export type Role = 'single' | 'worker';
+
+/** Message from the cluster primary to its workers. */
+export interface ManifestMessage {
+  readonly type: 'manifest';
+  readonly text: string;
+  readonly reason: string;
+}
 
 export interface Gateway {
   /** The bound public port (useful with port 0). */
@@ -28,8 +46,8 @@ export interface Gateway {
   /** The bound admin port, or null when disabled. */
   readonly adminPort: number | null;
   readonly state: HandlerState;
-  /** Read the manifest again; swap it in if valid, else keep the current one. */
-  reload(reason: string): Promise<boolean>;
+  /** Look at the manifest file again (SIGHUP forces a reload of identical content). */
+  reload(reason: string, force?: boolean): Promise<void>;
   /** Stop accepting, drain in-flight requests, flush analytics. */
   close(): Promise<void>;
 }
@@ -50,7 +68,7 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
-export async function startGateway(options: GatewayOptions, log: Logger): Promise<Gateway> {
+export async function startGateway(options: GatewayOptions, log: Logger, role: Role = 'single'): Promise<Gateway> {
   const loaded = await loadManifestFile(options.manifest);
   for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
   if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
@@ -60,8 +78,17 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
   const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics);
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
-  const metrics = new GatewayMetrics(() => auth?.stats ?? null);
-  metrics.manifest(loaded.table);
+  const registry = new Registry();
+  const metrics = new RequestMetrics(registry, () => auth?.stats ?? null);
+  // With workers the primary owns the manifest metrics; a worker's stay private.
+  const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
+  manifestMetrics.manifest(loaded.table);
+  // Cluster workers report to the primary, which serves the admin port.
+  // (Constructing an AggregatorRegistry is what makes prom-client answer the primary.)
+  if (role === 'worker') {
+    new AggregatorRegistry();
+    AggregatorRegistry.setRegistries([registry]);
+  }
   const registryProxy = new RegistryProxy({
     upstreams: new Upstreams(options.upstreams),
     connectTimeout: options.upstreamConnectTimeout,
@@ -121,31 +148,42 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
   const port = await listen(server, options.port, options.host);
   let admin: Server | null = null;
   let adminPort: number | null = null;
-  if (options.adminPort >= 0) {
-    admin = createServer(createAdminHandler(state, metrics));
+  if (options.adminPort >= 0 && role === 'single') {
+    admin = createServer(createAdminHandler({ ready: () => state.table !== null, metrics: () => registry.metrics() }));
     adminPort = await listen(admin, options.adminPort, options.adminHost);
   }
-  log.info({ host: options.host, port, adminPort }, 'listening');
+  log.info({ host: options.host, port, adminPort }, role === 'worker' ? 'worker listening' : 'listening');
 
-  async function reload(reason: string): Promise<boolean> {
-    const next = await loadManifestFile(options.manifest);
-    if (next.table === null) {
-      log.error({ reason, problems: next.problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
-      metrics.reload('rejected');
-      return false;
-    }
-    if (next.table.hash === state.table?.hash) return true;
+  const apply = (table: RoutingTable) => {
     // Build, freeze, swap: one assignment; requests in flight keep their table.
-    state.table = next.table;
-    metrics.reload('success');
-    metrics.manifest(next.table);
-    log.info({ reason, rules: next.table.counts, hash: next.table.hash }, 'manifest reloaded');
-    return true;
+    state.table = table;
+    manifestMetrics.manifest(table);
+  };
+  const reloader = new Reloader(options.manifest, loaded.table.hash, log, {
+    apply(table) {
+      apply(table);
+      manifestMetrics.reload('success');
+    },
+    rejected: () => manifestMetrics.reload('rejected'),
+  });
+  let watcher: ManifestWatcher | null = null;
+  if (role === 'single') {
+    watcher = new ManifestWatcher(options.manifest, { debounceMs: options.watchDebounce, pollMs: options.watchInterval }, (reason) => void reloader.check(reason));
+    await watcher.start();
+  } else {
+    process.on('message', (m: ManifestMessage) => {
+      if (m?.type !== 'manifest') return;
+      void loadManifestText(m.text).then(({ table }) => {
+        if (table !== null) apply(table);
+        process.send?.({ type: 'applied', hash: table?.hash ?? null });
+      });
+    });
   }
 
   let closing: Promise<void> | null = null;
   async function close(): Promise<void> {
     closing ??= (async () => {
+      await watcher?.close();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), options.drainTimeout);
@@ -158,5 +196,5 @@ export async function startGateway(options: GatewayOptions, log: Logger): Promis
     return closing;
   }
 
-  return { port, adminPort, state, reload, close };
+  return { port, adminPort, state, reload: (reason, force = false) => reloader.check(reason, force), close };
 }

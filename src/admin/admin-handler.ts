@@ -4,10 +4,17 @@
  * manifest is loaded).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { HandlerState } from '../http/request-handler.ts';
-import type { GatewayMetrics } from './metrics.ts';
+/** What the admin listener reports on. */
+export interface AdminSource {
+  /** True once a manifest is loaded (and, with workers, every worker is up). */
+  ready(): boolean;
+  /** Prometheus exposition text. */
+  metrics(): Promise<string>;
+}
 
-export function createAdminHandler(state: HandlerState, metrics: GatewayMetrics) {
+const PROMETHEUS_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export function createAdminHandler(source: AdminSource) {
   return function handleAdmin(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0];
     const reply = (status: number, body: string, type = 'text/plain; charset=utf-8') => {
@@ -15,10 +22,10 @@ export function createAdminHandler(state: HandlerState, metrics: GatewayMetrics)
       res.end(req.method === 'HEAD' ? undefined : body);
     };
     if (path === '/healthz') return reply(200, 'ok\n');
-    if (path === '/readyz') return state.table === null ? reply(503, 'no manifest loaded\n') : reply(200, 'ready\n');
+    if (path === '/readyz') return source.ready() ? reply(200, 'ready\n') : reply(503, 'not ready\n');
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
-        (text) => reply(200, text, metrics.registry.contentType),
+      source.metrics().then(
+        (text) => reply(200, text, PROMETHEUS_TYPE),
         (e: Error) => reply(500, `metrics failed: ${e.message}\n`),
       );
       return;

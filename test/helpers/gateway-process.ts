@@ -45,7 +45,9 @@ export interface GatewayProcess {
 
 export interface StartOptions {
   /** Manifest object (written as JSON) or raw text. */
-  manifest: unknown;
+  manifest?: unknown;
+  /** Serve this existing manifest file instead. */
+  manifestPath?: string;
   args?: string[];
   env?: Record<string, string>;
 }
@@ -56,8 +58,10 @@ export function tempDir(prefix = 'gw-test-'): string {
 
 export async function startGateway(opts: StartOptions): Promise<GatewayProcess> {
   const dir = tempDir();
-  const manifestPath = join(dir, 'manifest.json');
-  writeFileSync(manifestPath, typeof opts.manifest === 'string' ? opts.manifest : JSON.stringify(opts.manifest, null, 2));
+  const manifestPath = opts.manifestPath ?? join(dir, 'manifest.json');
+  if (opts.manifestPath === undefined) {
+    writeFileSync(manifestPath, typeof opts.manifest === 'string' ? opts.manifest : JSON.stringify(opts.manifest, null, 2));
+  }
   const child = spawn(
     process.execPath,
     [CLI, '--manifest', manifestPath, '--port', '0', '--admin-port', '0', ...(opts.args ?? [])],

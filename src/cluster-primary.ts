@@ -1,0 +1,98 @@
+/**
+ * `--workers N` (node:cluster): N worker processes share the public port;
+ * the primary watches the manifest, decides each reload once (read, hash,
+ * check, compile), sends every valid new manifest to all workers, serves the
+ * admin port (with the workers' metrics aggregated by prom-client), and
+ * stops them gracefully on SIGTERM/SIGINT.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry, Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { createAdminHandler } from './admin/admin-handler.ts';
+import { ManifestMetrics } from './admin/metrics.ts';
+import { formatProblem, ManifestError } from './errors.ts';
+import { loadManifestFile } from './manifest/load-manifest.ts';
+import type { GatewayOptions } from './options.ts';
+import { ManifestWatcher } from './reload/manifest-watcher.ts';
+import { Reloader } from './reload/reloader.ts';
+import type { ManifestMessage } from './server.ts';
+
+export interface Primary {
+  reload(reason: string, force?: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startPrimary(options: GatewayOptions, log: Logger): Promise<Primary> {
+  const loaded = await loadManifestFile(options.manifest);
+  for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
+  if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
+  log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, workers: options.workers }, 'manifest loaded');
+
+  const own = new Registry();
+  const manifestMetrics = new ManifestMetrics(own);
+  manifestMetrics.manifest(loaded.table);
+  const aggregator = new AggregatorRegistry();
+
+  const workers = new Set<Worker>();
+  let stopping = false;
+  const fork = () => {
+    const w = cluster.fork();
+    workers.add(w);
+    w.on('exit', (code, signal) => {
+      workers.delete(w);
+      if (!stopping) {
+        log.error({ pid: w.process.pid, code, signal }, 'worker died, starting another');
+        fork();
+      }
+    });
+    return w;
+  };
+  const listening = new Promise<{ port: number }>((resolve) => cluster.once('listening', (_w, address) => resolve(address)));
+  for (let i = 0; i < options.workers; i++) fork();
+  let ready = 0;
+  cluster.on('listening', () => ready++);
+  const address = await listening;
+
+  const broadcast = (text: string, reason: string) => {
+    const message: ManifestMessage = { type: 'manifest', text, reason };
+    for (const w of workers) w.send(message);
+  };
+  const reloader = new Reloader(options.manifest, loaded.table.hash, log, {
+    apply(table, text) {
+      manifestMetrics.manifest(table);
+      manifestMetrics.reload('success');
+      broadcast(text, 'reload');
+    },
+    rejected: () => manifestMetrics.reload('rejected'),
+  });
+  const watcher = new ManifestWatcher(options.manifest, { debounceMs: options.watchDebounce, pollMs: options.watchInterval }, (reason) => void reloader.check(reason));
+  await watcher.start();
+
+  let admin: Server | null = null;
+  let adminPort: number | null = null;
+  if (options.adminPort >= 0) {
+    admin = createServer(
+      createAdminHandler({
+        ready: () => ready >= options.workers,
+        metrics: async () => (await own.metrics()) + '\n' + (await aggregator.clusterMetrics()),
+      }),
+    );
+    await new Promise<void>((resolve) => admin!.listen(options.adminPort, options.adminHost, resolve));
+    adminPort = (admin.address() as AddressInfo).port;
+  }
+  log.info({ host: options.host, port: address.port, adminPort, workers: options.workers }, 'listening');
+
+  return {
+    reload: (reason, force = false) => reloader.check(reason, force),
+    async close() {
+      stopping = true;
+      await watcher.close();
+      const exits = [...workers].map((w) => new Promise((resolve) => w.once('exit', resolve)));
+      for (const w of workers) w.process.kill('SIGTERM');
+      await Promise.all(exits);
+      if (admin !== null) await new Promise((resolve) => admin.close(resolve));
+    },
+  };
+}

@@ -1,0 +1,112 @@
+/**
+ * Notices every kind of change to the manifest file (SPEC §10):
+ *
+ * - chokidar watches the file's folder (not the file), following symlinks,
+ *   so an in-place write, an editor's write-to-temp-then-rename (every later
+ *   save too, even over a symlink), and a Kubernetes ConfigMap swap
+ *   (`manifest.json` → `..data/manifest.json`, `..data` replaced by a
+ *   rename) all show up as events there; the folder a symlinked manifest
+ *   points into is watched as well;
+ * - events are debounced, so a file written in several pieces is read once;
+ * - a periodic stat check (inode, size, mtime, through symlinks) backs the
+ *   watcher up, for writes it cannot see (through a symlink into another
+ *   folder, network file systems).
+ *
+ * It only says "look again"; the reloader reads, hashes and decides.
+ */
+import { realpath, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+
+export interface WatcherOptions {
+  /** Quiet time after the last event before looking, in ms. */
+  readonly debounceMs: number;
+  /** Interval of the stat check, in ms. */
+  readonly pollMs: number;
+}
+
+export class ManifestWatcher {
+  readonly #file: string;
+  readonly #options: WatcherOptions;
+  readonly #onChange: (reason: string) => void;
+  #watcher: FSWatcher | null = null;
+  #debounce: NodeJS.Timeout | null = null;
+  #poll: NodeJS.Timeout | null = null;
+  #lastStat = '';
+  /** The folder of the file the manifest path resolves to, when that is elsewhere (a symlink). */
+  #realDir: string | null = null;
+  #realFile: string | null = null;
+
+  constructor(file: string, options: WatcherOptions, onChange: (reason: string) => void) {
+    this.#file = file;
+    this.#options = options;
+    this.#onChange = onChange;
+  }
+
+  async start(): Promise<void> {
+    this.#lastStat = await this.#statKey();
+    const name = basename(this.#file);
+    this.#watcher = watch(dirname(this.#file), { depth: 0, ignoreInitial: true, followSymlinks: true, atomic: false });
+    this.#watcher.on('all', (_event, path) => {
+      // The manifest itself, a ConfigMap's `..data` link and its targets, or
+      // the file a symlinked manifest points to.
+      const entry = basename(path);
+      if (entry === name || entry.startsWith('..') || path === this.#realFile) this.#schedule('watch');
+    });
+    this.#watcher.on('error', () => this.#schedule('watch-error'));
+    await new Promise<void>((resolve) => this.#watcher!.once('ready', () => resolve()));
+    await this.#retarget();
+    this.#poll = setInterval(() => void this.#pollOnce(), this.#options.pollMs);
+    this.#poll.unref();
+  }
+
+  #schedule(reason: string): void {
+    if (this.#debounce !== null) clearTimeout(this.#debounce);
+    this.#debounce = setTimeout(() => {
+      this.#debounce = null;
+      this.#onChange(reason);
+      void this.#retarget();
+    }, this.#options.debounceMs);
+  }
+
+  /**
+   * A symlinked manifest (ConfigMap) can be written where it points to:
+   * watch that folder too, and follow the link when it moves.
+   */
+  async #retarget(): Promise<void> {
+    let real: string;
+    try {
+      real = await realpath(this.#file);
+    } catch {
+      return;
+    }
+    const dir = dirname(real);
+    this.#realFile = real;
+    if (dir === this.#realDir) return;
+    if (this.#realDir !== null) this.#watcher?.unwatch(this.#realDir);
+    this.#realDir = dir === dirname(this.#file) ? null : dir;
+    if (this.#realDir !== null) this.#watcher?.add(this.#realDir);
+  }
+
+  async #statKey(): Promise<string> {
+    try {
+      const s = await stat(this.#file);
+      return `${s.ino}:${s.size}:${s.mtimeMs}`;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code ?? 'error';
+    }
+  }
+
+  async #pollOnce(): Promise<void> {
+    const key = await this.#statKey();
+    if (key === this.#lastStat) return;
+    this.#lastStat = key;
+    this.#schedule('poll');
+  }
+
+  async close(): Promise<void> {
+    if (this.#debounce !== null) clearTimeout(this.#debounce);
+    if (this.#poll !== null) clearInterval(this.#poll);
+    await this.#watcher?.close();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Decides and performs reloads (SPEC §10): reads the manifest, skips content
+ * it has already seen (by SHA-256), checks and compiles the rest off the
+ * request path (in slices), then hands a valid table to `apply`, which swaps
+ * it in with one assignment. A bad manifest is logged with every problem
+ * and counted; the last good table keeps serving. A deleted file is warned
+ * about and changes nothing. Checks never overlap: changes that arrive
+ * during one are looked at once it ends.
+ */
+import type { Logger } from 'pino';
+import { formatProblem } from '../errors.ts';
+import { loadManifestText, readManifestText } from '../manifest/load-manifest.ts';
+import { manifestHash } from '../routing/compile.ts';
+import type { RoutingTable } from '../routing/routing-table.ts';
+
+export interface ReloadHooks {
+  /** Swap in a valid table; `text` is its manifest (for workers). */
+  apply(table: RoutingTable, text: string): void;
+  rejected(): void;
+}
+
+export class Reloader {
+  readonly #file: string;
+  readonly #log: Logger;
+  readonly #hooks: ReloadHooks;
+  #seen: string;
+  #running: Promise<void> | null = null;
+  #again: { reason: string; force: boolean } | null = null;
+  #missing = false;
+
+  constructor(file: string, currentHash: string, log: Logger, hooks: ReloadHooks) {
+    this.#file = file;
+    this.#seen = currentHash;
+    this.#log = log;
+    this.#hooks = hooks;
+  }
+
+  /** Look at the file again; `force` reloads even identical content (SIGHUP). */
+  check(reason: string, force = false): Promise<void> {
+    if (this.#running !== null) {
+      this.#again = { reason, force: force || (this.#again?.force ?? false) };
+      return this.#running;
+    }
+    this.#running = this.#run(reason, force).finally(() => {
+      this.#running = null;
+      const again = this.#again;
+      this.#again = null;
+      if (again !== null) void this.check(again.reason, again.force);
+    });
+    return this.#running;
+  }
+
+  async #run(reason: string, force: boolean): Promise<void> {
+    const text = await readManifestText(this.#file);
+    if (typeof text !== 'string') {
+      if (!this.#missing) this.#log.warn({ reason, file: this.#file, code: text.code }, 'manifest cannot be read; the current one keeps serving');
+      this.#missing = true;
+      return;
+    }
+    this.#missing = false;
+    const hash = manifestHash(text);
+    this.#log.debug({ reason, hash, same: hash === this.#seen }, 'manifest checked');
+    if (hash === this.#seen && !force) return;
+    this.#seen = hash;
+    const { table, problems } = await loadManifestText(text);
+    if (table === null) {
+      this.#log.error({ reason, problems: problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
+      this.#hooks.rejected();
+      return;
+    }
+    for (const w of problems.warnings) this.#log.warn({ problem: formatProblem(w) }, 'manifest warning');
+    this.#hooks.apply(table, text);
+    this.#log.info({ reason, rules: table.counts, hash: table.hash }, 'manifest reloaded');
+  }
+}

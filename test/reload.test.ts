@@ -1,0 +1,240 @@
+// SPEC §10 hot reload and operations, on the real process: reload under
+// load, watcher torture, SIGHUP, deletion, graceful stop of a proxied
+// stream, and workers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const D = 'reload.test';
+const manifestFor = (version: number) =>
+  JSON.stringify({ rules: [{ type: 'file-v1', domain: D, 'package-id': 'p', 'incoming-path': '/f', 'outgoing-url': `https://v${version}.example/f` }] }, null, 2);
+const schemaInvalid = (n: number) => JSON.stringify({ rules: [{ type: 'file-v1', domain: D, 'incoming-path': '/f', note: n }] });
+const truncated = (version: number) => manifestFor(version).slice(0, 40);
+
+/**
+ * A ConfigMap-style folder: `manifest.json` → `..data/manifest.json`,
+ * `..data` → `..v<N>`. Returns the writers for every kind of change.
+ */
+function configMapDir(initial: string) {
+  const dir = tempDir('gw-reload-');
+  let n = 0;
+  const swap = (text: string) => {
+    const v = `..v${++n}`;
+    mkdirSync(join(dir, v));
+    writeFileSync(join(dir, v, 'manifest.json'), text);
+    symlinkSync(v, join(dir, '..data_tmp'));
+    renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+    // Make sure the manifest path is the link again (a rename may have replaced it).
+    symlinkSync('..data/manifest.json', join(dir, 'manifest.tmp'));
+    renameSync(join(dir, 'manifest.tmp'), join(dir, 'manifest.json'));
+  };
+  swap(initial);
+  const path = join(dir, 'manifest.json');
+  return {
+    dir,
+    path,
+    swap,
+    /** Truncate and write, through the link, in two pieces (a half-written file). */
+    inPlace(text: string) {
+      const fd = openSync(path, 'r+');
+      ftruncateSync(fd, 0);
+      const half = Math.floor(text.length / 2);
+      writeSync(fd, text.slice(0, half), 0);
+      writeSync(fd, text.slice(half), half);
+      closeSync(fd);
+    },
+    /** An editor's save: write a temporary file, rename it over the manifest. */
+    rename(text: string) {
+      writeFileSync(join(dir, 'manifest.json.swp'), text);
+      renameSync(join(dir, 'manifest.json.swp'), path);
+    },
+  };
+}
+
+async function metric(gw: GatewayProcess, name: string): Promise<number> {
+  const text = (await request(gw.adminPort, { path: '/metrics' })).text;
+  const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
+  return m === null ? NaN : Number(m[1]);
+}
+
+async function locationNow(gw: GatewayProcess): Promise<string | undefined> {
+  return (await request(gw.port, { path: '/f', host: D })).headers.location as string | undefined;
+}
+
+async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    if (await check()) return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`not within ${ms} ms: ${what}`);
+}
+
+test('reload under load: 16 keep-alive clients, a rewrite every 200 ms for 15 s, no request fails', { timeout: 60_000 }, async () => {
+  const cm = configMapDir(manifestFor(0));
+  const gw = await startGateway({ manifestPath: cm.path });
+  try {
+    const valid = new Set(['https://v0.example/f']);
+    let bad = 0;
+    let version = 0;
+    let stop = false;
+    const failures: string[] = [];
+    const answers = new Set<string>();
+    let requests = 0;
+    const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+    const client = async () => {
+      while (!stop) {
+        await new Promise<void>((resolve) => {
+          const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/f', headers: { host: D }, agent }, (res) => {
+            res.resume();
+            requests++;
+            if (res.statusCode !== 307) failures.push(`status ${res.statusCode}`);
+            else answers.add(String(res.headers.location));
+            res.on('end', resolve);
+          });
+          req.on('error', (e) => {
+            failures.push(e.message);
+            resolve();
+          });
+          req.end();
+        });
+      }
+    };
+    const clients = Array.from({ length: 16 }, client);
+    const kinds = ['inPlace', 'rename', 'swap', 'truncated', 'invalid'] as const;
+    const started = Date.now();
+    for (let i = 0; Date.now() - started < 15_000; i++) {
+      const kind = kinds[i % kinds.length];
+      if (kind === 'truncated') {
+        cm.rename(truncated(++version));
+        bad++;
+      } else if (kind === 'invalid') {
+        cm.swap(schemaInvalid(i));
+        bad++;
+      } else {
+        const text = manifestFor(++version);
+        valid.add(`https://v${version}.example/f`);
+        cm[kind](text);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const last = ++version;
+    cm.swap(manifestFor(last));
+    valid.add(`https://v${last}.example/f`);
+    const took = await eventually(async () => (await locationNow(gw)) === `https://v${last}.example/f`, 2000, 'the last valid manifest serves');
+    stop = true;
+    await Promise.all(clients);
+    agent.destroy();
+    assert.deepEqual(failures, [], 'not one request failed');
+    assert.ok(requests > 1000, `requests: ${requests}`);
+    for (const a of answers) assert.ok(valid.has(a), `answer ${a} came from a valid manifest`);
+    assert.ok(answers.size > 10, `many manifests served: ${answers.size}`);
+    assert.ok(took < 2000);
+    assert.equal(await metric(gw, 'gateway_manifest_reloads_total{result="rejected"}'), bad);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('watcher torture: 200 changes of every kind converge and the watcher stays alive', { timeout: 60_000 }, async () => {
+  const cm = configMapDir(manifestFor(0));
+  // The backup poll is off: what converges here is the watcher's doing.
+  const gw = await startGateway({ manifestPath: cm.path, args: ['--watch-interval', '600000'] });
+  try {
+    let version = 0;
+    const writers = [cm.inPlace, cm.rename, cm.swap, (t: string) => cm.rename(t.slice(0, 10)), cm.swap];
+    for (let i = 0; i < 200; i++) {
+      writers[i % writers.length](manifestFor(++version));
+      if (i % 10 === 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    cm.swap(manifestFor(++version));
+    await eventually(async () => (await locationNow(gw)) === `https://v${version}.example/f`, 3000, 'converged');
+    // Still alive: one more change of each kind is seen.
+    for (const write of [cm.inPlace, cm.rename, cm.swap]) {
+      write(manifestFor(++version));
+      await eventually(async () => (await locationNow(gw)) === `https://v${version}.example/f`, 2000, `after ${write.name}`);
+    }
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('identical content does not reload; SIGHUP forces one; a deleted file keeps serving', { timeout: 30_000 }, async () => {
+  const dir = tempDir('gw-hup-');
+  const path = join(dir, 'manifest.json');
+  writeFileSync(path, manifestFor(1));
+  const gw = await startGateway({ manifestPath: path });
+  try {
+    writeFileSync(path, manifestFor(1));
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await metric(gw, 'gateway_manifest_reloads_total{result="success"}'), 0);
+    gw.child.kill('SIGHUP');
+    await eventually(async () => (await metric(gw, 'gateway_manifest_reloads_total{result="success"}')) === 1, 2000, 'SIGHUP reload');
+    unlinkSync(path);
+    await gw.waitForLog((l) => l.msg === 'manifest cannot be read; the current one keeps serving', 3000);
+    assert.equal(await locationNow(gw), 'https://v1.example/f');
+    writeFileSync(path, manifestFor(2));
+    await eventually(async () => (await locationNow(gw)) === 'https://v2.example/f', 2000, 'recreated file');
+    const hash = /gateway_manifest_info\{sha256="([0-9a-f]{64})"\} 1/.exec((await request(gw.adminPort, { path: '/metrics' })).text)?.[1];
+    assert.match(String(hash), /^[0-9a-f]{64}$/);
+    assert.ok((await metric(gw, 'gateway_manifest_loaded_timestamp_seconds')) > 1e9);
+    assert.equal(await metric(gw, 'gateway_rules_loaded{kind="file-v1"}'), 1);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('graceful stop: a slow proxied request in flight at SIGTERM completes with 200, exit 0', { timeout: 30_000 }, async () => {
+  const upstream = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write('start-');
+    setTimeout(() => res.end('end'), 1500);
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const gw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true }] },
+    args: ['--upstream', `slow.registry=${base}`],
+  });
+  try {
+    const pending = request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D });
+    await new Promise((r) => setTimeout(r, 400));
+    const exited = gw.stop('SIGTERM');
+    const res = await pending;
+    assert.equal(res.status, 200);
+    assert.equal(res.text, 'start-end');
+    assert.equal(await exited, 0);
+    assert.ok(gw.lines.some((l) => l.path === '/v2/org/app/blobs/sha256:x' && l.status === 200), 'its analytics line was written');
+  } finally {
+    upstream.close();
+  }
+});
+
+test('--workers 2: a reload reaches both workers, decided once', { timeout: 30_000 }, async () => {
+  const dir = tempDir('gw-workers-');
+  const path = join(dir, 'manifest.json');
+  writeFileSync(path, manifestFor(1));
+  const gw = await startGateway({ manifestPath: path, args: ['--workers', '2'] });
+  try {
+    await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
+    writeFileSync(path, manifestFor(2));
+    await new Promise((r) => setTimeout(r, 1000));
+    // New connections are spread over the workers (round robin): all must answer v2.
+    const answers = await Promise.all(Array.from({ length: 20 }, () => locationNow(gw)));
+    assert.deepEqual(new Set(answers), new Set(['https://v2.example/f']));
+    assert.equal(await metric(gw, 'gateway_manifest_reloads_total{result="success"}'), 1);
+    const served = await metric(gw, 'gateway_requests_total{outcome="redirect",kind="file"}');
+    assert.equal(served, 20, 'requests counted across workers');
+    const pids = new Set(gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid));
+    assert.equal(pids.size, 2);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
