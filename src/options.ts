@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly upstreamConnectTimeout: number;
   /** Time a backend may stay silent (first byte, and between chunks), in ms. */
   readonly upstreamTimeout: number;
+  /** How long an npm package document is served from cache before revalidation, in ms. */
+  readonly npmCacheTtl: number;
   /** Where analytics lines go: `-` for stdout, or a file to append to. */
   readonly analytics: string;
   /** Largest request target (path and query), in bytes; longer gets 414. */
@@ -69,6 +71,7 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   redirectAgents: DEFAULT_REDIRECT_AGENTS,
   upstreamConnectTimeout: 10_000,
   upstreamTimeout: 60_000,
+  npmCacheTtl: 60_000,
   analytics: '-',
   maxUrlLength: 8192,
   maxHeaderSize: 16384,

@@ -23,6 +23,7 @@ import { ManifestMetrics, RequestMetrics } from './admin/metrics.ts';
 import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
 import { RegistryProxy } from './proxy/registry-proxy.ts';
 import { Upstreams } from './proxy/upstreams.ts';
+import { NpmDocuments } from './rules/npm-cache.ts';
 import { compileAgentRules } from './proxy/user-agents.ts';
 import type { RouteServices } from './routing/route.ts';
 
@@ -89,14 +90,20 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     new AggregatorRegistry();
     AggregatorRegistry.setRegistries([registry]);
   }
+  const upstreams = new Upstreams(options.upstreams);
   const registryProxy = new RegistryProxy({
-    upstreams: new Upstreams(options.upstreams),
+    upstreams,
     connectTimeout: options.upstreamConnectTimeout,
     firstByteTimeout: options.upstreamTimeout,
     auth,
     onUpstreamError: (code) => metrics.upstreamError(code),
   });
-  const services: RouteServices = { followsRegistryRedirects: compileAgentRules(options.redirectAgents), registryProxy };
+  const services: RouteServices = {
+    followsRegistryRedirects: compileAgentRules(options.redirectAgents),
+    registryProxy,
+    npm: new NpmDocuments({ upstreams, ttl: options.npmCacheTtl, timeout: options.upstreamTimeout, onUpstreamError: () => metrics.upstreamError('UPSTREAM_UNREACHABLE') }),
+    trustsPeer: (req) => trusted.trusts(req.socket.remoteAddress),
+  };
   const handler = createRequestHandler(state, {
     trusted,
     anonymizeIp: options.anonymizeIp,

@@ -25,7 +25,7 @@ export interface Answer {
    * Set when the rule streams the answer itself (proxy, npm documents):
    * resolves to the status and outcome once the response is finished.
    */
-  readonly stream?: (req: IncomingMessage, res: ServerResponse, clientIp: string | null) => Promise<{ status: number; outcome: Outcome }>;
+  readonly stream?: (req: IncomingMessage, res: ServerResponse, clientIp: string | null) => Promise<{ status: number; outcome: Outcome; capture?: Capture }>;
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});

@@ -114,9 +114,9 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     if (answer.stream !== undefined) {
       res.setHeader('x-request-id', id);
       answer.stream(req, res, client()).then(
-        ({ status, outcome }) => {
-          line(status, outcome, answer.capture);
-          finish(outcome, answer.capture);
+        ({ status, outcome, capture = answer.capture }) => {
+          line(status, outcome, capture);
+          finish(outcome, capture);
         },
         () => {
           line(502, 'upstream-error', answer.capture);

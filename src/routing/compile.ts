@@ -8,6 +8,7 @@ import { pointerToken } from '../errors.ts';
 import type { ManifestRule, PythonRule, RuleType } from '../manifest/types.ts';
 import { checkRule } from '../manifest/schema-check.ts';
 import { compilePythonIndex, normalizeProject } from '../rules/python.ts';
+import { compileNpm, type NpmTarget } from '../rules/npm.ts';
 import { ProblemSink } from '../manifest/problems.ts';
 import { FileIndexBuilder } from './file-index.ts';
 import { compileFileV1, type CompiledFileV1 } from '../rules/file-v1.ts';
@@ -35,6 +36,7 @@ class DomainBuilder {
   readonly dockerPatterns: { regex: RegExp; target: DockerTarget }[] = [];
   dockerFirst: DockerTarget | null = null;
   readonly python: PythonRule[] = [];
+  readonly npm = new Map<string, NpmTarget>();
   /** Pointer of the first rule that claimed each exact key, to report shadowed rules. */
   readonly claimed = new Map<string, string>();
 
@@ -61,6 +63,7 @@ class DomainBuilder {
       fileV1: fileV1.size > 0 ? fileV1 : null,
       fileV2: this.fileV2.length > 0 ? Object.freeze(this.fileV2) : null,
       python: this.python.length > 0 ? compilePythonIndex(this.python) : null,
+      npm: this.npm.size > 0 ? Object.freeze({ byName: this.npm }) : null,
       catchAll: this.catchAll,
     });
   }
@@ -148,6 +151,11 @@ function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string
       if (d.claim(key, at, problems)) d.python.push(rule);
       return;
     }
+    case 'npm-v1': {
+      const t = compileNpm(rule);
+      if (d.claim(`npm ${t.name}`, at, problems)) d.npm.set(t.name, t);
+      return;
+    }
     case 'file-v2': {
       const compiled = compileFileV2(rule, at, problems);
       if (compiled !== null) d.fileV2.push(compiled);
@@ -166,7 +174,5 @@ function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string
       if (d.claim(`pixel ${compiled.path}`, at, problems)) d.pixels.set(compiled.path, compiled);
       return;
     }
-    default:
-      problems.error(`${at}/type`, `rule type "${rule.type}" is not supported yet`);
   }
 }

@@ -12,6 +12,9 @@ import { answerPixel } from '../rules/pixel.ts';
 import { dockerNameUnknown, isDockerPath } from '../rules/docker-errors.ts';
 import { answerDocker } from '../rules/docker.ts';
 import { answerPython } from '../rules/python.ts';
+import { answerNpm, npmNotFound } from '../rules/npm.ts';
+import type { NpmDocuments } from '../rules/npm-cache.ts';
+import type { IncomingMessage } from 'node:http';
 import type { AgentPredicate } from '../proxy/user-agents.ts';
 import type { RegistryProxy } from '../proxy/registry-proxy.ts';
 
@@ -33,6 +36,9 @@ export interface RouteServices {
   /** True for user agents known to follow registry redirects (SPEC §4). */
   readonly followsRegistryRedirects: AgentPredicate;
   readonly registryProxy: RegistryProxy;
+  readonly npm: NpmDocuments;
+  /** True when the request's peer is a trusted proxy (SPEC §2). */
+  readonly trustsPeer: (req: IncomingMessage) => boolean;
 }
 
 /** Hot path: hash lookups and one trie walk; nothing is compiled here. */
@@ -62,8 +68,12 @@ export function route(d: DomainTable, r: RouteRequest, services: RouteServices):
     const a = answerPython(d.python, r);
     if (a !== null) return a;
   }
+  if (d.npm !== null) {
+    const a = answerNpm(d.npm, r, services);
+    if (a !== null) return a;
+  }
   if (d.catchAll !== null) return answerCatchAll(d.catchAll, r.path, r.query);
-  return notFound(r.path);
+  return d.npm !== null && !isDockerPath(r.path) ? npmNotFound() : notFound(r.path);
 }
 
 /** Nothing matched: the registry's error body under /v2 (SPEC §4), else ours. */

@@ -11,6 +11,7 @@ import type { CompiledTelemetry } from '../rules/telemetry.ts';
 import type { CompiledPixel } from '../rules/pixel.ts';
 import type { DockerIndex } from '../rules/docker.ts';
 import type { PythonIndex } from '../rules/python.ts';
+import type { NpmIndex } from '../rules/npm.ts';
 import type { RuleType } from '../manifest/types.ts';
 
 /** Everything one domain answers, by rule kind, in precedence order. */
@@ -21,6 +22,7 @@ export interface DomainTable {
   readonly fileV1: FileIndex<CompiledFileV1> | null;
   readonly fileV2: readonly CompiledFileV2[] | null;
   readonly python: PythonIndex | null;
+  readonly npm: NpmIndex | null;
   readonly catchAll: CompiledCatchAll | null;
 }
 

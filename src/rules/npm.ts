@@ -1,0 +1,181 @@
+/**
+ * npm-v1 (SPEC §8a): an npm package served through the gateway.
+ *
+ * - `GET /<name>` (scoped: `/@scope/tool` or `/@scope%2ftool`): the package
+ *   document ("packument") from the backend registry, with every
+ *   `dist.tarball` pointed at this gateway and everything else (integrity
+ *   included) unchanged; the abbreviated form for
+ *   `Accept: application/vnd.npm.install-v1+json`.
+ * - `GET /<name>/<version|tag>`: one version's document, rewritten the same way.
+ * - `GET|HEAD /<name>/-/<file>.tgz`: 307 to the tarball URL the packument names.
+ * - Read only: other methods, and the `/-/` endpoints (login, audit, ...), get 405.
+ *
+ * Packuments are cached (npm-cache.ts) and revalidated with the backend.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { NpmCapture, Outcome } from '../analytics/capture.ts';
+import { errorAnswer, type Answer } from '../http/answer.ts';
+import type { NpmRule } from '../manifest/types.ts';
+import type { RouteRequest, RouteServices } from '../routing/route.ts';
+import { etagMatches } from './python-negotiation.ts';
+import { Packument } from './npm-cache.ts';
+
+export interface NpmTarget {
+  readonly packageId: string;
+  /** `tool` or `@scope/tool`. */
+  readonly name: string;
+  /** Backend registry base URL, without trailing slash. */
+  readonly registry: string;
+  /** The packument's URL at the backend (scoped names encoded as `@scope%2ftool`). */
+  readonly documentUrl: string;
+}
+
+export interface NpmIndex {
+  readonly byName: ReadonlyMap<string, NpmTarget>;
+}
+
+export const DEFAULT_NPM_REGISTRY = 'https://registry.npmjs.org';
+
+export function compileNpm(rule: NpmRule): NpmTarget {
+  const registry = (rule.registry ?? DEFAULT_NPM_REGISTRY).replace(/\/+$/, '');
+  const name = rule['package-name'];
+  return { packageId: rule['package-id'], name, registry, documentUrl: `${registry}/${name.replace('/', '%2f')}` };
+}
+
+const ABBREVIATED = 'application/vnd.npm.install-v1+json';
+
+/** npm's own error shape. */
+function npmError(status: 404 | 405 | 502, message: string, capture: NpmCapture | null = null): Answer {
+  const code = status === 404 ? 'NOT_FOUND' : status === 405 ? 'READ_ONLY' : 'UPSTREAM_UNREACHABLE';
+  return {
+    status,
+    outcome: status === 404 ? 'not-found' : status === 405 ? 'rejected' : 'upstream-error',
+    capture,
+    error: code,
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ error: message }),
+  };
+}
+
+export function npmNotFound(): Answer {
+  return npmError(404, 'Not found');
+}
+
+/** Splits `/<name>[/<rest>]` where name may be `@scope/tool` or `@scope%2ftool`. */
+function splitPath(path: string): { name: string; rest: string[] } | null {
+  const segments = path.slice(1).split('/');
+  let name = segments.shift() ?? '';
+  if (name.startsWith('@')) {
+    const encoded = /^(@[^%]+)%2f(.+)$/i.exec(name);
+    if (encoded !== null) name = `${encoded[1]}/${encoded[2]}`;
+    else {
+      const second = segments.shift();
+      if (second === undefined) return null;
+      name = `${name}/${second}`;
+    }
+  }
+  return name === '' ? null : { name: name.toLowerCase(), rest: segments };
+}
+
+/** Hot path. The npm answer, or null to let later kinds try. */
+export function answerNpm(index: NpmIndex, r: RouteRequest, services: RouteServices): Answer | null {
+  if (r.path.startsWith('/-/')) {
+    // Registry endpoints: login, audit, search... This gateway is read only.
+    return r.method === 'GET' || r.method === 'HEAD' ? npmNotFound() : npmError(405, 'This registry is read only');
+  }
+  const parts = splitPath(r.path);
+  if (parts === null) return null;
+  const target = index.byName.get(parts.name);
+  if (target === undefined) return null;
+  if (r.method !== 'GET' && r.method !== 'HEAD') return npmError(405, 'This registry is read only');
+  const { rest } = parts;
+  if (rest.length === 0 || (rest.length === 1 && rest[0] === '')) return documentAnswer(target, r, services, null);
+  if (rest.length === 1) return documentAnswer(target, r, services, decodeURIComponentSafe(rest[0]));
+  if (rest.length === 2 && rest[0] === '-' && rest[1].endsWith('.tgz')) return tarballAnswer(target, rest[1], r, services);
+  return npmNotFound();
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The version in a tarball file name: `tool-1.2.3.tgz` → `1.2.3`. */
+function versionOf(target: NpmTarget, file: string): string | null {
+  const base = target.name.includes('/') ? target.name.slice(target.name.indexOf('/') + 1) : target.name;
+  return file.startsWith(`${base}-`) ? file.slice(base.length + 1, -4) : null;
+}
+
+type StreamResult = { status: number; outcome: Outcome; capture?: NpmCapture };
+
+function respond(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, body: string | null): void {
+  if (body !== null) headers['content-length'] = String(Buffer.byteLength(body));
+  res.writeHead(status, headers);
+  res.end(req.method === 'HEAD' || body === null ? undefined : body);
+}
+
+function sendError(req: IncomingMessage, res: ServerResponse, a: Answer): StreamResult {
+  respond(req, res, a.status, { ...a.headers }, String(a.body));
+  return { status: a.status, outcome: a.outcome };
+}
+
+function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServices, version: string | null): Answer {
+  const abbreviated = version === null && (r.accept ?? '').includes(ABBREVIATED);
+  const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version: null, url: target.documentUrl };
+  return {
+    status: 200,
+    outcome: 'respond',
+    capture,
+    stream: async (req, res) => {
+      const doc = await services.npm.packument(target, abbreviated && version === null);
+      if (doc === null) return sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`, capture));
+      if (doc === 'not-found') return sendError(req, res, npmError(404, 'Not found', capture));
+      const origin = requestOrigin(req, services);
+      const rendered = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
+      if (rendered === null) return sendError(req, res, npmError(404, 'Not found', capture));
+      const headers: Record<string, string> = { 'content-type': rendered.contentType, etag: rendered.etag, vary: 'Accept', 'cache-control': 'max-age=60' };
+      if (etagMatches(req.headers['if-none-match'], rendered.etag)) {
+        respond(req, res, 304, headers, null);
+        return { status: 304, outcome: 'not-modified' };
+      }
+      respond(req, res, 200, headers, rendered.body);
+      return { status: 200, outcome: 'respond' };
+    },
+  };
+}
+
+function tarballAnswer(target: NpmTarget, file: string, r: RouteRequest, services: RouteServices): Answer {
+  const version = versionOf(target, file);
+  return {
+    status: 307,
+    outcome: 'redirect',
+    capture: { type: 'npm', package: target.packageId, name: target.name, version, url: null },
+    stream: async (req, res) => {
+      const doc = await services.npm.packument(target, false);
+      const url = doc instanceof Packument ? doc.tarballs.get(file) : undefined;
+      const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version, url: url ?? null };
+      if (doc === null) return { ...sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`)), capture };
+      if (url === undefined) return { ...sendError(req, res, npmError(404, 'Not found')), capture };
+      // The redirect goes where the packument says, never to a guessed URL.
+      respond(req, res, 307, { location: url }, null);
+      return { status: 307, outcome: 'redirect', capture };
+    },
+  };
+}
+
+/**
+ * The origin clients reached us on, for rewritten tarball URLs: the scheme
+ * from `X-Forwarded-Proto` behind a trusted proxy (else the connection's),
+ * and the request's host. npm fetches these URLs as they are written.
+ */
+function requestOrigin(req: IncomingMessage, services: RouteServices): string {
+  const trusted = services.trustsPeer(req);
+  const forwarded = trusted ? String(req.headers['x-forwarded-proto'] ?? '').split(',')[0].trim().toLowerCase() : '';
+  const scheme = forwarded === 'https' || forwarded === 'http' ? forwarded : 'encrypted' in req.socket ? 'https' : 'http';
+  const hostHeader = (trusted ? String(req.headers['x-forwarded-host'] ?? '').split(',')[0].trim() : '') || (req.headers.host ?? '');
+  const host = /^[A-Za-z0-9.\-[\]:]+$/.test(hostHeader) ? hostHeader.toLowerCase() : 'invalid.host';
+  return `${scheme}://${host}`;
+}

@@ -1,0 +1,216 @@
+// SPEC §8a end to end with the real npm CLI: packages packed here with
+// `npm pack`, served by a small stand-in registry (packument with real
+// integrity values, tarballs, ETags), and an npm-v1 rule pointing at it.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const run = promisify(execFile);
+const work = tempDir('gw-npm-');
+const NPM = join(process.execPath, '..', 'npm');
+
+interface Pkg { name: string; version: string; file: string; bytes: Buffer }
+const pkgs: Pkg[] = [];
+let registry: Server;
+let base: string;
+let tamper = false;
+const seen: { url: string; ifNoneMatch?: string }[] = [];
+let gw: GatewayProcess;
+
+function npm(args: string[], cwd: string) {
+  const env: Record<string, string | undefined> = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false' };
+  for (const k of Object.keys(env)) if (k.startsWith('npm_config_') && !['npm_config_update_notifier', 'npm_config_fund'].includes(k)) delete env[k];
+  return run(npmBin(), args, { cwd, env, timeout: 120_000 });
+}
+
+/** The npm that came with this Node, else the one on PATH. */
+function npmBin(): string {
+  try {
+    readFileSync(NPM);
+    return NPM;
+  } catch {
+    return 'npm';
+  }
+}
+
+async function pack(name: string, version: string, body: string): Promise<Pkg> {
+  const dir = join(work, 'src', name.replace('/', '__'));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version, main: 'index.js', license: 'MIT' }));
+  writeFileSync(join(dir, 'index.js'), body);
+  const out = join(work, 'tarballs');
+  mkdirSync(out, { recursive: true });
+  const before = new Set(readdirSync(out));
+  await npm(['pack', '--pack-destination', out], dir);
+  const file = readdirSync(out).find((f) => !before.has(f))!;
+  return { name, version, file, bytes: readFileSync(join(out, file)) };
+}
+
+function packument(p: Pkg): string {
+  const integrity = 'sha512-' + createHash('sha512').update(tamper ? Buffer.from('not the tarball') : p.bytes).digest('base64');
+  const shasum = createHash('sha1').update(p.bytes).digest('hex');
+  const tarballName = p.name.includes('/') ? p.name.split('/')[1] : p.name;
+  return JSON.stringify({
+    name: p.name,
+    'dist-tags': { latest: p.version },
+    versions: { [p.version]: { name: p.name, version: p.version, main: 'index.js', dist: { tarball: `${base}/${p.name}/-/${tarballName}-${p.version}.tgz`, integrity, shasum } } },
+  });
+}
+
+before(async () => {
+  pkgs.push(await pack('tiny-gw-pkg', '1.0.0', "module.exports = 'tiny from the gateway';\n"));
+  pkgs.push(await pack('@gwtest/scoped', '2.1.0', "module.exports = 'scoped';\n"));
+  registry = createServer((req, res) => {
+    const url = decodeURIComponent(req.url ?? '');
+    seen.push({ url, ifNoneMatch: req.headers['if-none-match'] });
+    for (const p of pkgs) {
+      if (url === `/${p.name}`) {
+        const body = packument(p);
+        const etag = `"${createHash('sha1').update(body).digest('hex')}"`;
+        if (req.headers['if-none-match'] === etag) return void res.writeHead(304, { etag }).end();
+        return void res.writeHead(200, { 'content-type': 'application/json', etag }).end(body);
+      }
+      if (url.endsWith(`/-/${p.file.replace(/^gwtest-/, '')}`) || url.endsWith(`/-/${p.file}`)) {
+        return void res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': p.bytes.length }).end(p.bytes);
+      }
+    }
+    res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"Not found"}');
+  });
+  await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(registry.address() as AddressInfo).port}`;
+  gw = await startGateway({
+    manifest: {
+      rules: [
+        { type: 'npm-v1', domain: '127.0.0.1', 'package-id': 'pkg-tiny', 'package-name': 'tiny-gw-pkg', registry: base },
+        { type: 'npm-v1', domain: '127.0.0.1', 'package-id': 'pkg-scoped', 'package-name': '@gwtest/scoped', registry: base },
+      ],
+    },
+    args: ['--npm-cache-ttl', '0'],
+  });
+});
+after(async () => {
+  await gw.stop();
+  registry.close();
+});
+
+function project(name: string, npmrc = ''): string {
+  const dir = join(work, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name, version: '0.0.0', private: true }));
+  if (npmrc !== '') writeFileSync(join(dir, '.npmrc'), npmrc);
+  return dir;
+}
+
+const installArgs = (cache: string, ...more: string[]) => ['install', '--cache', cache, '--no-audit', '--no-update-notifier', '--fetch-retries=0', ...more];
+
+test('npm install through the gateway: installed files match, tarball redirected and counted', { timeout: 120_000 }, async () => {
+  const dir = project('p1');
+  await npm([...installArgs(join(work, 'cache1'), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir);
+  assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+  await new Promise((r) => setTimeout(r, 200));
+  const doc = gw.lines.find((l) => l.path === '/tiny-gw-pkg');
+  assert.deepEqual(doc?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });
+  const tarball = gw.lines.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
+  assert.equal(tarball?.status, 307);
+  assert.deepEqual(tarball?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url: `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz` });
+});
+
+test('a second install with --prefer-online revalidates (304)', { timeout: 120_000 }, async () => {
+  const dir = project('p2');
+  const cache = join(work, 'cache2');
+  await npm([...installArgs(cache, '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir);
+  const before = gw.lines.length;
+  await npm([...installArgs(cache, '--prefer-online', '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], project('p2b'));
+  await new Promise((r) => setTimeout(r, 200));
+  const docs = gw.lines.slice(before).filter((l) => l.path === '/tiny-gw-pkg');
+  assert.ok(docs.some((l) => l.status === 304 && l.outcome === 'not-modified'), JSON.stringify(docs.map((l) => l.status)));
+  assert.ok(seen.some((s) => s.url === '/tiny-gw-pkg' && s.ifNoneMatch !== undefined), 'the gateway revalidated with the backend');
+});
+
+test('a scoped package through an .npmrc scope mapping', { timeout: 120_000 }, async () => {
+  // The default registry is unreachable: only the scope mapping can work.
+  const dir = project('p3', `registry=http://127.0.0.1:1/\n@gwtest:registry=http://127.0.0.1:${gw.port}/\n`);
+  await npm([...installArgs(join(work, 'cache3')), '@gwtest/scoped'], dir);
+  assert.equal(readFileSync(join(dir, 'node_modules', '@gwtest', 'scoped', 'index.js'), 'utf8'), "module.exports = 'scoped';\n");
+  await new Promise((r) => setTimeout(r, 200));
+  const tarball = gw.lines.find((l) => l.path === '/@gwtest/scoped/-/scoped-2.1.0.tgz');
+  assert.equal(tarball?.capture?.version, '2.1.0');
+});
+
+test('a tampered integrity makes npm fail with EINTEGRITY', { timeout: 120_000 }, async () => {
+  tamper = true;
+  try {
+    const dir = project('p4');
+    await assert.rejects(
+      npm([...installArgs(join(work, 'cache4'), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir),
+      (e: { stderr: string }) => /EINTEGRITY/.test(e.stderr),
+    );
+  } finally {
+    tamper = false;
+  }
+});
+
+test('packument details: rewritten tarballs, integrity untouched, version documents, ETag, read only, unknown packages', async () => {
+  const res = await request(gw.port, { path: '/tiny-gw-pkg', host: `127.0.0.1:${gw.port}` });
+  const doc = JSON.parse(res.text);
+  const dist = doc.versions['1.0.0'].dist;
+  assert.equal(dist.tarball, `http://127.0.0.1:${gw.port}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
+  assert.match(dist.integrity, /^sha512-/);
+  assert.equal(JSON.parse(packument(pkgs[0])).versions['1.0.0'].dist.integrity, dist.integrity);
+  const again = await request(gw.port, { path: '/tiny-gw-pkg', host: `127.0.0.1:${gw.port}`, headers: { 'if-none-match': res.headers.etag as string } });
+  assert.equal(again.status, 304);
+  const latest = JSON.parse((await request(gw.port, { path: '/tiny-gw-pkg/latest', host: `127.0.0.1:${gw.port}` })).text);
+  assert.equal(latest.version, '1.0.0');
+  assert.equal(latest.dist.tarball, dist.tarball);
+  assert.equal((await request(gw.port, { path: '/tiny-gw-pkg/9.9.9', host: `127.0.0.1:${gw.port}` })).status, 404);
+  const encoded = JSON.parse((await request(gw.port, { path: '/@gwtest%2fscoped', host: `127.0.0.1:${gw.port}` })).text);
+  assert.equal(encoded.name, '@gwtest/scoped');
+  const head = await request(gw.port, { method: 'HEAD', path: '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', host: `127.0.0.1:${gw.port}` });
+  assert.equal(head.status, 307);
+  assert.equal((await request(gw.port, { path: '/tiny-gw-pkg/-/tiny-gw-pkg-6.6.6.tgz', host: `127.0.0.1:${gw.port}` })).status, 404);
+  const unknown = await request(gw.port, { path: '/left-pad', host: `127.0.0.1:${gw.port}` });
+  assert.equal(unknown.status, 404);
+  assert.deepEqual(JSON.parse(unknown.text), { error: 'Not found' });
+  for (const [method, path] of [['PUT', '/tiny-gw-pkg'], ['PUT', '/-/user/org.couchdb.user:me'], ['POST', '/-/npm/v1/security/audits/quick'], ['DELETE', '/tiny-gw-pkg/-rev/1']]) {
+    const r = await request(gw.port, { method, path, host: `127.0.0.1:${gw.port}`, body: '{}' });
+    assert.equal(r.status, 405, `${method} ${path}`);
+  }
+});
+
+test('a backend failure serves the cached copy; without one, 502 with an npm-style error', async () => {
+  const doc = JSON.stringify({ name: 'flaky', 'dist-tags': { latest: '1.0.0' }, versions: { '1.0.0': { name: 'flaky', version: '1.0.0', dist: { tarball: 'https://files.example/flaky-1.0.0.tgz' } } } });
+  const backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(doc));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const flakyBase = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  const g = await startGateway({
+    manifest: {
+      rules: [
+        { type: 'npm-v1', domain: 'npm.test', 'package-id': 'f', 'package-name': 'flaky', registry: flakyBase },
+        { type: 'npm-v1', domain: 'npm.test', 'package-id': 'd', 'package-name': 'dead', registry: 'http://127.0.0.1:1' },
+      ],
+    },
+    args: ['--npm-cache-ttl', '0'],
+  });
+  try {
+    const first = await request(g.port, { path: '/flaky', host: 'npm.test' });
+    assert.equal(first.status, 200);
+    backend.closeAllConnections();
+    await new Promise((r) => backend.close(r));
+    const stale = await request(g.port, { path: '/flaky', host: 'npm.test' });
+    assert.equal(stale.status, 200);
+    assert.equal(stale.text, first.text);
+    const dead = await request(g.port, { path: '/dead', host: 'npm.test' });
+    assert.equal(dead.status, 502);
+    assert.match(JSON.parse(dead.text).error, /did not answer/);
+  } finally {
+    await g.stop();
+  }
+});
