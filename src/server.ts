@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { analyticsLog, type AnalyticsLog } from './analytics/analytics-log.ts';
 import { createAdminHandler } from './admin/admin-handler.ts';
@@ -70,11 +71,13 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 }
 
 export async function startGateway(options: GatewayOptions, log: Logger, role: Role = 'single'): Promise<Gateway> {
+  const loadStart = performance.now();
   const loaded = await loadManifestFile(options.manifest);
+  const compileMs = Math.round(performance.now() - loadStart);
   for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
   if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
   const state: HandlerState = { table: loaded.table };
-  log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash }, 'manifest loaded');
+  log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, compileMs }, 'manifest loaded');
 
   const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics);
   const trusted = trustedProxies(options.trustProxy);

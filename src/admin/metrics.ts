@@ -72,7 +72,7 @@ export class RequestMetrics {
     labelNames: ['code'] as const,
     registers: [registry],
   });
-    collectDefaultMetrics({ register: this.registry, prefix: 'gateway_' });
+    collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });
     new Gauge({
       name: 'gateway_registry_token_cache_hits',
       help: 'Registry token cache lookups that found a token.',

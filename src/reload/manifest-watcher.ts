@@ -46,7 +46,12 @@ export class ManifestWatcher {
   async start(): Promise<void> {
     this.#lastStat = await this.#statKey();
     const name = basename(this.#file);
-    this.#watcher = watch(dirname(this.#file), { depth: 0, ignoreInitial: true, followSymlinks: true, atomic: false });
+    const folder = dirname(this.#file);
+    // Only the entries that can change the manifest; others in the folder
+    // (an analytics file written on every request) are not even stat'ed.
+    const relevant = (path: string) =>
+      path === folder || path === this.#realDir || path === this.#realFile || basename(path) === name || basename(path).startsWith('..');
+    this.#watcher = watch(folder, { depth: 0, ignoreInitial: true, followSymlinks: true, atomic: false, ignored: (path: string) => !relevant(path) });
     this.#watcher.on('all', (_event, path) => {
       // The manifest itself, a ConfigMap's `..data` link and its targets, or
       // the file a symlinked manifest points to.

@@ -7,6 +7,7 @@
  * about and changes nothing. Checks never overlap: changes that arrive
  * during one are looked at once it ends.
  */
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem } from '../errors.ts';
 import { loadManifestText, readManifestText } from '../manifest/load-manifest.ts';
@@ -62,7 +63,9 @@ export class Reloader {
     this.#log.debug({ reason, hash, same: hash === this.#seen }, 'manifest checked');
     if (hash === this.#seen && !force) return;
     this.#seen = hash;
+    const started = performance.now();
     const { table, problems } = await loadManifestText(text);
+    const compileMs = Math.round(performance.now() - started);
     if (table === null) {
       this.#log.error({ reason, problems: problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
       this.#hooks.rejected();
@@ -70,6 +73,6 @@ export class Reloader {
     }
     for (const w of problems.warnings) this.#log.warn({ problem: formatProblem(w) }, 'manifest warning');
     this.#hooks.apply(table, text);
-    this.#log.info({ reason, rules: table.counts, hash: table.hash }, 'manifest reloaded');
+    this.#log.info({ reason, rules: table.counts, hash: table.hash, compileMs }, 'manifest reloaded');
   }
 }

@@ -1,0 +1,21 @@
+// The benchmark in quick mode, so that it cannot rot: every scenario runs,
+// prints its ratio to the baseline, and the results table is written.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from './helpers/gateway-process.ts';
+
+test('npm run bench -- --quick runs every scenario', { timeout: 180_000 }, () => {
+  const out = join(tempDir('gw-bench-smoke-'), 'results.md');
+  const r = spawnSync(process.execPath, [new URL('../bench/run.ts', import.meta.url).pathname, '--quick', '--out', out], { encoding: 'utf8', timeout: 170_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  for (const scenario of ['file-10 ', 'file-2k', 'file-20k', 'docker-redirect', 'python-page', 'proxy-blob', 'reload-20k', 'workers']) {
+    assert.match(r.stdout, new RegExp(`^${scenario}`, 'm'), scenario);
+  }
+  assert.match(r.stdout, /throughput ×\d/);
+  const table = readFileSync(out, 'utf8');
+  assert.match(table, /^# Benchmark results/);
+  assert.match(table, /\| file-20k \| \d+/);
+});
