@@ -246,7 +246,7 @@ async function main(): Promise<void> {
   const python = writeManifest(pythonRules(sizes.k10));
   // A third HTML, a third JSON, a third revalidations that get 304.
   const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map((j) => fetchEtag(s.port, `/simple/proj${j * 97}/`, 'text/html'))));
-  const pyRequests = Array.from({ length: 600 }, (_, k) => {
+  const pyRequests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
     const host = 'py.example.com';
     if (k % 3 === 2) {
       const j = Math.floor(k / 3) % 3;
