@@ -248,12 +248,11 @@ async function main(): Promise<void> {
   const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map((j) => fetchEtag(s.port, `/simple/proj${j * 97}/`, 'text/html'))));
   const pyRequests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
     const host = 'py.example.com';
-    if (k % 3 === 2) {
-      const j = Math.floor(k / 3) % 3;
-      return { path: `/simple/proj${j * 97}/`, headers: { host, accept: 'text/html', 'if-none-match': etags[j] } };
-    }
-    const accept = k % 3 === 1 ? 'application/vnd.pypi.simple.v1+json' : 'text/html';
-    return { path: `/simple/proj${(k * 97) % sizes.k10}/`, headers: { host, accept } };
+    const headers: Record<string, string> = { host, accept: k % 3 === 1 ? 'application/vnd.pypi.simple.v1+json' : 'text/html' };
+    if (k % 3 !== 2) return { path: `/simple/proj${(k * 97) % sizes.k10}/`, headers };
+    const j = Math.floor(k / 3) % 3;
+    headers['if-none-match'] = etags[j];
+    return { path: `/simple/proj${j * 97}/`, headers };
   });
   rows.push(await versusBaseline('python-page', gatewayArgs(python), pyRequests, [2, 3], '(HTML, JSON and 304 revalidation, one third each)'));
   const extra = [...(await proxyBlob()), ...(await reloadUnderLoad(sizes.k100)), ...(await workers(sizes.k10))];
