@@ -34,10 +34,27 @@ async function validate(file: string): Promise<number> {
 
 async function serve(options: GatewayOptions): Promise<void> {
   const log = operationsLog(options.logLevel);
-  let gateway: { reload(reason: string, force?: boolean): Promise<void>; close(): Promise<void> };
+  const starting: Promise<{ reload(reason: string, force?: boolean): Promise<void>; close(): Promise<void> }> =
+    options.workers > 1 && cluster.isPrimary ? startPrimary(options, log) : startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
+  // Signals are handled from the first moment: one that arrives while the
+  // gateway is still starting stops it as soon as it is up.
+  const stop = (signal: string) => {
+    log.info({ signal }, 'stopping: draining in-flight requests');
+    starting
+      .then((gateway) => gateway.close())
+      .then(() => {
+        log.info('stopped');
+        process.exit(0);
+      }, () => process.exit(process.exitCode ?? 1));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    // Workers take their manifest from the primary; only it reloads.
+    if (!cluster.isWorker) void starting.then((gateway) => gateway.reload('SIGHUP', true), () => undefined);
+  });
   try {
-    if (options.workers > 1 && cluster.isPrimary) gateway = await startPrimary(options, log);
-    else gateway = await startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
+    await starting;
   } catch (e) {
     if (e instanceof ManifestError) {
       for (const p of e.problems) process.stderr.write(`${formatProblem(p)}\n`);
@@ -45,22 +62,8 @@ async function serve(options: GatewayOptions): Promise<void> {
     } else {
       process.stderr.write(`cannot start: ${(e as Error).message}\n`);
     }
-    process.exitCode = 1;
-    return;
+    process.exit(1);
   }
-  const stop = (signal: string) => {
-    log.info({ signal }, 'stopping: draining in-flight requests');
-    gateway.close().then(() => {
-      log.info('stopped');
-      process.exit(0);
-    });
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', () => {
-    // Workers take their manifest from the primary; only it reloads.
-    if (!cluster.isWorker) void gateway.reload('SIGHUP', true);
-  });
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -162,7 +162,6 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     admin = createServer(createAdminHandler({ ready: () => state.table !== null, metrics: () => registry.metrics() }));
     adminPort = await listen(admin, options.adminPort, options.adminHost);
   }
-  log.info({ host: options.host, port, adminPort }, role === 'worker' ? 'worker listening' : 'listening');
 
   const apply = (table: RoutingTable) => {
     // Build, freeze, swap: one assignment; requests in flight keep their table.
@@ -189,6 +188,9 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       });
     });
   }
+
+  // Last: the process is fully up (watcher included) when it says so.
+  log.info({ host: options.host, port, adminPort }, role === 'worker' ? 'worker listening' : 'listening');
 
   let closing: Promise<void> | null = null;
   async function close(): Promise<void> {

@@ -75,7 +75,7 @@ export interface CompileResult {
 }
 
 /** Rules compiled between two yields to the event loop. */
-const SLICE = 2000;
+const SLICE = 250;
 
 /**
  * Check and compile a parsed manifest. Every rule the schema accepts is also
@@ -126,11 +126,12 @@ function yieldToEventLoop(): Promise<void> {
 function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string, problems: ProblemSink): void {
   switch (rule.type) {
     case 'file-v1': {
-      const compiled = compileFileV1(rule, at, problems);
-      if (compiled === null) return;
-      const key = `file-v1 ${compiled.incoming.units.map((u) => u.shape).join('/')}`;
-      if (compiled.incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
-      d.fileV1.add(compiled.incoming, compiled, index);
+      const result = compileFileV1(rule, at, problems);
+      if (result === null) return;
+      const { compiled, incoming } = result;
+      const key = `file-v1 ${incoming.units.map((u) => u.shape).join('/')}`;
+      if (incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
+      d.fileV1.add(incoming, compiled, index);
       return;
     }
     case 'docker-v1': {

@@ -17,7 +17,8 @@ import { linearRegExp } from '../templates/linear-regexp.ts';
 export interface Leaf<R> {
   readonly rule: R;
   readonly order: number;
-  readonly template: IncomingTemplate;
+  /** The template's variables, by position. */
+  readonly variables: IncomingTemplate['variables'];
 }
 
 /** What a lookup returns: the winning rule and its raw values by position. */
@@ -27,7 +28,8 @@ export interface TrieMatch<R> {
 }
 
 interface Edge<R> {
-  readonly unit: Unit;
+  /** Build time only (sorting); dropped once the trie is built. */
+  unit: Unit | null;
   readonly regex: RegExp;
   order: number;
   /** For segment edges: where the template goes on. */
@@ -95,12 +97,11 @@ function walk<R>(node: TrieNode<R>, subject: string, pos: number, values: string
 
 /** Rules with the same shape, in manifest order; a name used twice must capture equal values. */
 function firstLeaf<R>(leaves: readonly Leaf<R>[], values: readonly string[]): Leaf<R> | null {
-  for (const leaf of leaves) if (consistent(leaf.template, values)) return leaf;
+  for (const leaf of leaves) if (consistent(leaf.variables, values)) return leaf;
   return null;
 }
 
-function consistent(t: IncomingTemplate, values: readonly string[]): boolean {
-  const vars = t.variables;
+function consistent(vars: IncomingTemplate['variables'], values: readonly string[]): boolean {
   for (let i = 1; i < vars.length; i++) {
     for (let j = 0; j < i; j++) if (vars[j].name === vars[i].name && values[j] !== values[i]) return false;
   }
@@ -115,7 +116,7 @@ export class FileTrieBuilder<R> {
   /** Index one template; `order` is the rule's manifest position. */
   add(template: IncomingTemplate, rule: R, order: number): void {
     if (this.#root === null) throw new Error('FileTrieBuilder: add() after build()');
-    const leaf: Leaf<R> = { rule, order, template };
+    const leaf: Leaf<R> = { rule, order, variables: template.variables };
     let node = this.#root;
     for (const u of template.units) {
       if (u.kind === 'literal') {
@@ -171,7 +172,8 @@ function finish<R>(node: TrieNode<R>): number {
       e.order = e.child === null ? e.leaves[0].order : finish(e.child);
       min = Math.min(min, e.order);
     }
-    edges.sort((a, b) => compareRanks(a.unit, b.unit) || a.order - b.order);
+    edges.sort((a, b) => compareRanks(a.unit!, b.unit!) || a.order - b.order);
+    for (const e of edges) e.unit = null;
     node.edges = edges;
     node.byShape = null;
   }

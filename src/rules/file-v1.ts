@@ -12,14 +12,15 @@ import { buildTarget, compileOutgoing, type OutgoingUrl } from './outgoing-url.t
 import { toVariables, type CapturedVariable } from './path-variables.ts';
 import type { ProblemSink } from '../manifest/problems.ts';
 
+/** What a matched file-v1 rule needs at request time (the template itself lives in the trie). */
 export interface CompiledFileV1 {
   readonly packageId: string;
-  readonly incoming: IncomingTemplate;
   readonly outgoing: OutgoingUrl | null;
-  readonly captured: readonly CapturedVariable[];
+  readonly variables: readonly CapturedVariable[];
 }
 
-export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSink): CompiledFileV1 | null {
+/** The compiled rule, and its incoming template for the domain's trie. */
+export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSink): { compiled: CompiledFileV1; incoming: IncomingTemplate } | null {
   let incoming: IncomingTemplate;
   let outgoing: OutgoingUrl | null = null;
   try {
@@ -43,14 +44,13 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
       }
     }
   }
-  const captured = incoming.variables.map((v) => ({ name: v.name, raw: v.plus }));
-  return { packageId: rule['package-id'], incoming, outgoing, captured };
+  return { compiled: { packageId: rule['package-id'], outgoing, variables: incoming.variables }, incoming };
 }
 
 /** Hot path. The answer for a trie match. */
 export function answerFileV1(leaf: Leaf<CompiledFileV1>, values: readonly string[], query: string): Answer {
   const rule = leaf.rule;
-  const vars = toVariables(rule.captured, values);
+  const vars = toVariables(rule.variables, values);
   if (typeof vars === 'string') return errorAnswer(vars);
   return answerFile(rule.packageId, rule.outgoing, vars, query);
 }

@@ -12,11 +12,10 @@
  */
 import type { ErrorCode } from '../errors.ts';
 import { mergeQuery } from '../http/query-merge.ts';
-import { expandTemplate, parseTemplate, templateVariables, type TemplatePart } from '../templates/uri-template.ts';
+import { compactTemplate, expandTemplate, parseTemplate, templateVariables, type CompiledTemplate, type TemplatePart } from '../templates/uri-template.ts';
 
 export interface OutgoingUrl {
-  readonly source: string;
-  readonly parts: readonly TemplatePart[];
+  readonly parts: CompiledTemplate;
   readonly variables: readonly string[];
   /** null when the origin is fixed by literal text; else the required host suffix ('' for any). */
   readonly hostSuffix: string | null;
@@ -36,7 +35,7 @@ export function compileOutgoing(source: string): OutgoingUrl {
     }
     hostSuffix = authoritySuffix(parts);
   }
-  return { source, parts, variables: templateVariables(parts), hostSuffix };
+  return { parts: compactTemplate(parts), variables: templateVariables(parts), hostSuffix };
 }
 
 /** The literal text after the last variable inside the authority, up to its end. */

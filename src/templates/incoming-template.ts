@@ -5,6 +5,7 @@
  * first `{+name}` on (a `{+name}` may match `/`, so it cannot be split).
  */
 import { parseTemplate, TemplateSyntaxError } from './uri-template.ts';
+import type { CapturedVariable } from '../rules/path-variables.ts';
 
 export type Token =
   | { readonly kind: 'literal'; readonly text: string }
@@ -18,8 +19,6 @@ export interface Unit {
   readonly tokens: readonly Token[];
   /** Names erased (`tool-{}.tgz`, `{+}/x`): units of the same shape share a trie node. */
   readonly shape: string;
-  /** Precedence ranks per position: literal char 0, `{var}` 1, `{+var}` 2. */
-  readonly ranks: readonly number[];
 }
 
 export interface IncomingTemplate {
@@ -27,8 +26,8 @@ export interface IncomingTemplate {
   /** Matched against path plus query when the template has a `?`. */
   readonly withQuery: boolean;
   readonly units: readonly Unit[];
-  /** Variables in order of appearance, with the kind that captured them. */
-  readonly variables: readonly { readonly name: string; readonly plus: boolean }[];
+  /** Variables in order of appearance; `raw` for `{+name}` (kept as sent). */
+  readonly variables: readonly CapturedVariable[];
 }
 
 /** Parse an incoming template; throws TemplateSyntaxError (load time only). */
@@ -51,7 +50,7 @@ export function parseIncoming(source: string): IncomingTemplate {
     source,
     withQuery: tokens.some((t) => t.kind === 'literal' && t.text.includes('?')),
     units: toUnits(tokens),
-    variables: tokens.flatMap((t) => (t.kind === 'literal' ? [] : [{ name: t.name, plus: t.kind === 'plus' }])),
+    variables: tokens.flatMap((t) => (t.kind === 'literal' ? [] : [{ name: t.name, raw: t.kind === 'plus' }])),
   };
 }
 
@@ -85,19 +84,17 @@ function toUnits(tokens: readonly Token[]): Unit[] {
 }
 
 function unit(tokens: readonly Token[], tail: boolean): Unit {
-  let shape = '';
-  const ranks: number[] = [];
-  for (const t of tokens) {
-    if (t.kind === 'literal') {
-      shape += t.text.replaceAll('{', '{{');
-      for (let k = 0; k < t.text.length; k++) ranks.push(0);
-    } else {
-      shape += t.kind === 'plus' ? '{+}' : '{}';
-      ranks.push(t.kind === 'plus' ? 2 : 1);
-    }
-  }
+  const shape = tokens.map((t) => (t.kind === 'literal' ? t.text.replaceAll('{', '{{') : t.kind === 'plus' ? '{+}' : '{}')).join('');
   const kind = tail ? 'tail' : tokens.some((t) => t.kind !== 'literal') ? 'segment' : 'literal';
-  return { kind, tokens, shape, ranks };
+  return { kind, tokens, shape };
+}
+
+/** Precedence ranks per position: literal character 0, `{var}` 1, `{+var}` 2. */
+function* ranks(u: Unit): Generator<number> {
+  for (const t of u.tokens) {
+    if (t.kind !== 'literal') yield t.kind === 'plus' ? 2 : 1;
+    else for (let k = 0; k < t.text.length; k++) yield 0;
+  }
 }
 
 /** RFC 3986 unreserved characters or `%XX`: what `{name}` matches (RFC 6570 §3.2.2). */
@@ -136,8 +133,13 @@ function escapeRegExp(text: string): string {
  * beats the end of the unit. Returns 0 for units of equal rank.
  */
 export function compareRanks(a: Unit, b: Unit): number {
-  const n = Math.min(a.ranks.length, b.ranks.length);
-  for (let i = 0; i < n; i++) if (a.ranks[i] !== b.ranks[i]) return a.ranks[i] - b.ranks[i];
-  // The shorter one has ended: "end" ranks after every token.
-  return b.ranks.length - a.ranks.length;
+  const x = ranks(a);
+  const y = ranks(b);
+  for (;;) {
+    const ra = x.next();
+    const rb = y.next();
+    // The shorter one has ended: "end" ranks after every token.
+    if (ra.done === true || rb.done === true) return (ra.done === true ? 1 : 0) - (rb.done === true ? 1 : 0);
+    if (ra.value !== rb.value) return ra.value - rb.value;
+  }
 }

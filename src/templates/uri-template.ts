@@ -51,6 +51,14 @@ export interface Literal {
 
 export type TemplatePart = Literal | Expression;
 
+/** A parsed template kept for expansion only: literals as their encoded text. */
+export type CompiledTemplate = readonly (string | Expression)[];
+
+/** Drops what expansion does not need (the literals' raw text). */
+export function compactTemplate(parts: readonly TemplatePart[]): CompiledTemplate {
+  return parts.map((p) => (p.kind === 'literal' ? p.encoded : p));
+}
+
 /** A value a variable can hold (RFC 6570 §2.3); captures are always strings. */
 export type TemplateValue = string | readonly string[] | Readonly<Record<string, string>> | undefined;
 
@@ -124,16 +132,16 @@ function expression(body: string, offset: number): Expression {
 }
 
 /** Names of all variables a parsed template uses, in order of appearance. */
-export function templateVariables(parts: readonly TemplatePart[]): string[] {
+export function templateVariables(parts: readonly (TemplatePart | string)[]): string[] {
   const names: string[] = [];
-  for (const p of parts) if (p.kind === 'expression') for (const v of p.vars) names.push(v.name);
+  for (const p of parts) if (typeof p !== 'string' && p.kind === 'expression') for (const v of p.vars) names.push(v.name);
   return names;
 }
 
 /** Expand a parsed template (RFC 6570 §3.2). Undefined variables expand to nothing. */
-export function expandTemplate(parts: readonly TemplatePart[], vars: Variables): string {
+export function expandTemplate(parts: readonly (TemplatePart | string)[], vars: Variables): string {
   let out = '';
-  for (const p of parts) out += p.kind === 'literal' ? p.encoded : expandExpression(p, vars);
+  for (const p of parts) out += typeof p === 'string' ? p : p.kind === 'literal' ? p.encoded : expandExpression(p, vars);
   return out;
 }
 

@@ -28,7 +28,7 @@ for (const [name, build] of Object.entries(MATCHERS)) {
           const label = `${path}${query === '' ? '' : '?' + query}`;
           assert.equal(m === null ? null : m.leaf.rule, expected, label);
           if (m !== null && values !== undefined) {
-            const named = Object.fromEntries(m.leaf.template.variables.map((v, i) => [v.name, m.values[i]]));
+            const named = Object.fromEntries(m.leaf.variables.map((v, i) => [v.name, m.values[i]]));
             assert.deepEqual(named, values, label);
           }
         }

@@ -5,8 +5,13 @@
  * of file-matcher-cases.ts.
  */
 import type { FileIndexMatch, FileMatcher } from '../../src/routing/file-index.ts';
-import type { Leaf } from '../../src/routing/file-trie.ts';
+import type { Leaf as TrieLeaf } from '../../src/routing/file-trie.ts';
 import { compareRanks, type IncomingTemplate, type Unit } from '../../src/templates/incoming-template.ts';
+
+/** A rule with its whole template (the reference matcher keeps it). */
+interface Leaf<R> extends Omit<TrieLeaf<R>, 'variables'> {
+  readonly template: IncomingTemplate;
+}
 
 const VAR = '((?:[A-Za-z0-9\\-._~]|%[0-9A-Fa-f]{2})+)';
 const PLUS = "((?:[A-Za-z0-9\\-._~:/?#\\[\\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)";
@@ -69,7 +74,7 @@ export class LinearFileMatcher<R> implements FileMatcher<R> {
       const values = m.slice(1);
       const vars = leaf.template.variables;
       if (vars.some((v, i) => vars.findIndex((w) => w.name === v.name) !== i && values[vars.findIndex((w) => w.name === v.name)] !== values[i])) continue;
-      return { leaf, values };
+      return { leaf: { rule: leaf.rule, order: leaf.order, variables: leaf.template.variables }, values };
     }
     return null;
   }

@@ -1,0 +1,11 @@
+import { fileRules } from './lib/manifests.ts';
+import { loadManifestText } from '../src/manifest/load-manifest.ts';
+const text = JSON.stringify(fileRules(100_000).manifest);
+const { monitorEventLoopDelay } = await import('node:perf_hooks');
+const h = monitorEventLoopDelay({ resolution: 1 }); h.enable();
+global.gc?.();
+const before = process.memoryUsage();
+const t = performance.now(); const r = await loadManifestText(text); console.log('load ms', (performance.now() - t).toFixed(0), 'max stall ms', (h.max / 1e6).toFixed(0));
+global.gc?.();
+const after = process.memoryUsage();
+console.log('heap MB', ((after.heapUsed - before.heapUsed) / 1048576).toFixed(0), 'rss MB', (after.rss / 1048576).toFixed(0), r.table !== null);
