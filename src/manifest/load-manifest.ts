@@ -8,7 +8,10 @@ import { readFile } from 'node:fs/promises';
 import { compileManifest } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
+import { createHash } from 'node:crypto';
 import { checkShape } from './schema-check.ts';
+import { sliceRules } from './manifest-slices.ts';
+import { yieldToEventLoop } from '../routing/compile.ts';
 
 export interface LoadResult {
   readonly table: RoutingTable | null;
@@ -17,19 +20,58 @@ export interface LoadResult {
   readonly text: string | null;
 }
 
-/** Parse, check and compile manifest text (start-up, reloads, validate). */
-export async function loadManifestText(text: string): Promise<LoadResult> {
+/** Rules parsed and checked between two yields to the event loop. */
+const SLICE = 250;
+
+/**
+ * Parse, check and compile manifest text (start-up, reloads, validate), in
+ * slices, so that a large manifest never stalls the requests being served.
+ */
+export async function loadManifestText(text: string, knownHash?: string): Promise<LoadResult> {
   const problems = new ProblemSink();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    problems.error('', `not valid JSON: ${(e as Error).message}`);
+  const hash = knownHash ?? (await hashInSlices(text));
+  const slices = sliceRules(text);
+  let rules: unknown[] | null = null;
+  let outer: unknown = null;
+  if (slices !== null) {
+    rules = [];
+    for (let batch = slices.next(SLICE); batch !== null && batch.length > 0; batch = slices.next(SLICE)) {
+      for (const r of batch) rules.push(r);
+      await yieldToEventLoop();
+    }
+    const outerText = slices.outer();
+    try {
+      outer = outerText === null ? null : JSON.parse(outerText);
+    } catch {
+      outer = null;
+    }
+    if (outer === null) rules = null;
+  }
+  if (rules === null) {
+    // Not the expected shape: one plain parse gives the real error.
+    try {
+      outer = JSON.parse(text);
+    } catch (e) {
+      problems.error('', `not valid JSON: ${(e as Error).message}`);
+      return { table: null, problems, text };
+    }
+    if (!checkShape(outer, problems)) return { table: null, problems, text };
+    rules = outer.rules;
+  } else if (!checkShape(outer, problems)) {
     return { table: null, problems, text };
   }
-  if (!checkShape(json, problems)) return { table: null, problems, text };
-  const { table } = await compileManifest(json, text, problems);
+  const { table } = await compileManifest({ rules: rules as Record<string, unknown>[] }, hash, problems);
   return { table, problems, text };
+}
+
+/** SHA-256 of the text, fed in 1 MB pieces with yields between them. */
+export async function hashInSlices(text: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (let i = 0; i < text.length; i += 1 << 20) {
+    hash.update(text.slice(i, i + (1 << 20)));
+    if (i > 0) await yieldToEventLoop();
+  }
+  return hash.digest('hex');
 }
 
 export async function loadManifestFile(file: string): Promise<LoadResult> {

@@ -10,8 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem } from '../errors.ts';
-import { loadManifestText, readManifestText } from '../manifest/load-manifest.ts';
-import { manifestHash } from '../routing/compile.ts';
+import { hashInSlices, loadManifestText, readManifestText } from '../manifest/load-manifest.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 
 export interface ReloadHooks {
@@ -59,12 +58,12 @@ export class Reloader {
       return;
     }
     this.#missing = false;
-    const hash = manifestHash(text);
+    const hash = await hashInSlices(text);
     this.#log.debug({ reason, hash, same: hash === this.#seen }, 'manifest checked');
     if (hash === this.#seen && !force) return;
     this.#seen = hash;
     const started = performance.now();
-    const { table, problems } = await loadManifestText(text);
+    const { table, problems } = await loadManifestText(text, hash);
     const compileMs = Math.round(performance.now() - started);
     if (table === null) {
       this.#log.error({ reason, problems: problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');

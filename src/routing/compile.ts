@@ -3,7 +3,6 @@
  * validation: every template is parsed, every regex compiled and every
  * outgoing variable checked here, once, when the manifest is loaded.
  */
-import { createHash } from 'node:crypto';
 import { pointerToken } from '../errors.ts';
 import type { ManifestRule, PythonRule, RuleType } from '../manifest/types.ts';
 import { checkRule } from '../manifest/schema-check.ts';
@@ -82,9 +81,9 @@ const SLICE = 250;
  * checked semantically, so one run reports every problem. The work is cut
  * into slices with a yield to the event loop between them, so that
  * compiling 100,000 rules never stalls the requests being served.
- * `text` is the manifest's source, hashed for /metrics and reload dedup.
+ * `hash` is the SHA-256 of the manifest's text (for /metrics and reload dedup).
  */
-export async function compileManifest(manifest: { rules: Record<string, unknown>[] }, text: string, problems = new ProblemSink()): Promise<CompileResult> {
+export async function compileManifest(manifest: { rules: Record<string, unknown>[] }, hash: string, problems = new ProblemSink()): Promise<CompileResult> {
   const domains = new Map<string, DomainBuilder>();
   const counts: Partial<Record<RuleType, number>> = {};
   for (let index = 0; index < manifest.rules.length; index++) {
@@ -109,17 +108,13 @@ export async function compileManifest(manifest: { rules: Record<string, unknown>
   const table: RoutingTable = Object.freeze({
     domains: built,
     counts: Object.freeze(counts),
-    hash: manifestHash(text),
+    hash,
     loadedAt: Date.now(),
   });
   return { table, problems };
 }
 
-export function manifestHash(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
-}
-
-function yieldToEventLoop(): Promise<void> {
+export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 

@@ -1,0 +1,109 @@
+/**
+ * Parsing a large manifest without stalling the event loop. A 100,000-rule
+ * manifest is about 25 MB of JSON: one `JSON.parse` of it blocks for
+ * ~100 ms. Instead, the text is scanned for the elements of the top-level
+ * `"rules"` array, each rule is parsed on its own, and the caller yields to
+ * the event loop between batches. The object around the array is parsed
+ * with the array emptied, so every other key is still checked.
+ *
+ * Only the expected shape is handled here; anything else (a syntax error,
+ * no `"rules"` array) returns null and the caller falls back to
+ * `JSON.parse`, whose error message is the one users see.
+ */
+
+/** A cursor over the rules, then the outer object's text with `rules` emptied. */
+export interface RuleSlices {
+  /** Parses up to `max` more rules; an empty array at the end; null on malformed text. */
+  next(max: number): unknown[] | null;
+  /** Once every rule is read: the manifest with `"rules": []`, or null if malformed. */
+  outer(): string | null;
+}
+
+const QUOTE = 34;
+const BACKSLASH = 92;
+
+/** Offset just after the string starting at `i` (a quote), or -1. */
+function stringEnd(text: string, i: number): number {
+  for (let k = i + 1; k < text.length; k++) {
+    const c = text.charCodeAt(k);
+    if (c === BACKSLASH) k++;
+    else if (c === QUOTE) return k + 1;
+  }
+  return -1;
+}
+
+function skipSpace(text: string, i: number): number {
+  while (i < text.length && ' \t\r\n'.includes(text[i])) i++;
+  return i;
+}
+
+/** Offset just after the JSON value starting at `i`, or -1 (strings and brackets only need matching). */
+function valueEnd(text: string, i: number): number {
+  const c = text[i];
+  if (c === '"') return stringEnd(text, i);
+  if (c !== '{' && c !== '[') {
+    let k = i;
+    while (k < text.length && !',]} \t\r\n'.includes(text[k])) k++;
+    return k;
+  }
+  let depth = 0;
+  for (let k = i; k < text.length; k++) {
+    const ch = text.charCodeAt(k);
+    if (ch === QUOTE) {
+      k = stringEnd(text, k) - 1;
+      if (k < 0) return -1;
+    } else if (ch === 123 || ch === 91) depth++;
+    else if (ch === 125 || ch === 93) {
+      depth--;
+      if (depth === 0) return k + 1;
+    }
+  }
+  return -1;
+}
+
+/** Finds the top-level `"rules": [` and returns a cursor over its elements. */
+export function sliceRules(text: string): RuleSlices | null {
+  let i = skipSpace(text, 0);
+  if (text[i] !== '{') return null;
+  i++;
+  // Walk the outer object's keys until "rules".
+  for (;;) {
+    i = skipSpace(text, i);
+    if (text[i] !== '"') return null;
+    const keyEnd = stringEnd(text, i);
+    if (keyEnd < 0) return null;
+    const key = text.slice(i + 1, keyEnd - 1);
+    i = skipSpace(text, keyEnd);
+    if (text[i] !== ':') return null;
+    i = skipSpace(text, i + 1);
+    if (key === 'rules' && text[i] === '[') break;
+    const end = valueEnd(text, i);
+    if (end < 0) return null;
+    i = skipSpace(text, end);
+    if (text[i] !== ',') return null;
+    i++;
+  }
+  const arrayStart = i;
+  let cursor = skipSpace(text, arrayStart + 1);
+  let done = text[cursor] === ']';
+  return {
+    outer: () => (done ? text.slice(0, arrayStart) + '[]' + text.slice(cursor + 1) : null),
+    next(max) {
+      const rules: unknown[] = [];
+      while (!done && rules.length < max) {
+        const end = valueEnd(text, cursor);
+        if (end < 0) return null;
+        try {
+          rules.push(JSON.parse(text.slice(cursor, end)));
+        } catch {
+          return null;
+        }
+        cursor = skipSpace(text, end);
+        if (text[cursor] === ']') done = true;
+        else if (text[cursor] === ',') cursor = skipSpace(text, cursor + 1);
+        else return null;
+      }
+      return rules;
+    },
+  };
+}
