@@ -155,8 +155,8 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     send(res, method, id, answer, false);
     line(answer.status, answer.outcome, answer.capture);
     finish(answer.outcome, answer.capture);
-    // A body nobody reads is drained by node:http itself when the response
-    // ends (it dumps unconsumed requests), so keep-alive keeps working.
+    // A body nobody reads must still be drained for keep-alive to work.
+    if (hasBody(req)) req.resume();
   };
 }
 
