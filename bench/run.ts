@@ -8,7 +8,7 @@
  * server's process tree / requests served: it holds up even when the load
  * generator, which shares the machine, is the bottleneck), and peak RSS.
  */
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { cpus, totalmem, tmpdir, platform, release } from 'node:os';
 import { join } from 'node:path';
 import { request as httpRequest } from 'node:http';
@@ -270,7 +270,11 @@ async function main(): Promise<void> {
   const bad = rows.filter((r) => r.subject.unexpected > 0 || r.subject.total === 0);
   if (outFile !== null) {
     const header = `# Benchmark results\n\nRun: ${new Date().toISOString()} · Node ${process.version} · ${platform()} ${release()} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB · ${quick ? 'quick' : 'full'} mode (${DURATION} s × ${ROUNDS} rounds, medians, ${CONNECTIONS} connections)\n\n`;
-    writeFileSync(outFile, header + table + '\n');
+    // Keep the hand-written reading below the marker across runs.
+    const MARK = '<!-- reading: kept by bench/run.ts across runs -->';
+    const previous = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+    const reading = previous.includes(MARK) ? previous.slice(previous.indexOf(MARK)) : MARK + '\n';
+    writeFileSync(outFile, header + table + '\n\n' + reading);
     console.log(`wrote ${outFile}`);
   }
   if (bad.length > 0) {
