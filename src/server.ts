@@ -149,7 +149,10 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       client: { ip: socket.remoteAddress ?? null, userAgent: null, referer: null },
       capture: null,
     });
-    if (socket.writable && err.code !== 'ECONNRESET') {
+    // As node's default handler does: never a second answer on a socket whose
+    // response has already begun (the error is in bytes after a request).
+    const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+    if (socket.writable && err.code !== 'ECONNRESET' && current?.headersSent !== true) {
       socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });

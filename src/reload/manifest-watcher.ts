@@ -9,8 +9,8 @@
  *   points into is watched as well;
  * - events are debounced, so a file written in several pieces is read once;
  * - a periodic stat check (inode, size, mtime, through symlinks) backs the
- *   watcher up, for writes it cannot see (through a symlink into another
- *   folder, network file systems).
+ *   watcher up, for writes it cannot see (network file systems), and every
+ *   tenth round the content is hashed and compared whatever the stat says.
  *
  * It only says "look again"; the reloader reads, hashes and decides.
  */
@@ -33,6 +33,7 @@ export class ManifestWatcher {
   #debounce: NodeJS.Timeout | null = null;
   #poll: NodeJS.Timeout | null = null;
   #lastStat = '';
+  #polls = 0;
   /** The folder of the file the manifest path resolves to, when that is elsewhere (a symlink). */
   #realDir: string | null = null;
   #realFile: string | null = null;
@@ -104,7 +105,9 @@ export class ManifestWatcher {
 
   async #pollOnce(): Promise<void> {
     const key = await this.#statKey();
-    if (key === this.#lastStat) return;
+    // Every tenth round the content itself is looked at (the reloader
+    // compares hashes), for changes that keep size and mtime.
+    if (key === this.#lastStat && ++this.#polls % 10 !== 0) return;
     this.#lastStat = key;
     this.#schedule('poll');
   }

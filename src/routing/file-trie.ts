@@ -10,7 +10,7 @@
  *
  * Built once per manifest, then frozen: `add` after `build` throws.
  */
-import { compareRanks, unitRegExp, type IncomingTemplate, type Unit } from '../templates/incoming-template.ts';
+import { compareRanks, unitMatcher, type IncomingTemplate, type Unit, type UnitMatcher } from '../templates/incoming-template.ts';
 import { linearRegExp } from '../templates/linear-regexp.ts';
 
 /** A rule at the end of a template: how to name the positional values. */
@@ -30,7 +30,7 @@ export interface TrieMatch<R> {
 interface Edge<R> {
   /** Build time only (sorting); dropped once the trie is built. */
   unit: Unit | null;
-  readonly regex: RegExp;
+  readonly matcher: UnitMatcher;
   order: number;
   /** For segment edges: where the template goes on. */
   readonly child: TrieNode<R> | null;
@@ -84,7 +84,7 @@ function walk<R>(node: TrieNode<R>, subject: string, pos: number, values: string
   if (node.edges === null) return null;
   for (const edge of node.edges) {
     const tail = edge.child === null;
-    const m = edge.regex.exec(tail ? subject.slice(pos) : segment);
+    const m = edge.matcher.exec(tail ? subject.slice(pos) : segment);
     if (m === null) continue;
     const mark = values.length;
     for (let g = 1; g < m.length; g++) values.push(m[g]);
@@ -111,7 +111,7 @@ function consistent(vars: IncomingTemplate['variables'], values: readonly string
 export class FileTrieBuilder<R> {
   #root: TrieNode<R> | null = new TrieNode<R>();
   #size = 0;
-  readonly #regexes = new Map<string, RegExp>();
+  readonly #matchers = new Map<string, UnitMatcher>();
 
   /** Index one template; `order` is the rule's manifest position. */
   add(template: IncomingTemplate, rule: R, order: number): void {
@@ -130,7 +130,7 @@ export class FileTrieBuilder<R> {
       node.byShape ??= new Map();
       let edge = node.byShape.get(u.shape);
       if (edge === undefined) {
-        edge = { unit: u, regex: this.#regex(u), order, child: u.kind === 'tail' ? null : new TrieNode<R>(), leaves: [] };
+        edge = { unit: u, matcher: this.#matcher(u), order, child: u.kind === 'tail' ? null : new TrieNode<R>(), leaves: [] };
         node.byShape.set(u.shape, edge);
       }
       if (edge.child === null) {
@@ -144,11 +144,11 @@ export class FileTrieBuilder<R> {
     this.#size++;
   }
 
-  #regex(u: Unit): RegExp {
+  #matcher(u: Unit): UnitMatcher {
     const key = (u.kind === 'tail' ? 't' : 's') + u.shape;
-    let re = this.#regexes.get(key);
-    if (re === undefined) this.#regexes.set(key, (re = unitRegExp(u, linearRegExp)));
-    return re;
+    let m = this.#matchers.get(key);
+    if (m === undefined) this.#matchers.set(key, (m = unitMatcher(u, linearRegExp)));
+    return m;
   }
 
   /** Sort every node's edges by precedence and freeze the trie. */

@@ -102,14 +102,48 @@ const VAR_CHARS = '(?:[A-Za-z0-9\\-._~]|%[0-9A-Fa-f]{2})+';
 /** Unreserved, reserved or `%XX`: what `{+name}` matches (RFC 6570 §3.2.3). */
 const PLUS_CHARS = "(?:[A-Za-z0-9\\-._~:/?#\\[\\]@!$&'()*+,;=]|%[0-9A-Fa-f]{2})+";
 
+/** What a unit compiles to: `exec` gives the whole match then one value per variable, or null. */
+export interface UnitMatcher {
+  exec(subject: string): readonly string[] | null;
+}
+
+const VAR_ONLY = new RegExp(`^${VAR_CHARS}$`);
+
 /**
- * Compile a `segment` or `tail` unit into an anchored regex whose groups are
- * the variables in order. Greedy groups give "an earlier variable takes the
+ * The most common unit, `literal{var}literal` in one segment, without a
+ * regex: prefix and suffix compared, the middle checked. With one variable
+ * there is only one way to split, so this matches exactly what the regex would.
+ */
+class OneVariableSegment implements UnitMatcher {
+  readonly #prefix: string;
+  readonly #suffix: string;
+  constructor(prefix: string, suffix: string) {
+    this.#prefix = prefix;
+    this.#suffix = suffix;
+  }
+  exec(s: string): readonly string[] | null {
+    const end = s.length - this.#suffix.length;
+    if (end <= this.#prefix.length || !s.startsWith(this.#prefix) || !s.endsWith(this.#suffix)) return null;
+    const value = s.slice(this.#prefix.length, end);
+    return VAR_ONLY.test(value) ? [s, value] : null;
+  }
+}
+
+/**
+ * Compile a `segment` or `tail` unit into a matcher: one `{var}` between
+ * literals needs no regex; anything else is an anchored regex whose groups
+ * are the variables in order. Greedy groups give "an earlier variable takes the
  * longest run that still lets the rest match". With two or more variables a
  * backtracking engine could take polynomial time on a crafted path, so those
  * use V8's linear-time engine (flag `l`, enabled in linear-regexp.ts).
  */
-export function unitRegExp(u: Unit, linear: (source: string) => RegExp): RegExp {
+export function unitMatcher(u: Unit, linear: (source: string) => RegExp): UnitMatcher {
+  const variables = u.tokens.filter((t) => t.kind !== 'literal');
+  if (u.kind === 'segment' && variables.length === 1 && variables[0].kind === 'var') {
+    const at = u.tokens.indexOf(variables[0]);
+    const text = (tokens: readonly Token[]) => tokens.map((t) => (t.kind === 'literal' ? t.text : '')).join('');
+    return new OneVariableSegment(text(u.tokens.slice(0, at)), text(u.tokens.slice(at + 1)));
+  }
   let source = '^';
   let vars = 0;
   for (const t of u.tokens) {
