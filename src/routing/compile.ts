@@ -10,6 +10,7 @@ import { compilePythonIndex, normalizeProject } from '../rules/python.ts';
 import { compileNpm, type NpmTarget } from '../rules/npm.ts';
 import { ProblemSink } from '../manifest/problems.ts';
 import { FileIndexBuilder } from './file-index.ts';
+import { InternPool } from './intern-pool.ts';
 import { compileFileV1, type CompiledFileV1 } from '../rules/file-v1.ts';
 import { compileFileV2, type CompiledFileV2 } from '../rules/file-v2.ts';
 import { compileCatchAll, type CompiledCatchAll } from '../rules/catch-all.ts';
@@ -28,7 +29,8 @@ export function normalizeDomain(domain: string): string {
 class DomainBuilder {
   readonly pixels = new Map<string, CompiledPixel>();
   readonly telemetry = new Map<string, CompiledTelemetry>();
-  readonly fileV1 = new FileIndexBuilder<CompiledFileV1>();
+  readonly pool: InternPool;
+  readonly fileV1: FileIndexBuilder<CompiledFileV1>;
   readonly fileV2: CompiledFileV2[] = [];
   catchAll: CompiledCatchAll | null = null;
   readonly dockerByName = new Map<string, DockerTarget>();
@@ -36,6 +38,11 @@ class DomainBuilder {
   dockerFirst: DockerTarget | null = null;
   readonly python: PythonRule[] = [];
   readonly npm = new Map<string, NpmTarget>();
+  constructor(pool: InternPool) {
+    this.pool = pool;
+    this.fileV1 = new FileIndexBuilder<CompiledFileV1>(pool);
+  }
+
   /** Pointer of the first rule that claimed each exact key, to report shadowed rules. */
   readonly claimed = new Map<string, string>();
 
@@ -85,6 +92,7 @@ const SLICE = 250;
  */
 export async function compileManifest(manifest: { rules: Record<string, unknown>[] }, hash: string, problems = new ProblemSink()): Promise<CompileResult> {
   const domains = new Map<string, DomainBuilder>();
+  const pool = new InternPool();
   const counts: Partial<Record<RuleType, number>> = {};
   for (let index = 0; index < manifest.rules.length; index++) {
     if (index % SLICE === SLICE - 1) await yieldToEventLoop();
@@ -94,7 +102,7 @@ export async function compileManifest(manifest: { rules: Record<string, unknown>
     const at = `/rules/${pointerToken(index)}`;
     const domain = normalizeDomain(rule.domain);
     let d = domains.get(domain);
-    if (d === undefined) domains.set(domain, (d = new DomainBuilder()));
+    if (d === undefined) domains.set(domain, (d = new DomainBuilder(pool)));
     counts[rule.type] = (counts[rule.type] ?? 0) + 1;
     addRule(d, rule, index, at, problems);
   }
@@ -121,7 +129,7 @@ export function yieldToEventLoop(): Promise<void> {
 function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string, problems: ProblemSink): void {
   switch (rule.type) {
     case 'file-v1': {
-      const result = compileFileV1(rule, at, problems);
+      const result = compileFileV1(rule, at, problems, d.pool);
       if (result === null) return;
       const { compiled, incoming } = result;
       const key = `file-v1 ${incoming.units.map((u) => u.shape).join('/')}`;

@@ -6,6 +6,7 @@
  */
 import type { IncomingTemplate } from '../templates/incoming-template.ts';
 import { FileTrie, FileTrieBuilder, type TrieMatch } from './file-trie.ts';
+import { InternPool } from './intern-pool.ts';
 
 /** A match, and the request query still to merge into the target ('' when the template consumed it). */
 export interface FileIndexMatch<R> extends TrieMatch<R> {
@@ -44,8 +45,13 @@ export class FileIndex<R> implements FileMatcher<R> {
 }
 
 export class FileIndexBuilder<R> {
-  readonly #path = new FileTrieBuilder<R>();
-  readonly #query = new FileTrieBuilder<R>();
+  readonly #path: FileTrieBuilder<R>;
+  readonly #query: FileTrieBuilder<R>;
+
+  constructor(pool = new InternPool()) {
+    this.#path = new FileTrieBuilder<R>(pool);
+    this.#query = new FileTrieBuilder<R>(pool);
+  }
 
   add(template: IncomingTemplate, rule: R, order: number): void {
     (template.withQuery ? this.#query : this.#path).add(template, rule, order);

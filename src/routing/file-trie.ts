@@ -12,6 +12,7 @@
  */
 import { compareRanks, unitMatcher, type IncomingTemplate, type Unit, type UnitMatcher } from '../templates/incoming-template.ts';
 import { linearRegExp } from '../templates/linear-regexp.ts';
+import { InternPool } from './intern-pool.ts';
 
 /** A rule at the end of a template: how to name the positional values. */
 export interface Leaf<R> {
@@ -111,12 +112,17 @@ function consistent(vars: IncomingTemplate['variables'], values: readonly string
 export class FileTrieBuilder<R> {
   #root: TrieNode<R> | null = new TrieNode<R>();
   #size = 0;
-  readonly #matchers = new Map<string, UnitMatcher>();
+  readonly #pool: InternPool;
+
+  /** `pool` shares matchers (and literal keys) with the manifest's other domains. */
+  constructor(pool = new InternPool()) {
+    this.#pool = pool;
+  }
 
   /** Index one template; `order` is the rule's manifest position. */
   add(template: IncomingTemplate, rule: R, order: number): void {
     if (this.#root === null) throw new Error('FileTrieBuilder: add() after build()');
-    const leaf: Leaf<R> = { rule, order, variables: template.variables };
+    const leaf: Leaf<R> = { rule, order, variables: this.#pool.get(`v\u0000${JSON.stringify(template.variables)}`, () => template.variables) };
     let node = this.#root;
     for (const u of template.units) {
       if (u.kind === 'literal') {
@@ -145,10 +151,7 @@ export class FileTrieBuilder<R> {
   }
 
   #matcher(u: Unit): UnitMatcher {
-    const key = (u.kind === 'tail' ? 't' : 's') + u.shape;
-    let m = this.#matchers.get(key);
-    if (m === undefined) this.#matchers.set(key, (m = unitMatcher(u, linearRegExp)));
-    return m;
+    return this.#pool.get(`${u.kind === 'tail' ? 't' : 'm'}\u0000${u.shape}`, () => unitMatcher(u, linearRegExp));
   }
 
   /** Sort every node's edges by precedence and freeze the trie. */

@@ -11,6 +11,7 @@ import { parseIncoming, type IncomingTemplate } from '../templates/incoming-temp
 import { buildTarget, compileOutgoing, type OutgoingUrl } from './outgoing-url.ts';
 import { toVariables, type CapturedVariable } from './path-variables.ts';
 import type { ProblemSink } from '../manifest/problems.ts';
+import { InternPool } from '../routing/intern-pool.ts';
 
 /** What a matched file-v1 rule needs at request time (the template itself lives in the trie). */
 export interface CompiledFileV1 {
@@ -20,7 +21,7 @@ export interface CompiledFileV1 {
 }
 
 /** The compiled rule, and its incoming template for the domain's trie. */
-export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSink): { compiled: CompiledFileV1; incoming: IncomingTemplate } | null {
+export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSink, pool = new InternPool()): { compiled: CompiledFileV1; incoming: IncomingTemplate } | null {
   let incoming: IncomingTemplate;
   let outgoing: OutgoingUrl | null = null;
   try {
@@ -31,7 +32,7 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
   }
   if (rule['outgoing-url'] != null) {
     try {
-      outgoing = compileOutgoing(rule['outgoing-url']);
+      outgoing = compileOutgoing(rule['outgoing-url'], pool);
     } catch (e) {
       problems.error(`${at}/outgoing-url`, (e as Error).message);
       return null;
@@ -44,7 +45,8 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
       }
     }
   }
-  return { compiled: { packageId: rule['package-id'], outgoing, variables: incoming.variables }, incoming };
+  const variables = pool.get(`v\u0000${JSON.stringify(incoming.variables)}`, () => incoming.variables);
+  return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming };
 }
 
 /** Hot path. The answer for a trie match. */

@@ -11,6 +11,7 @@
  * literal text the template puts after its last authority variable.
  */
 import type { ErrorCode } from '../errors.ts';
+import { InternPool } from '../routing/intern-pool.ts';
 import { mergeQuery } from '../http/query-merge.ts';
 import { compactTemplate, expandTemplate, parseTemplate, templateVariables, type CompiledTemplate, type TemplatePart } from '../templates/uri-template.ts';
 
@@ -24,7 +25,7 @@ export interface OutgoingUrl {
 const FIXED_ORIGIN = /^https?:\/\/[^/?#@{}]+[/?#]/i;
 
 /** Parse at load time; throws TemplateSyntaxError, or Error for a non-absolute target. */
-export function compileOutgoing(source: string): OutgoingUrl {
+export function compileOutgoing(source: string, pool = new InternPool()): OutgoingUrl {
   const parts = parseTemplate(source);
   const first = parts[0];
   const lead = first?.kind === 'literal' ? first.raw : '';
@@ -35,7 +36,12 @@ export function compileOutgoing(source: string): OutgoingUrl {
     }
     hostSuffix = authoritySuffix(parts);
   }
-  return { parts: compactTemplate(parts), variables: templateVariables(parts), hostSuffix };
+  const names = templateVariables(parts);
+  return {
+    parts: compactTemplate(parts).map((p) => (typeof p === 'string' ? pool.string(p) : pool.get(`e\u0000${JSON.stringify(p)}`, () => p))),
+    variables: pool.get(`n\u0000${names.join(',')}`, () => names),
+    hostSuffix: hostSuffix === null ? null : pool.string(hostSuffix),
+  };
 }
 
 /** The literal text after the last variable inside the authority, up to its end. */
