@@ -16,6 +16,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { startServer, type ServerProcess } from './lib/server-process.ts';
+import { sendBlob } from './lib/blob-stream.ts';
 import { dockerRules, fileRules, pythonRules, type Workload } from './lib/manifests.ts';
 
 const quick = process.argv.includes('--quick');
@@ -147,19 +148,7 @@ async function metricsText(s: ServerProcess): Promise<string> {
 /** proxy-blob: bytes through the registry proxy against the same bytes direct. */
 async function proxyBlob(): Promise<string[]> {
   const size = (quick ? 64 : 1024) * 1048576;
-  const chunk = Buffer.alloc(1048576, 7);
-  const upstream = createServer((_req, res) => {
-    res.writeHead(200, { 'content-length': String(size), 'content-type': 'application/octet-stream' });
-    let sent = 0;
-    const pump = () => {
-      while (sent < size) {
-        sent += chunk.length;
-        if (!res.write(chunk)) return void res.once('drain', pump);
-      }
-      res.end();
-    };
-    pump();
-  });
+  const upstream = createServer((_req, res) => sendBlob(res, size));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const upPort = (upstream.address() as AddressInfo).port;
   const download = (port: number, path: string, host: string) =>

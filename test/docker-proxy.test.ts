@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request } from './helpers/http-client.ts';
+import { sendBlob } from '../bench/lib/blob-stream.ts';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const routes = new Map<string, Handler>();
@@ -292,19 +293,7 @@ test('proxy: a client abort frees the upstream socket', async () => {
 
 test('proxy: a 1 GiB blob streams through without growing the gateway memory', async () => {
   const size = Number(process.env.BLOB_MB ?? 1024) * 1024 * 1024;
-  const chunk = Buffer.alloc(1024 * 1024, 7);
-  routes.set('/v2/org/app/blobs/sha256:huge', (_req, res) => {
-    res.writeHead(200, { 'content-length': String(size), 'content-type': 'application/octet-stream' });
-    let sent = 0;
-    const pump = () => {
-      while (sent < size) {
-        sent += chunk.length;
-        if (!res.write(chunk)) return void res.once('drain', pump);
-      }
-      res.end();
-    };
-    pump();
-  });
+  routes.set('/v2/org/app/blobs/sha256:huge', (_req, res) => sendBlob(res, size));
   const rss = async () => Number(/^gateway_process_resident_memory_bytes (\d+)/m.exec((await request(gw.adminPort, { path: '/metrics' })).text)?.[1]);
   const before = await rss();
   let peak = before;
