@@ -78,11 +78,11 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const state: HandlerState = { table: loaded.table };
   log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, compileMs }, 'manifest loaded');
 
-  const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics);
+  const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics, role === 'worker');
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
   const registry = new Registry();
-  const metrics = new RequestMetrics(registry, () => auth?.stats ?? null);
+  const metrics = new RequestMetrics(registry, { tokenStats: () => auth?.stats ?? null, analyticsBlockingWrites: () => analytics.blockingWrites });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
   manifestMetrics.manifest(loaded.table);
@@ -205,7 +205,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       clearTimeout(timer);
       if (admin !== null) await new Promise<void>((resolve) => admin.close(() => resolve()));
       registryProxy.close();
-      analytics.flush();
+      await analytics.close();
     })();
     return closing;
   }

@@ -1,13 +1,13 @@
 /**
- * The analytics feed (SPEC §9): one JSON line per capture, written through
- * pino's destination.
- * Lines are buffered and written asynchronously (SonicBoom); `flush()` writes
- * what is buffered synchronously, which graceful shutdown calls so that no
- * line is lost. Operational messages go to a separate logger on stderr, so
- * stdout stays a clean feed.
+ * The analytics feed (SPEC §9): one JSON line per capture, in pino's line
+ * format (level, time, msg first), written in batches by `LineWriter`;
+ * `close()` writes every line still buffered, which graceful shutdown awaits
+ * so that no line is lost. Operational messages go to a pino logger on
+ * stderr, so stdout stays a clean feed.
  */
 import { pino, type Logger } from 'pino';
 import type { Capture, Outcome } from './capture.ts';
+import { LineWriter } from './line-writer.ts';
 
 /** One analytics line, as `schema/event.schema.json` describes it. */
 export interface RequestLine {
@@ -25,8 +25,10 @@ export interface RequestLine {
 
 export interface AnalyticsLog {
   write(line: RequestLine): void;
-  /** Write buffered lines now (synchronously). */
-  flush(): void;
+  /** How often the destination fell behind and lines were written synchronously. */
+  readonly blockingWrites: number;
+  /** Write every buffered line, then close the destination. */
+  close(): Promise<void>;
 }
 
 const str = JSON.stringify;
@@ -48,23 +50,18 @@ export function serializeLine(line: RequestLine, time: number): string {
 
 /**
  * `destination`: a file descriptor (1 = stdout) or a file path to append to.
- * Lines go through pino's asynchronous destination (SonicBoom), which
- * batches writes while one is in flight.
+ * `shared`: other processes append to the same destination (`--workers`).
  */
-export function analyticsLog(destination: number | string = 1, maxDelayMs = 100): AnalyticsLog {
-  // Lines are gathered up to 8 KiB before a write, and written at least
-  // every `maxDelayMs`: one write call per batch instead of one per request.
-  const stream = pino.destination({ dest: destination, sync: false, mkdir: true, minLength: 8192 });
-  const timer = setInterval(() => stream.flush(), maxDelayMs);
-  timer.unref();
+export function analyticsLog(destination: number | string = 1, shared = false): AnalyticsLog {
+  const writer = new LineWriter(destination, { shared });
   return {
     write(line) {
-      stream.write(serializeLine(line, Date.now()));
+      writer.write(serializeLine(line, Date.now()));
     },
-    flush() {
-      clearInterval(timer);
-      stream.flushSync();
+    get blockingWrites() {
+      return writer.blockingWrites;
     },
+    close: () => writer.close(),
   };
 }
 

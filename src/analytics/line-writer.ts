@@ -1,0 +1,178 @@
+/**
+ * The analytics feed's writer. Each line is encoded straight into a
+ * preallocated buffer; a full buffer (or whatever is there after
+ * `maxDelayMs`) is handed to one asynchronous `write(2)`, one in flight at a
+ * time, in order. Nothing is concatenated or copied per line.
+ *
+ * Why not pino's destination (SonicBoom): it appends each line to a string
+ * and measures the whole pending string (`Buffer.byteLength`) on every write,
+ * which flattens it: ≈ 15 µs of CPU per request under load, more than the
+ * gateway's routing and the socket write together (bench/results.md).
+ *
+ * Limits, so that a stuck sink cannot take the process down:
+ * - lines waiting behind the write in flight are bounded (`maxQueuedBytes`);
+ *   past it, the queue is written synchronously, which slows the gateway to
+ *   the sink's pace rather than growing without end or dropping lines;
+ * - with several processes appending to one pipe (`--workers`), writes are
+ *   cut at line boundaries to at most PIPE_BUF bytes, which POSIX makes
+ *   atomic, so lines of different workers do not interleave. Regular files
+ *   are opened with O_APPEND, where the kernel keeps each write whole.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** Writes of at most this size to a pipe are atomic (POSIX PIPE_BUF on Linux). */
+const PIPE_BUF = 4096;
+/** Retry delay when a non-blocking sink is full (EAGAIN). */
+const BUSY_RETRY_MS = 10;
+
+export interface LineWriterOptions {
+  /** Bytes gathered before a write; a batch is written earlier after `maxDelayMs`. */
+  readonly batchBytes?: number;
+  readonly maxDelayMs?: number;
+  /** Bytes waiting behind the write in flight before writes turn synchronous. */
+  readonly maxQueuedBytes?: number;
+  /** Other processes append to the same destination (`--workers`). */
+  readonly shared?: boolean;
+}
+
+export class LineWriter {
+  readonly #fd: number;
+  readonly #ownsFd: boolean;
+  readonly #batchBytes: number;
+  readonly #maxQueuedBytes: number;
+  readonly #timer: NodeJS.Timeout;
+  #buffer: Buffer;
+  #used = 0;
+  /** Sealed batches in order; the first one is being written when `#writing`. */
+  readonly #queue: Buffer[] = [];
+  #queuedBytes = 0;
+  #writing = false;
+  /** Full-size buffers given back by finished writes. */
+  readonly #spare: Buffer[] = [];
+  #drained: (() => void) | null = null;
+  #blockingWrites = 0;
+
+  /** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
+  constructor(destination: number | string, options: LineWriterOptions = {}) {
+    if (typeof destination === 'number') {
+      this.#fd = destination;
+      this.#ownsFd = false;
+    } else {
+      mkdirSync(dirname(destination), { recursive: true });
+      this.#fd = openSync(destination, 'a');
+      this.#ownsFd = true;
+    }
+    const atomicLimit = options.shared === true && !fstatSync(this.#fd).isFile() ? PIPE_BUF : Infinity;
+    this.#batchBytes = Math.min(options.batchBytes ?? 64 * 1024, atomicLimit);
+    this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
+    this.#buffer = Buffer.allocUnsafeSlow(this.#batchBytes);
+    this.#timer = setInterval(() => this.#seal(), options.maxDelayMs ?? 100);
+    this.#timer.unref();
+  }
+
+  /** Hot path. `line` ends with its newline. */
+  write(line: string): void {
+    // A UTF-16 unit takes at most 3 bytes in UTF-8: measure only when it might not fit.
+    const room = this.#buffer.length - this.#used;
+    if (line.length * 3 > room) {
+      const bytes = Buffer.byteLength(line);
+      if (bytes > room) {
+        this.#seal();
+        if (bytes > this.#buffer.length) {
+          this.#enqueue(Buffer.from(line));
+          return;
+        }
+      }
+    }
+    this.#used += this.#buffer.write(line, this.#used);
+    if (this.#used >= this.#buffer.length - 256) this.#seal();
+  }
+
+  /** How often the sink fell behind and lines were written synchronously. */
+  get blockingWrites(): number {
+    return this.#blockingWrites;
+  }
+
+  /** Waits for the write in flight, then writes everything left synchronously. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#seal();
+    if (this.#writing) await new Promise<void>((resolve) => (this.#drained = resolve));
+    this.#writeAllSync();
+    if (this.#ownsFd) closeSync(this.#fd);
+  }
+
+  /** Ends the current batch and starts writing it. */
+  #seal(): void {
+    if (this.#used === 0) return;
+    const batch = this.#buffer.subarray(0, this.#used);
+    this.#buffer = this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
+    this.#used = 0;
+    this.#enqueue(batch);
+  }
+
+  #enqueue(batch: Buffer): void {
+    this.#queue.push(batch);
+    this.#queuedBytes += batch.length;
+    if (this.#queuedBytes > this.#maxQueuedBytes && this.#writing) {
+      // The sink is not keeping up: everything behind the write in flight is
+      // written now, in order, blocking until the sink takes it.
+      this.#blockingWrites++;
+      const inFlight = this.#queue.shift()!;
+      this.#writeAllSync();
+      this.#queue.push(inFlight);
+      this.#queuedBytes = inFlight.length;
+      return;
+    }
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.#writing) return;
+    const batch = this.#queue[0];
+    if (batch === undefined) {
+      this.#drained?.();
+      this.#drained = null;
+      return;
+    }
+    this.#writing = true;
+    write(this.#fd, batch, 0, batch.length, null, (error, written) => {
+      this.#writing = false;
+      if (error !== null) {
+        if (error.code === 'EAGAIN') setTimeout(() => this.#next(), BUSY_RETRY_MS);
+        // A sink that fails for good (EPIPE, ENOSPC, EBADF): the feed is
+        // the product, so this is fatal, as an unhandled stream error is.
+        else throw error;
+        return;
+      }
+      this.#done(batch, written);
+      this.#next();
+    });
+  }
+
+  /** `written` bytes of the first batch reached the sink. */
+  #done(batch: Buffer, written: number): void {
+    this.#queuedBytes -= written;
+    if (written < batch.length) {
+      this.#queue[0] = batch.subarray(written);
+      return;
+    }
+    this.#queue.shift();
+    if (batch.byteOffset === 0 && batch.buffer.byteLength === this.#batchBytes && this.#spare.length < 4) {
+      this.#spare.push(Buffer.from(batch.buffer, 0, this.#batchBytes));
+    }
+  }
+
+  #writeAllSync(): void {
+    let batch: Buffer | undefined;
+    while ((batch = this.#queue[0]) !== undefined) {
+      try {
+        this.#done(batch, writeSync(this.#fd, batch));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BUSY_RETRY_MS);
+      }
+    }
+  }
+}

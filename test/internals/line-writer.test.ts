@@ -1,0 +1,101 @@
+// The analytics feed's writer (src/analytics/line-writer.ts): every line
+// arrives whole and in order, through batch boundaries, oversized and
+// multi-byte lines, a slow sink, and several processes sharing one pipe.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LineWriter } from '../../src/analytics/line-writer.ts';
+
+const WRITER = new URL('../../src/analytics/line-writer.ts', import.meta.url).pathname;
+
+/** Line `i`: JSON with a payload of `size` characters (`é` is two bytes in UTF-8). */
+function line(i: number, size: number, char = 'x'): string {
+  return JSON.stringify({ i, payload: char.repeat(size) }) + '\n';
+}
+
+function parsed(text: string): { i: number; payload: string }[] {
+  assert.ok(text.endsWith('\n'), 'the feed ends with a whole line');
+  return text.slice(0, -1).split('\n').map((l) => JSON.parse(l));
+}
+
+test('lines arrive whole and in order across batches, with oversized and multi-byte lines', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-writer-')), 'sub', 'feed.jsonl');
+  const writer = new LineWriter(file, { batchBytes: 1024 });
+  const sizes = [10, 500, 1013, 1014, 3000, 0, 700];
+  const expected: string[] = [];
+  for (let i = 0; i < 2000; i++) {
+    // Multi-byte characters make a line's byte length differ from its length.
+    const l = line(i, sizes[i % sizes.length], i % 3 === 0 ? 'é' : 'x');
+    expected.push(l);
+    writer.write(l);
+  }
+  await writer.close();
+  assert.equal(readFileSync(file, 'utf8'), expected.join(''));
+});
+
+test('a line written alone is on disk within the flush delay, before close', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-writer-')), 'feed.jsonl');
+  const writer = new LineWriter(file, { maxDelayMs: 20 });
+  writer.write(line(1, 5));
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(readFileSync(file, 'utf8'), line(1, 5));
+  await writer.close();
+});
+
+/** Runs `count` lines of `size` through a LineWriter on stdout in a child process. */
+function childWriter(count: number, size: number, options: object): string {
+  return `
+    import { LineWriter } from ${JSON.stringify(WRITER)};
+    const writer = new LineWriter(1, ${JSON.stringify(options)});
+    for (let i = 0; i < ${count}; i++) writer.write(JSON.stringify({ pid: process.pid, i, payload: 'y'.repeat(${size}) }) + '\\n');
+    await writer.close();
+    process.stderr.write(JSON.stringify({ blockingWrites: writer.blockingWrites }));
+  `;
+}
+
+test('a slow reader: the queue turns synchronous past its bound and no line is lost', { timeout: 60_000 }, async () => {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', childWriter(20_000, 200, { batchBytes: 4096, maxQueuedBytes: 16_384 })], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const chunks: Buffer[] = [];
+  // Read in bursts with pauses, so the pipe fills up and the writer must wait.
+  child.stdout.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    child.stdout.pause();
+    setTimeout(() => child.stdout.resume(), 1);
+  });
+  // 'close' comes after the process exited and its stdout ended.
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  const lines = parsed(Buffer.concat(chunks).toString('utf8'));
+  assert.equal(lines.length, 20_000);
+  assert.deepEqual(new Set(lines.map((l) => l.i)).size, 20_000);
+  assert.ok(JSON.parse(stderr).blockingWrites > 0, `the bound was reached: ${stderr}`);
+});
+
+test('two processes sharing one pipe (--workers): no line is torn', { timeout: 60_000 }, async () => {
+  // Both children write to the same pipe (a shell joins their stdout).
+  const script = childWriter(5_000, 900, { shared: true });
+  const child = spawn('sh', ['-c', `"$0" --input-type=module -e "$1" & "$0" --input-type=module -e "$1" & wait`, process.execPath, script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const chunks: Buffer[] = [];
+  // A slow reader: the pipe fills up, so writes of more than PIPE_BUF bytes would be split.
+  child.stdout.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    child.stdout.pause();
+    setTimeout(() => child.stdout.resume(), 1);
+  });
+  // 'close' comes after the process exited and its stdout ended.
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  assert.equal(code, 0);
+  // JSON.parse throws on a line that holds pieces of two lines.
+  const lines = parsed(Buffer.concat(chunks).toString('utf8')) as unknown as { pid: number; i: number }[];
+  assert.equal(lines.length, 10_000);
+  assert.equal(new Set(lines.map((l) => l.pid)).size, 2);
+});
