@@ -3,7 +3,7 @@
  * at /metrics. Label children are created once per label set and reused, so
  * counting a request is a property lookup and an increment.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Histogram } from 'prom-client';
 import type { Outcome } from '../analytics/capture.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import type { TokenCacheStats } from '../proxy/registry-auth.ts';
@@ -44,34 +44,64 @@ export class ManifestMetrics {
   }
 }
 
-/** Request metrics: counted by whoever serves requests. */
+/** Where the request metrics read what others count. */
+export interface MetricSources {
+  tokenStats(): TokenCacheStats | null;
+  analyticsBlockingWrites(): number;
+}
+
+/**
+ * Request metrics: counted by whoever serves requests. The hot path counts
+ * in plain numbers; prom-client reads them when /metrics is scraped. Its own
+ * `inc`/`observe` cost ≈ 3 µs per request (label objects, hashing), more
+ * than routing the request (bench/results.md).
+ */
 export class RequestMetrics {
   readonly registry: Registry;
-  readonly #requests: Counter<'outcome' | 'kind'>;
-  readonly #latency: Histogram;
+  /** Requests by `outcome kind`. */
+  readonly #requests = new Map<string, number>();
+  readonly #latency: LatencyHistogram;
   readonly #upstreamErrors: Counter<'code'>;
-  readonly #children = new Map<string, { inc(): void }>();
 
-  constructor(registry: Registry, tokenStats: () => TokenCacheStats | null) {
+  constructor(registry: Registry, sources: MetricSources) {
+    const { tokenStats, analyticsBlockingWrites } = sources;
     this.registry = registry;
-    this.#requests = new Counter({
-    name: 'gateway_requests_total',
-    help: 'Requests answered, by outcome and capture type (none when nothing matched).',
-    labelNames: ['outcome', 'kind'] as const,
-    registers: [registry],
-  });
-    this.#latency = new Histogram({
-    name: 'gateway_request_duration_seconds',
-    help: 'Time from request to answer (to the end of the stream for proxied answers).',
-    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30],
-    registers: [registry],
-  });
+    const requests = this.#requests;
+    new Counter({
+      name: 'gateway_requests_total',
+      help: 'Requests answered, by outcome and capture type (none when nothing matched).',
+      labelNames: ['outcome', 'kind'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [key, n] of requests) {
+          const space = key.indexOf(' ');
+          this.inc({ outcome: key.slice(0, space), kind: key.slice(space + 1) }, n);
+        }
+      },
+    });
+    this.#latency = new LatencyHistogram(
+      'gateway_request_duration_seconds',
+      'Time from request to answer (to the end of the stream for proxied answers).',
+      [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30],
+    );
+    // prom-client formats and aggregates any object with its metrics' `get()`.
+    registry.registerMetric(this.#latency as unknown as Histogram);
     this.#upstreamErrors = new Counter({
-    name: 'gateway_upstream_errors_total',
-    help: 'Proxied requests whose backend failed, by error code.',
-    labelNames: ['code'] as const,
-    registers: [registry],
-  });
+      name: 'gateway_upstream_errors_total',
+      help: 'Proxied requests whose backend failed, by error code.',
+      labelNames: ['code'] as const,
+      registers: [registry],
+    });
+    new Counter({
+      name: 'gateway_analytics_blocking_writes_total',
+      help: 'Times the analytics destination fell behind by more than 32 MiB and requests waited for it.',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(analyticsBlockingWrites());
+      },
+    });
     collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });
     new Gauge({
       name: 'gateway_registry_token_cache_hits',
@@ -94,13 +124,51 @@ export class RequestMetrics {
   /** Hot path. */
   request(outcome: Outcome, kind: string | null, seconds: number): void {
     const key = `${outcome} ${kind ?? 'none'}`;
-    let child = this.#children.get(key);
-    if (child === undefined) this.#children.set(key, (child = this.#requests.labels(outcome, kind ?? 'none')));
-    child.inc();
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
     this.#latency.observe(seconds);
   }
 
   upstreamError(code: string): void {
     this.#upstreamErrors.inc({ code });
+  }
+}
+
+/** A histogram without labels, counted by hand, read the way prom-client reads its own. */
+class LatencyHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #bounds: readonly number[];
+  /** Per bucket (not cumulative); the last one is +Inf. */
+  readonly #counts: Float64Array;
+  #sum = 0;
+  readonly name: string;
+  readonly help: string;
+
+  constructor(name: string, help: string, bounds: readonly number[]) {
+    this.name = name;
+    this.help = help;
+    this.#bounds = bounds;
+    this.#counts = new Float64Array(bounds.length + 1);
+  }
+
+  /** Hot path. */
+  observe(value: number): void {
+    const bounds = this.#bounds;
+    let i = 0;
+    while (i < bounds.length && value > bounds[i]) i++;
+    this.#counts[i]++;
+    this.#sum += value;
+  }
+
+  async get() {
+    const bucket = `${this.name}_bucket`;
+    const values: { value: number; labels: Record<string, string | number>; metricName: string }[] = [];
+    let cumulative = 0;
+    for (let i = 0; i < this.#counts.length; i++) {
+      cumulative += this.#counts[i];
+      values.push({ value: cumulative, labels: { le: i < this.#bounds.length ? this.#bounds[i] : '+Inf' }, metricName: bucket });
+    }
+    values.push({ value: this.#sum, labels: {}, metricName: `${this.name}_sum` }, { value: cumulative, labels: {}, metricName: `${this.name}_count` });
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
 }

@@ -1,0 +1,51 @@
+// SPEC §10: /metrics on the admin port. Request counts and the latency
+// histogram are counted by hand on the hot path and exposed through
+// prom-client; this checks the exposition, alone and across --workers.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const D = 'metrics.test';
+const manifest = {
+  rules: [{ type: 'file-v1', domain: D, 'package-id': 'f', 'incoming-path': '/f/{v}', 'outgoing-url': 'https://x.example/{v}' }],
+};
+
+/** `name{labels} value` lines of one metric family, as [labels, value]. */
+function samples(text: string, name: string): [string, number][] {
+  const out: [string, number][] = [];
+  for (const m of text.matchAll(new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`, 'gm'))) out.push([m[1] ?? '', Number(m[2])]);
+  return out;
+}
+
+async function checkExposition(args: string[]): Promise<void> {
+  const gw = await startGateway({ manifest, args });
+  try {
+    // With --workers, wait until the workers listen.
+    for (let i = 0; i < 200 && (await request(gw.adminPort, { path: '/readyz' })).status !== 200; i++) await new Promise((r) => setTimeout(r, 25));
+    for (let i = 0; i < 30; i++) assert.equal((await request(gw.port, { path: `/f/${i}`, host: D })).status, 307);
+    for (let i = 0; i < 4; i++) assert.equal((await request(gw.port, { path: '/nothing', host: D })).status, 404);
+    const text = (await request(gw.adminPort, { path: '/metrics' })).text;
+
+    assert.match(text, /^# TYPE gateway_request_duration_seconds histogram$/m);
+    assert.deepEqual(samples(text, 'gateway_requests_total'), [
+      ['{outcome="redirect",kind="file"}', 30],
+      ['{outcome="not-found",kind="none"}', 4],
+    ]);
+    const buckets = samples(text, 'gateway_request_duration_seconds_bucket');
+    assert.equal(buckets.length, 13, 'twelve bounds and +Inf');
+    assert.deepEqual(buckets.at(-1), ['{le="+Inf"}', 34]);
+    assert.deepEqual(buckets[0][0], '{le="0.0001"}');
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1], 'cumulative');
+    assert.deepEqual(samples(text, 'gateway_request_duration_seconds_count'), [['', 34]]);
+    const [[, sum]] = samples(text, 'gateway_request_duration_seconds_sum');
+    assert.ok(sum > 0 && sum < 34, `sum of 34 durations in seconds: ${sum}`);
+    assert.deepEqual(samples(text, 'gateway_analytics_blocking_writes_total'), [['', 0]]);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+}
+
+test('request counts and the latency histogram in the Prometheus text format', () => checkExposition([]));
+
+test('--workers 2: counts and histogram are summed over the workers', { timeout: 30_000 }, () => checkExposition(['--workers', '2']));
