@@ -6,6 +6,8 @@
  */
 export class InternPool {
   readonly #values = new Map<string, unknown>();
+  /** Strings by themselves: a key without a prefix needs no concatenation. */
+  readonly #strings = new Map<string, string>();
 
   /** The shared value for `key`, made by `make` the first time. */
   get<T>(key: string, make: () => T): T {
@@ -19,6 +21,9 @@ export class InternPool {
 
   /** One copy of each equal string. */
   string(s: string): string {
-    return this.get(`s\u0000${s}`, () => s);
+    const shared = this.#strings.get(s);
+    if (shared !== undefined) return shared;
+    this.#strings.set(s, s);
+    return s;
   }
 }
