@@ -5,7 +5,7 @@
  * reload).
  */
 import { readFile } from 'node:fs/promises';
-import { compileManifest } from '../routing/compile.ts';
+import { compileManifest, ManifestCompiler } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
 import { createHash } from 'node:crypto';
@@ -26,42 +26,50 @@ const SLICE = 250;
 /**
  * Parse, check and compile manifest text (start-up, reloads, validate), in
  * slices, so that a large manifest never stalls the requests being served.
+ * Each slice of rules is compiled as soon as it is parsed.
  */
 export async function loadManifestText(text: string, knownHash?: string): Promise<LoadResult> {
-  const problems = new ProblemSink();
   const hash = knownHash ?? (await hashInSlices(text));
-  const slices = sliceRules(text);
-  let rules: unknown[] | null = null;
-  let outer: unknown = null;
-  if (slices !== null) {
-    rules = [];
-    for (let batch = slices.next(SLICE); batch !== null && batch.length > 0; batch = slices.next(SLICE)) {
-      for (const r of batch) rules.push(r);
-      await yieldToEventLoop();
-    }
-    const outerText = slices.outer();
-    try {
-      outer = outerText === null ? null : JSON.parse(outerText);
-    } catch {
-      outer = null;
-    }
-    if (outer === null) rules = null;
-  }
-  if (rules === null) {
-    // Not the expected shape: one plain parse gives the real error.
-    try {
-      outer = JSON.parse(text);
-    } catch (e) {
-      problems.error('', `not valid JSON: ${(e as Error).message}`);
-      return { table: null, problems, text };
-    }
-    if (!checkShape(outer, problems)) return { table: null, problems, text };
-    rules = outer.rules;
-  } else if (!checkShape(outer, problems)) {
+  const sliced = await compileInSlices(text, hash);
+  if (sliced !== null) return { ...sliced, text };
+  // Not the expected shape: one plain parse gives the real error.
+  const problems = new ProblemSink();
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(text);
+  } catch (e) {
+    problems.error('', `not valid JSON: ${(e as Error).message}`);
     return { table: null, problems, text };
   }
-  const { table } = await compileManifest({ rules: rules as Record<string, unknown>[] }, hash, problems);
+  if (!checkShape(manifest, problems)) return { table: null, problems, text };
+  const { table } = await compileManifest(manifest, hash, problems);
   return { table, problems, text };
+}
+
+/** Parse and compile the rules slice by slice; null when the text is not shaped as expected. */
+async function compileInSlices(text: string, hash: string): Promise<Omit<LoadResult, 'text'> | null> {
+  const slices = sliceRules(text);
+  if (slices === null) return null;
+  const compiler = new ManifestCompiler();
+  let index = 0;
+  for (let batch = slices.next(SLICE); batch !== null && batch.length > 0; batch = slices.next(SLICE)) {
+    for (const rule of batch) compiler.add(rule as Record<string, unknown>, index++);
+    await yieldToEventLoop();
+  }
+  const outerText = slices.outer();
+  let outer: unknown;
+  try {
+    outer = outerText === null ? null : JSON.parse(outerText);
+  } catch {
+    outer = null;
+  }
+  if (outer === null) return null;
+  // Problems of the outer object come first, as a plain parse reports them.
+  const problems = new ProblemSink();
+  if (!checkShape(outer, problems)) return { table: null, problems };
+  problems.errors.push(...compiler.problems.errors);
+  problems.warnings.push(...compiler.problems.warnings);
+  return { table: await compiler.build(hash), problems };
 }
 
 /** SHA-256 of the text, fed in 1 MB pieces with yields between them. */

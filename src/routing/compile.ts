@@ -84,42 +84,65 @@ export interface CompileResult {
 const SLICE = 250;
 
 /**
- * Check and compile a parsed manifest. Every rule the schema accepts is also
- * checked semantically, so one run reports every problem. The work is cut
- * into slices with a yield to the event loop between them, so that
- * compiling 100,000 rules never stalls the requests being served.
- * `hash` is the SHA-256 of the manifest's text (for /metrics and reload dedup).
+ * Checks and compiles rules one at a time, as they are parsed, so that a
+ * large manifest's parsed rules never all exist at once: each one is
+ * garbage as soon as it is compiled. Every rule the schema accepts is also
+ * checked semantically, so one run reports every problem.
+ */
+export class ManifestCompiler {
+  readonly problems: ProblemSink;
+  readonly #domains = new Map<string, DomainBuilder>();
+  readonly #pool = new InternPool();
+  readonly #counts: Partial<Record<RuleType, number>> = {};
+
+  constructor(problems = new ProblemSink()) {
+    this.problems = problems;
+  }
+
+  /** Rule number `index` of the manifest. */
+  add(raw: Record<string, unknown>, index: number): void {
+    if (!checkRule(raw, index, this.problems)) return;
+    const rule = raw as unknown as ManifestRule;
+    const domain = normalizeDomain(rule.domain);
+    let d = this.#domains.get(domain);
+    if (d === undefined) this.#domains.set(domain, (d = new DomainBuilder(this.#pool)));
+    this.#counts[rule.type] = (this.#counts[rule.type] ?? 0) + 1;
+    addRule(d, rule, index, `/rules/${pointerToken(index)}`, this.problems);
+  }
+
+  /**
+   * The routing table, or null when a rule had an error. `hash` is the
+   * SHA-256 of the manifest's text (for /metrics and reload dedup).
+   */
+  async build(hash: string): Promise<RoutingTable | null> {
+    if (this.problems.errors.length > 0) return null;
+    const built = new Map<string, DomainTable>();
+    let n = 0;
+    for (const [name, d] of this.#domains) {
+      if (++n % 100 === 0) await yieldToEventLoop();
+      built.set(name, d.build());
+    }
+    return Object.freeze({
+      domains: built,
+      counts: Object.freeze({ ...this.#counts }),
+      hash,
+      loadedAt: Date.now(),
+    });
+  }
+}
+
+/**
+ * Check and compile a parsed manifest, cut into slices with a yield to the
+ * event loop between them, so that compiling 100,000 rules never stalls the
+ * requests being served.
  */
 export async function compileManifest(manifest: { rules: Record<string, unknown>[] }, hash: string, problems = new ProblemSink()): Promise<CompileResult> {
-  const domains = new Map<string, DomainBuilder>();
-  const pool = new InternPool();
-  const counts: Partial<Record<RuleType, number>> = {};
+  const compiler = new ManifestCompiler(problems);
   for (let index = 0; index < manifest.rules.length; index++) {
     if (index % SLICE === SLICE - 1) await yieldToEventLoop();
-    const raw = manifest.rules[index];
-    if (!checkRule(raw, index, problems)) continue;
-    const rule = raw as unknown as ManifestRule;
-    const at = `/rules/${pointerToken(index)}`;
-    const domain = normalizeDomain(rule.domain);
-    let d = domains.get(domain);
-    if (d === undefined) domains.set(domain, (d = new DomainBuilder(pool)));
-    counts[rule.type] = (counts[rule.type] ?? 0) + 1;
-    addRule(d, rule, index, at, problems);
+    compiler.add(manifest.rules[index], index);
   }
-  if (problems.errors.length > 0) return { table: null, problems };
-  const built = new Map<string, DomainTable>();
-  let n = 0;
-  for (const [name, d] of domains) {
-    if (++n % 100 === 0) await yieldToEventLoop();
-    built.set(name, d.build());
-  }
-  const table: RoutingTable = Object.freeze({
-    domains: built,
-    counts: Object.freeze(counts),
-    hash,
-    loadedAt: Date.now(),
-  });
-  return { table, problems };
+  return { table: await compiler.build(hash), problems };
 }
 
 export function yieldToEventLoop(): Promise<void> {
