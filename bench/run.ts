@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --out FILE]`: named scenarios, each in
+ * `npm run bench [-- --quick] [-- --out FILE] [-- --only NAME,...]`: named scenarios, each in
  * fresh processes, load from autocannon on 127.0.0.1, bounded in time.
  *
  * Every scenario is measured against a baseline in the same run, alternated
@@ -21,9 +21,13 @@ import { dockerRules, fileRules, pythonRules, type Workload } from './lib/manife
 
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--out');
-const outFile = outIndex === -1 ? (quick ? null : new URL('./results.md', import.meta.url).pathname) : process.argv[outIndex + 1];
+const onlyIndex = process.argv.indexOf('--only');
+/** `--only a,b`: run these scenarios alone (results.md is then left alone unless --out says). */
+const only = onlyIndex === -1 ? null : new Set(process.argv[onlyIndex + 1].split(','));
+const selected = (name: string) => only === null || only.has(name);
+const outFile = outIndex === -1 ? (quick || only !== null ? null : new URL('./results.md', import.meta.url).pathname) : process.argv[outIndex + 1];
 const DURATION = quick ? 1 : 5;
-const ROUNDS = quick ? 1 : 3;
+const ROUNDS = quick ? 1 : 5;
 const CONNECTIONS = 32;
 const SCALE = quick ? 0.2 : 1;
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
@@ -145,6 +149,21 @@ async function metricsText(s: ServerProcess): Promise<string> {
   });
 }
 
+/** python-page: a third HTML, a third JSON, a third revalidations that get 304. */
+async function pythonPage(projects: number): Promise<Row> {
+  const python = writeManifest(pythonRules(projects));
+  const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map((j) => fetchEtag(s.port, `/simple/proj${j * 97}/`, 'text/html'))));
+  const pyRequests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
+    const host = 'py.example.com';
+    const headers: Record<string, string> = { host, accept: k % 3 === 1 ? 'application/vnd.pypi.simple.v1+json' : 'text/html' };
+    if (k % 3 !== 2) return { path: `/simple/proj${(k * 97) % projects}/`, headers };
+    const j = Math.floor(k / 3) % 3;
+    headers['if-none-match'] = etags[j];
+    return { path: `/simple/proj${j * 97}/`, headers };
+  });
+  return versusBaseline('python-page', gatewayArgs(python), pyRequests, [2, 3], '(HTML, JSON and 304 revalidation, one third each)');
+}
+
 /** proxy-blob: bytes through the registry proxy against the same bytes direct. */
 async function proxyBlob(): Promise<string[]> {
   const size = (quick ? 64 : 1024) * 1048576;
@@ -225,26 +244,25 @@ async function main(): Promise<void> {
   const sizes = { k10: Math.round(10_000 * SCALE), k100: Math.round(100_000 * SCALE) };
   const rows: Row[] = [];
   const file10 = fileRules(10);
-  rows.push(await versusBaseline('file-10', gatewayArgs(writeManifest(file10.manifest)), file10.requests, [3]));
-  const file10k = fileRules(sizes.k10);
-  rows.push(await versusBaseline(`file-${sizes.k10 / 1000}k`, gatewayArgs(writeManifest(file10k.manifest)), file10k.requests, [3]));
-  const file100k = fileRules(sizes.k100);
-  rows.push(await versusBaseline(`file-${sizes.k100 / 1000}k`, gatewayArgs(writeManifest(file100k.manifest)), file100k.requests, [3]));
-  const docker = dockerRules(sizes.k10);
-  rows.push(await versusBaseline('docker-redirect', gatewayArgs(writeManifest(docker.manifest)), docker.requests, [3]));
-  const python = writeManifest(pythonRules(sizes.k10));
-  // A third HTML, a third JSON, a third revalidations that get 304.
-  const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map((j) => fetchEtag(s.port, `/simple/proj${j * 97}/`, 'text/html'))));
-  const pyRequests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
-    const host = 'py.example.com';
-    const headers: Record<string, string> = { host, accept: k % 3 === 1 ? 'application/vnd.pypi.simple.v1+json' : 'text/html' };
-    if (k % 3 !== 2) return { path: `/simple/proj${(k * 97) % sizes.k10}/`, headers };
-    const j = Math.floor(k / 3) % 3;
-    headers['if-none-match'] = etags[j];
-    return { path: `/simple/proj${j * 97}/`, headers };
-  });
-  rows.push(await versusBaseline('python-page', gatewayArgs(python), pyRequests, [2, 3], '(HTML, JSON and 304 revalidation, one third each)'));
-  const extra = [...(await proxyBlob()), ...(await reloadUnderLoad(sizes.k100)), ...(await workers(sizes.k10))];
+  if (selected('file-10')) rows.push(await versusBaseline('file-10', gatewayArgs(writeManifest(file10.manifest)), file10.requests, [3]));
+  if (selected('file-10k')) {
+    const file10k = fileRules(sizes.k10);
+    rows.push(await versusBaseline(`file-${sizes.k10 / 1000}k`, gatewayArgs(writeManifest(file10k.manifest)), file10k.requests, [3]));
+  }
+  if (selected('file-100k')) {
+    const file100k = fileRules(sizes.k100);
+    rows.push(await versusBaseline(`file-${sizes.k100 / 1000}k`, gatewayArgs(writeManifest(file100k.manifest)), file100k.requests, [3]));
+  }
+  if (selected('docker-redirect')) {
+    const docker = dockerRules(sizes.k10);
+    rows.push(await versusBaseline('docker-redirect', gatewayArgs(writeManifest(docker.manifest)), docker.requests, [3]));
+  }
+  if (selected('python-page')) rows.push(await pythonPage(sizes.k10));
+  const extra = [
+    ...(selected('proxy-blob') ? await proxyBlob() : []),
+    ...(selected('reload-100k') ? await reloadUnderLoad(sizes.k100) : []),
+    ...(selected('workers') ? await workers(sizes.k10) : []),
+  ];
 
   const table = [
     '| scenario | rps | p50 ms | p99 ms | CPU µs/req | peak RSS MB | baseline rps | baseline CPU µs/req | throughput vs baseline | CPU vs baseline |',
