@@ -11,7 +11,7 @@ import { ProblemSink } from './problems.ts';
 import { createHash } from 'node:crypto';
 import { checkShape } from './schema-check.ts';
 import { sliceRules } from './manifest-slices.ts';
-import { yieldToEventLoop } from '../routing/compile.ts';
+import { TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
 
 export interface LoadResult {
   readonly table: RoutingTable | null;
@@ -20,8 +20,8 @@ export interface LoadResult {
   readonly text: string | null;
 }
 
-/** Rules parsed and checked between two yields to the event loop. */
-const SLICE = 250;
+/** Rules parsed at a time, between two checks of the time slice. */
+const BATCH = 16;
 
 /**
  * Parse, check and compile manifest text (start-up, reloads, validate), in
@@ -51,10 +51,11 @@ async function compileInSlices(text: string, hash: string): Promise<Omit<LoadRes
   const slices = sliceRules(text);
   if (slices === null) return null;
   const compiler = new ManifestCompiler();
+  const slicer = new TimeSlicer();
   let index = 0;
-  for (let batch = slices.next(SLICE); batch !== null && batch.length > 0; batch = slices.next(SLICE)) {
+  for (let batch = slices.next(BATCH); batch !== null && batch.length > 0; batch = slices.next(BATCH)) {
     for (const rule of batch) compiler.add(rule as Record<string, unknown>, index++);
-    await yieldToEventLoop();
+    if (slicer.due()) await slicer.yield();
   }
   const outerText = slices.outer();
   let outer: unknown;

@@ -80,8 +80,11 @@ export interface CompileResult {
   readonly problems: ProblemSink;
 }
 
-/** Rules compiled between two yields to the event loop. */
-const SLICE = 250;
+/**
+ * Milliseconds of loading work between two yields to the event loop: a
+ * request that arrives meanwhile waits at most about this long.
+ */
+const SLICE_MS = 2;
 
 /**
  * Checks and compiles rules one at a time, as they are parsed, so that a
@@ -117,9 +120,9 @@ export class ManifestCompiler {
   async build(hash: string): Promise<RoutingTable | null> {
     if (this.problems.errors.length > 0) return null;
     const built = new Map<string, DomainTable>();
-    let n = 0;
+    const slicer = new TimeSlicer();
     for (const [name, d] of this.#domains) {
-      if (++n % 100 === 0) await yieldToEventLoop();
+      if (slicer.due()) await slicer.yield();
       built.set(name, d.build());
     }
     return Object.freeze({
@@ -138,8 +141,9 @@ export class ManifestCompiler {
  */
 export async function compileManifest(manifest: { rules: Record<string, unknown>[] }, hash: string, problems = new ProblemSink()): Promise<CompileResult> {
   const compiler = new ManifestCompiler(problems);
+  const slicer = new TimeSlicer();
   for (let index = 0; index < manifest.rules.length; index++) {
-    if (index % SLICE === SLICE - 1) await yieldToEventLoop();
+    if (slicer.due()) await slicer.yield();
     compiler.add(manifest.rules[index], index);
   }
   return { table: await compiler.build(hash), problems };
@@ -147,6 +151,20 @@ export async function compileManifest(manifest: { rules: Record<string, unknown>
 
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Cuts long work into slices of SLICE_MS: `if (slicer.due()) await slicer.yield()` between pieces. */
+export class TimeSlicer {
+  #deadline = performance.now() + SLICE_MS;
+
+  due(): boolean {
+    return performance.now() >= this.#deadline;
+  }
+
+  async yield(): Promise<void> {
+    await yieldToEventLoop();
+    this.#deadline = performance.now() + SLICE_MS;
+  }
 }
 
 function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string, problems: ProblemSink): void {
