@@ -94,10 +94,19 @@ export function hasControl(value: string): boolean {
 
 /** True when any `/`-separated segment of the decoded value is `.` or `..`. */
 export function hasDotSegment(value: string): boolean {
-  if (!value.includes('.')) return false;
-  for (const seg of value.split('/')) if (seg === '.' || seg === '..') return true;
+  // Hot path (every captured variable, and versions have dots): a scan, no split.
+  for (let dot = value.indexOf('.'); dot !== -1; dot = value.indexOf('.', dot + 1)) {
+    const start = dot === 0 || value.charCodeAt(dot - 1) === SLASH;
+    if (!start) continue;
+    const end = dot + 1 === value.length || value.charCodeAt(dot + 1) === SLASH;
+    const twoDots = value.charCodeAt(dot + 1) === DOT && (dot + 2 === value.length || value.charCodeAt(dot + 2) === SLASH);
+    if (end || twoDots) return true;
+  }
   return false;
 }
+
+const SLASH = 0x2f;
+const DOT = 0x2e;
 
 /** RFC 3986 §3.3 pchar (plus `/`), and §3.4 query characters (plus `/` and `?`). */
 const PATH_OK = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/])*$/;
