@@ -58,8 +58,8 @@ export interface MetricSources {
  */
 export class RequestMetrics {
   readonly registry: Registry;
-  /** Requests by `outcome kind`. */
-  readonly #requests = new Map<string, number>();
+  /** Requests by outcome, then kind: constant strings, so no key is built per request. */
+  readonly #requests = new Map<Outcome, Map<string, number>>();
   readonly #latency: LatencyHistogram;
   readonly #upstreamErrors: Counter<'code'>;
 
@@ -74,10 +74,7 @@ export class RequestMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [key, n] of requests) {
-          const space = key.indexOf(' ');
-          this.inc({ outcome: key.slice(0, space), kind: key.slice(space + 1) }, n);
-        }
+        for (const [outcome, kinds] of requests) for (const [kind, n] of kinds) this.inc({ outcome, kind }, n);
       },
     });
     this.#latency = new LatencyHistogram(
@@ -123,8 +120,10 @@ export class RequestMetrics {
 
   /** Hot path. */
   request(outcome: Outcome, kind: string | null, seconds: number): void {
-    const key = `${outcome} ${kind ?? 'none'}`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    let kinds = this.#requests.get(outcome);
+    if (kinds === undefined) this.#requests.set(outcome, (kinds = new Map()));
+    const k = kind ?? 'none';
+    kinds.set(k, (kinds.get(k) ?? 0) + 1);
     this.#latency.observe(seconds);
   }
 

@@ -148,6 +148,16 @@ export function expandTemplate(parts: readonly (TemplatePart | string)[], vars: 
 function expandExpression(expr: Expression, vars: Variables): string {
   const op = OPERATORS[expr.operator];
   const encode = op.allowReserved ? encodeReserved : encodeUnreserved;
+  if (expr.vars.length === 1) {
+    // Hot path: one variable with a string value (`{version}`), as below without the list.
+    const spec = expr.vars[0];
+    const value = vars[spec.name];
+    if (value === undefined) return '';
+    if (typeof value === 'string' && spec.prefix === null) {
+      const v = encode(value);
+      return op.first + (op.named ? spec.name + (v === '' ? op.ifEmpty : '=' + v) : v);
+    }
+  }
   const items: string[] = [];
   for (const spec of expr.vars) {
     const value = vars[spec.name];
