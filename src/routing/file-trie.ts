@@ -39,12 +39,29 @@ interface Edge<R> {
   readonly leaves: Leaf<R>[];
 }
 
+/** Edges a node holds before the builder indexes them by shape (most nodes have one or two). */
+const FEW_EDGES = 8;
+
 class TrieNode<R> {
   literal: Map<string, TrieNode<R>> | null = null;
+  /** In insertion order while building, then in precedence order. */
   edges: Edge<R>[] | null = null;
   leaves: Leaf<R>[] | null = null;
-  /** Build-time only: edges by shape. */
+  /** Build-time only, once a node has more than FEW_EDGES edges: edges by shape. */
   byShape: Map<string, Edge<R>> | null = null;
+}
+
+/** Build time: the node's edge for units of `shape`, if any. */
+function edgeOf<R>(node: TrieNode<R>, shape: string): Edge<R> | undefined {
+  if (node.byShape !== null) return node.byShape.get(shape);
+  if (node.edges !== null) for (const e of node.edges) if (e.unit!.shape === shape) return e;
+  return undefined;
+}
+
+function addEdge<R>(node: TrieNode<R>, edge: Edge<R>): void {
+  (node.edges ??= []).push(edge);
+  if (node.byShape !== null) node.byShape.set(edge.unit!.shape, edge);
+  else if (node.edges.length > FEW_EDGES) node.byShape = new Map(node.edges.map((e) => [e.unit!.shape, e]));
 }
 
 export class FileTrie<R> {
@@ -122,7 +139,8 @@ export class FileTrieBuilder<R> {
   /** Index one template; `order` is the rule's manifest position. */
   add(template: IncomingTemplate, rule: R, order: number): void {
     if (this.#root === null) throw new Error('FileTrieBuilder: add() after build()');
-    const leaf: Leaf<R> = { rule, order, variables: this.#pool.get(`v\u0000${JSON.stringify(template.variables)}`, () => template.variables) };
+    // The variable list is shared across rules by the caller (compileFileV1 interns it).
+    const leaf: Leaf<R> = { rule, order, variables: template.variables };
     let node = this.#root;
     for (const u of template.units) {
       if (u.kind === 'literal') {
@@ -133,11 +151,10 @@ export class FileTrieBuilder<R> {
         node = next;
         continue;
       }
-      node.byShape ??= new Map();
-      let edge = node.byShape.get(u.shape);
+      let edge = edgeOf(node, u.shape);
       if (edge === undefined) {
         edge = { unit: u, matcher: this.#matcher(u), order, child: u.kind === 'tail' ? null : new TrieNode<R>(), leaves: [] };
-        node.byShape.set(u.shape, edge);
+        addEdge(node, edge);
       }
       if (edge.child === null) {
         edge.leaves.push(leaf);
@@ -167,17 +184,19 @@ export class FileTrieBuilder<R> {
 /** Returns the smallest manifest order under the node, used to order equal-rank edges. */
 function finish<R>(node: TrieNode<R>): number {
   let min = Infinity;
+  // Lists grown by push keep spare capacity; exact copies are kept instead.
+  if (node.leaves !== null) node.leaves = node.leaves.slice();
   if (node.leaves !== null) for (const l of node.leaves) min = Math.min(min, l.order);
   if (node.literal !== null) for (const child of node.literal.values()) min = Math.min(min, finish(child));
-  if (node.byShape !== null) {
-    const edges = [...node.byShape.values()];
+  const edges = node.edges;
+  if (edges !== null) {
     for (const e of edges) {
       e.order = e.child === null ? e.leaves[0].order : finish(e.child);
       min = Math.min(min, e.order);
     }
     edges.sort((a, b) => compareRanks(a.unit!, b.unit!) || a.order - b.order);
     for (const e of edges) e.unit = null;
-    node.edges = edges;
+    node.edges = edges.map((e) => (e.child === null ? { ...e, leaves: e.leaves.slice() } : e));
     node.byShape = null;
   }
   return min;

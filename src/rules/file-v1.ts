@@ -46,7 +46,8 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
     }
   }
   const variables = pool.get(`v\u0000${JSON.stringify(incoming.variables)}`, () => incoming.variables);
-  return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming };
+  // The trie's leaf keeps the template's variables: hand it the shared list.
+  return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming: { ...incoming, variables } };
 }
 
 /** Hot path. The answer for a trie match. */
