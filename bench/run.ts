@@ -18,6 +18,7 @@ import autocannon from 'autocannon';
 import { startServer, type ServerProcess } from './lib/server-process.ts';
 import { sendBlob } from './lib/blob-stream.ts';
 import { dockerRules, fileRules, pythonRules, type Workload } from './lib/manifests.ts';
+import { NODE_FLAGS } from '../src/node-flags.ts';
 
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--out');
@@ -85,7 +86,8 @@ function writeManifest(manifest: unknown): string {
 }
 
 function gatewayArgs(manifestFile: string, extra: string[] = []): string[] {
-  return [CLI, '--manifest', manifestFile, '--port', '0', '--admin-port', '0', '--analytics', join(logs, `analytics-${counter}.jsonl`), ...extra];
+  // Run as deployed: with the node flags of npm start and the systemd unit.
+  return [...NODE_FLAGS, CLI, '--manifest', manifestFile, '--port', '0', '--admin-port', '0', '--analytics', join(logs, `analytics-${counter}.jsonl`), ...extra];
 }
 
 /** Run `fn` on a fresh process started with `args`, then stop it. */

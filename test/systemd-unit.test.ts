@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { NODE_FLAGS } from '../src/node-flags.ts';
 
 const unit = readFileSync(new URL('../config/scarf-gateway.service', import.meta.url), 'utf8');
 const env = readFileSync(new URL('../config/gateway.env', import.meta.url), 'utf8');
@@ -24,4 +25,11 @@ test('every GATEWAY_* variable in gateway.env is a flag of the CLI', () => {
     const flag = '--' + name.toLowerCase().replaceAll('_', '-');
     assert.match(help, new RegExp(`${flag}\\b`), flag);
   }
+});
+
+test('npm start and the unit run node with the same flags (src/node-flags.ts)', () => {
+  const start = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string;
+  assert.equal(start, ['node', ...NODE_FLAGS, 'src/cli.ts'].join(' '));
+  const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
+  assert.equal(exec, ['ExecStart=/opt/scarf-gateway/node_modules/.bin/node', ...NODE_FLAGS, '/opt/scarf-gateway/src/cli.ts'].join(' '));
 });
