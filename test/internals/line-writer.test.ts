@@ -3,7 +3,7 @@
 // multi-byte lines, a slow sink, and several processes sharing one pipe.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,23 +56,31 @@ function childWriter(count: number, size: number, options: object): string {
   `;
 }
 
+/**
+ * Reads a child's stdout slowly (pausing after every chunk), so its pipe
+ * fills up and writers must wait; resolves with the exit code and the bytes.
+ */
+async function readSlowly(child: ChildProcess): Promise<{ code: unknown; text: string }> {
+  const chunks: Buffer[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => {
+    chunks.push(chunk);
+    child.stdout!.pause();
+    setTimeout(() => child.stdout!.resume(), 1);
+  });
+  // 'close' comes after the process exited and its stdout ended.
+  const code = await new Promise((resolve) => child.on('close', resolve));
+  return { code, text: Buffer.concat(chunks).toString('utf8') };
+}
+
 test('a slow reader: the queue turns synchronous past its bound and no line is lost', { timeout: 60_000 }, async () => {
   const child = spawn(process.execPath, ['--input-type=module', '-e', childWriter(20_000, 200, { batchBytes: 4096, maxQueuedBytes: 16_384 })], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const chunks: Buffer[] = [];
-  // Read in bursts with pauses, so the pipe fills up and the writer must wait.
-  child.stdout.on('data', (chunk: Buffer) => {
-    chunks.push(chunk);
-    child.stdout.pause();
-    setTimeout(() => child.stdout.resume(), 1);
-  });
-  // 'close' comes after the process exited and its stdout ended.
-  const code = await new Promise((resolve) => child.on('close', resolve));
+  const { code, text } = await readSlowly(child);
   assert.equal(code, 0);
-  const lines = parsed(Buffer.concat(chunks).toString('utf8'));
+  const lines = parsed(text);
   assert.equal(lines.length, 20_000);
   assert.deepEqual(new Set(lines.map((l) => l.i)).size, 20_000);
   assert.ok(JSON.parse(stderr).blockingWrites > 0, `the bound was reached: ${stderr}`);
@@ -84,18 +92,11 @@ test('two processes sharing one pipe (--workers): no line is torn', { timeout: 6
   const child = spawn('sh', ['-c', `"$0" --input-type=module -e "$1" & "$0" --input-type=module -e "$1" & wait`, process.execPath, script], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const chunks: Buffer[] = [];
-  // A slow reader: the pipe fills up, so writes of more than PIPE_BUF bytes would be split.
-  child.stdout.on('data', (chunk: Buffer) => {
-    chunks.push(chunk);
-    child.stdout.pause();
-    setTimeout(() => child.stdout.resume(), 1);
-  });
-  // 'close' comes after the process exited and its stdout ended.
-  const code = await new Promise((resolve) => child.on('close', resolve));
+  // With a full pipe, writes of more than PIPE_BUF bytes would be split.
+  const { code, text } = await readSlowly(child);
   assert.equal(code, 0);
   // JSON.parse throws on a line that holds pieces of two lines.
-  const lines = parsed(Buffer.concat(chunks).toString('utf8')) as unknown as { pid: number; i: number }[];
+  const lines = parsed(text) as unknown as { pid: number; i: number }[];
   assert.equal(lines.length, 10_000);
   assert.equal(new Set(lines.map((l) => l.pid)).size, 2);
 });
