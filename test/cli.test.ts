@@ -61,6 +61,14 @@ test('validate: each problem is printed with its JSON pointer, exit 1', () => {
   assert.match(r.stdout, /\/rules\/6: missing required field "package-id"/);
 });
 
+test('validate: rules that are not objects are problems, not a crash', () => {
+  const r = run(['validate', writeManifest('{"rules": [null, 5, "x", [], {"type": "file-v1"}]}')]);
+  assert.equal(r.code, 1, r.stderr);
+  assert.equal(r.stderr, '');
+  for (const i of [0, 1, 2, 3]) assert.match(r.stdout, new RegExp(`^/rules/${i}: must be object$`, 'm'));
+  assert.match(r.stdout, /^\/rules\/4: missing required field "domain"$/m);
+});
+
 test('validate: not JSON, or missing file', () => {
   const r = run(['validate', writeManifest('{"rules": [')]);
   assert.equal(r.code, 1);

@@ -36,9 +36,11 @@ const RULE_TYPES = (MANIFEST_SCHEMA.$defs.rule.properties as { type: { enum: str
 const validateByType = new Map(RULE_TYPES.map((type) => [type, ajv.getSchema(`manifest#/$defs/${type}`)!]));
 const validateDomain = ajv.getSchema('manifest#/$defs/domain')!;
 
-function validRule(rule: Record<string, unknown>): boolean {
-  const byType = typeof rule.type === 'string' ? validateByType.get(rule.type) : undefined;
-  return byType !== undefined && validateDomain(rule.domain) && byType(rule);
+function validRule(rule: unknown): boolean {
+  if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) return false;
+  const { type, domain } = rule as Record<string, unknown>;
+  const byType = typeof type === 'string' ? validateByType.get(type) : undefined;
+  return byType !== undefined && validateDomain(domain) && byType(rule);
 }
 
 /** Fields Scarf manifests carry that this gateway does not use (no warning). */
