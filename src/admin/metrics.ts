@@ -1,7 +1,7 @@
 /**
  * Prometheus metrics (SPEC §10), with prom-client, served on the admin port
- * at /metrics. Label children are created once per label set and reused, so
- * counting a request is a property lookup and an increment.
+ * at /metrics. Requests are counted in plain numbers on the hot path and
+ * handed to prom-client when /metrics is scraped.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Histogram } from 'prom-client';
 import type { Outcome } from '../analytics/capture.ts';
