@@ -102,20 +102,29 @@ describe('TLS registry: dockerd is redirected, and proxied with always-proxy', {
     await registry.stop();
   });
 
+  /** dockerd pulls the image through the gateway and gets its digest; the capture lines of the pull. */
+  async function pullThrough(gw: GatewayProcess) {
+    const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
+    try {
+      await dockerd.docker(['pull', ref]);
+      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
+      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+    } finally {
+      await dockerd.docker(['rmi', ref]).catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    return dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+  }
+
   test('docker pull is redirected to the registry', async () => {
     const gw = await startGateway({ manifest: dockerRule(registry.host) });
     try {
-      await dockerd.docker(['pull', `127.0.0.1:${gw.port}/test/hello:v1`]);
-      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', `127.0.0.1:${gw.port}/test/hello:v1`]);
-      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
-      await new Promise((r) => setTimeout(r, 200));
-      const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      const pulls = await pullThrough(gw);
       assert.ok(pulls.length >= 1);
       assert.ok(pulls.every((l) => l.outcome === 'redirect' && l.status === 307), JSON.stringify(pulls.map((l) => [l.path, l.outcome])));
       assert.match(String(pulls[0].client.userAgent), /^docker\//);
     } finally {
       await gw.stop();
-      await dockerd.docker(['rmi', `127.0.0.1:${gw.port}/test/hello:v1`]).catch(() => undefined);
     }
   });
 
@@ -125,11 +134,7 @@ describe('TLS registry: dockerd is redirected, and proxied with always-proxy', {
       env: { NODE_EXTRA_CA_CERTS: ca.caCert },
     });
     try {
-      await dockerd.docker(['pull', `127.0.0.1:${gw.port}/test/hello:v1`]);
-      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', `127.0.0.1:${gw.port}/test/hello:v1`]);
-      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
-      await new Promise((r) => setTimeout(r, 200));
-      const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      const pulls = await pullThrough(gw);
       assert.ok(pulls.some((l) => l.path.includes('/blobs/')), 'blobs went through the gateway');
       assert.ok(pulls.every((l) => l.outcome === 'proxy'), JSON.stringify(pulls.map((l) => [l.path, l.outcome, l.status])));
     } finally {
