@@ -4,6 +4,10 @@
  * reading stops at the first text that is not JSON, and after `maxEvents`.
  */
 import type { IncomingMessage } from 'node:http';
+import { skipSpace, valueEnd } from '../json-scan.ts';
+
+/** Between concatenated values, a scalar ends at white space or where the next value starts. */
+const BETWEEN_VALUES = ' \n\r\t{["';
 
 export interface BodyLimits {
   /** Largest body read, in bytes; a larger one is refused with 413. */
@@ -51,7 +55,7 @@ export function parseEvents(text: string, maxEvents: number): unknown[] {
   while (events.length < maxEvents) {
     i = skipSpace(text, i);
     if (i >= text.length) break;
-    const end = valueEnd(text, i);
+    const end = valueEnd(text, i, BETWEEN_VALUES);
     if (end === -1) break;
     let value: unknown;
     try {
@@ -63,42 +67,4 @@ export function parseEvents(text: string, maxEvents: number): unknown[] {
     i = end;
   }
   return events;
-}
-
-function skipSpace(text: string, i: number): number {
-  while (i < text.length && (text[i] === ' ' || text[i] === '\n' || text[i] === '\r' || text[i] === '\t')) i++;
-  return i;
-}
-
-/** End offset of the JSON value starting at `start`, or -1 if it is not closed. */
-function valueEnd(text: string, start: number): number {
-  const c = text[start];
-  if (c === '"') return stringEnd(text, start);
-  if (c !== '{' && c !== '[') {
-    // A scalar runs to the next delimiter.
-    let i = start;
-    while (i < text.length && !' \n\r\t{["'.includes(text[i])) i++;
-    return i;
-  }
-  let depth = 0;
-  for (let i = start; i < text.length; i++) {
-    const ch = text[i];
-    if (ch === '"') {
-      i = stringEnd(text, i) - 1;
-      if (i < 0) return -1;
-    } else if (ch === '{' || ch === '[') depth++;
-    else if (ch === '}' || ch === ']') {
-      depth--;
-      if (depth === 0) return i + 1;
-    }
-  }
-  return -1;
-}
-
-function stringEnd(text: string, start: number): number {
-  for (let i = start + 1; i < text.length; i++) {
-    if (text[i] === '\\') i++;
-    else if (text[i] === '"') return i + 1;
-  }
-  return -1;
 }

@@ -10,6 +10,7 @@
  * no `"rules"` array) returns null and the caller falls back to
  * `JSON.parse`, whose error message is the one users see.
  */
+import { skipSpace, stringEnd, valueEnd } from '../json-scan.ts';
 
 /** A cursor over the rules, then the outer object's text with `rules` emptied. */
 export interface RuleSlices {
@@ -19,47 +20,8 @@ export interface RuleSlices {
   outer(): string | null;
 }
 
-const QUOTE = 34;
-const BACKSLASH = 92;
-
-/** Offset just after the string starting at `i` (a quote), or -1. */
-function stringEnd(text: string, i: number): number {
-  for (let k = i + 1; k < text.length; k++) {
-    const c = text.charCodeAt(k);
-    if (c === BACKSLASH) k++;
-    else if (c === QUOTE) return k + 1;
-  }
-  return -1;
-}
-
-function skipSpace(text: string, i: number): number {
-  while (i < text.length && ' \t\r\n'.includes(text[i])) i++;
-  return i;
-}
-
-/** Offset just after the JSON value starting at `i`, or -1 (strings and brackets only need matching). */
-function valueEnd(text: string, i: number): number {
-  const c = text[i];
-  if (c === '"') return stringEnd(text, i);
-  if (c !== '{' && c !== '[') {
-    let k = i;
-    while (k < text.length && !',]} \t\r\n'.includes(text[k])) k++;
-    return k;
-  }
-  let depth = 0;
-  for (let k = i; k < text.length; k++) {
-    const ch = text.charCodeAt(k);
-    if (ch === QUOTE) {
-      k = stringEnd(text, k) - 1;
-      if (k < 0) return -1;
-    } else if (ch === 123 || ch === 91) depth++;
-    else if (ch === 125 || ch === 93) {
-      depth--;
-      if (depth === 0) return k + 1;
-    }
-  }
-  return -1;
-}
+/** Inside the rules array, a scalar ends at a separator, a closing bracket or white space. */
+const IN_ARRAY = ',]} \t\r\n';
 
 /** Finds the top-level `"rules": [` and returns a cursor over its elements. */
 export function sliceRules(text: string): RuleSlices | null {
@@ -77,7 +39,7 @@ export function sliceRules(text: string): RuleSlices | null {
     if (text[i] !== ':') return null;
     i = skipSpace(text, i + 1);
     if (key === 'rules' && text[i] === '[') break;
-    const end = valueEnd(text, i);
+    const end = valueEnd(text, i, IN_ARRAY);
     if (end < 0) return null;
     i = skipSpace(text, end);
     if (text[i] !== ',') return null;
@@ -91,7 +53,7 @@ export function sliceRules(text: string): RuleSlices | null {
     next(max) {
       const rules: unknown[] = [];
       while (!done && rules.length < max) {
-        const end = valueEnd(text, cursor);
+        const end = valueEnd(text, cursor, IN_ARRAY);
         if (end < 0) return null;
         try {
           rules.push(JSON.parse(text.slice(cursor, end)));
