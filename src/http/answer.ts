@@ -48,15 +48,18 @@ function outcomeOf(status: number): Outcome {
   return 'rejected';
 }
 
+/** Each error's body, serialized once. */
+const ERROR_BODIES = new Map(Object.entries(ERRORS).map(([code, { message }]) => [code, JSON.stringify({ error: { code, message } })]));
+
 /** A JSON error answer `{"error":{"code","message"}}` from the errors table. */
 export function errorAnswer(code: ErrorCode, capture: Capture | null = null, headers?: Record<string, string>): Answer {
-  const { status, message } = ERRORS[code];
+  const { status } = ERRORS[code];
   return {
     status,
     outcome: outcomeOf(status),
     capture,
     error: code,
     headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ error: { code, message } }),
+    body: ERROR_BODIES.get(code),
   };
 }

@@ -5,13 +5,12 @@
  * reload).
  */
 import { readFile } from 'node:fs/promises';
-import { compileManifest, ManifestCompiler } from '../routing/compile.ts';
+import { compileManifest, ManifestCompiler, TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
 import { createHash } from 'node:crypto';
 import { checkShape } from './schema-check.ts';
 import { sliceRules } from './manifest-slices.ts';
-import { TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
 
 export interface LoadResult {
   readonly table: RoutingTable | null;

@@ -127,7 +127,7 @@ export class ManifestCompiler {
     }
     return Object.freeze({
       domains: built,
-      counts: Object.freeze({ ...this.#counts }),
+      counts: Object.freeze(this.#counts),
       hash,
       loadedAt: Date.now(),
     });
