@@ -110,7 +110,7 @@ export class ManifestCompiler {
     let d = this.#domains.get(domain);
     if (d === undefined) this.#domains.set(domain, (d = new DomainBuilder(this.#pool)));
     this.#counts[rule.type] = (this.#counts[rule.type] ?? 0) + 1;
-    addRule(d, rule, index, `/rules/${pointerToken(index)}`, this.problems);
+    addRule(d, rule, `/rules/${pointerToken(index)}`, this.problems);
   }
 
   /**
@@ -167,7 +167,7 @@ export class TimeSlicer {
   }
 }
 
-function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string, problems: ProblemSink): void {
+function addRule(d: DomainBuilder, rule: ManifestRule, at: string, problems: ProblemSink): void {
   switch (rule.type) {
     case 'file-v1': {
       const result = compileFileV1(rule, at, problems, d.pool);
@@ -175,7 +175,7 @@ function addRule(d: DomainBuilder, rule: ManifestRule, index: number, at: string
       const { compiled, incoming } = result;
       const key = `file-v1 ${incoming.units.map((u) => u.shape).join('/')}`;
       if (incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
-      d.fileV1.add(incoming, compiled, index);
+      d.fileV1.add(incoming, compiled);
       return;
     }
     case 'docker-v1': {

@@ -53,8 +53,9 @@ export class FileIndexBuilder<R> {
     this.#query = new FileTrieBuilder<R>(pool);
   }
 
-  add(template: IncomingTemplate, rule: R, order: number): void {
-    (template.withQuery ? this.#query : this.#path).add(template, rule, order);
+  /** Rules are added in manifest order. */
+  add(template: IncomingTemplate, rule: R): void {
+    (template.withQuery ? this.#query : this.#path).add(template, rule);
   }
 
   build(): FileIndex<R> {

@@ -10,14 +10,13 @@
  *
  * Built once per manifest, then frozen: `add` after `build` throws.
  */
-import { compareRanks, unitMatcher, type IncomingTemplate, type Unit, type UnitMatcher } from '../templates/incoming-template.ts';
+import { compareShapes, unitMatcher, type IncomingTemplate, type Unit, type UnitMatcher } from '../templates/incoming-template.ts';
 import { linearRegExp } from '../templates/linear-regexp.ts';
 import { InternPool } from './intern-pool.ts';
 
 /** A rule at the end of a template: how to name the positional values. */
 export interface Leaf<R> {
   readonly rule: R;
-  readonly order: number;
   /** The template's variables, by position. */
   readonly variables: IncomingTemplate['variables'];
 }
@@ -28,41 +27,41 @@ export interface TrieMatch<R> {
   readonly values: readonly string[];
 }
 
+/*
+ * Memory: a 100,000-rule manifest holds a few of these per rule, so they
+ * carry nothing that only the builder needs (shapes, manifest order), and
+ * every list is exactly as long as its contents. Each field costs 8 bytes
+ * per object, each list at least 56.
+ */
 interface Edge<R> {
-  /** Build time only (sorting); dropped once the trie is built. */
-  unit: Unit | null;
   readonly matcher: UnitMatcher;
-  order: number;
-  /** For segment edges: where the template goes on. */
+  /** For segment edges: where the template goes on; null for a tail. */
   readonly child: TrieNode<R> | null;
-  /** For tail edges: the rules that end with this tail. */
-  readonly leaves: Leaf<R>[];
+  /** For tail edges: the rules that end with this tail, in manifest order. */
+  leaves: Leaf<R>[] | null;
+}
+
+interface TrieNode<R> {
+  literal: Map<string, TrieNode<R>> | null;
+  /** In manifest order while building (of each edge's first rule), then in precedence order. */
+  edges: Edge<R>[] | null;
+  /** Rules that end here, in manifest order. */
+  leaves: Leaf<R>[] | null;
+}
+
+function trieNode<R>(): TrieNode<R> {
+  return { literal: null, edges: null, leaves: null };
+}
+
+/** Appends to a list that may not exist yet; a list of one is allocated exactly. */
+function append<T>(list: T[] | null, item: T): T[] {
+  if (list === null) return [item];
+  list.push(item);
+  return list;
 }
 
 /** Edges a node holds before the builder indexes them by shape (most nodes have one or two). */
 const FEW_EDGES = 8;
-
-class TrieNode<R> {
-  literal: Map<string, TrieNode<R>> | null = null;
-  /** In insertion order while building, then in precedence order. */
-  edges: Edge<R>[] | null = null;
-  leaves: Leaf<R>[] | null = null;
-  /** Build-time only, once a node has more than FEW_EDGES edges: edges by shape. */
-  byShape: Map<string, Edge<R>> | null = null;
-}
-
-/** Build time: the node's edge for units of `shape`, if any. */
-function edgeOf<R>(node: TrieNode<R>, shape: string): Edge<R> | undefined {
-  if (node.byShape !== null) return node.byShape.get(shape);
-  if (node.edges !== null) for (const e of node.edges) if (e.unit!.shape === shape) return e;
-  return undefined;
-}
-
-function addEdge<R>(node: TrieNode<R>, edge: Edge<R>): void {
-  (node.edges ??= []).push(edge);
-  if (node.byShape !== null) node.byShape.set(edge.unit!.shape, edge);
-  else if (node.edges.length > FEW_EDGES) node.byShape = new Map(node.edges.map((e) => [e.unit!.shape, e]));
-}
 
 export class FileTrie<R> {
   readonly #root: TrieNode<R>;
@@ -106,7 +105,7 @@ function walk<R>(node: TrieNode<R>, subject: string, pos: number, values: string
     if (m === null) continue;
     const mark = values.length;
     for (let g = 1; g < m.length; g++) values.push(m[g]);
-    const found = tail ? firstLeaf(edge.leaves, values) : walk(edge.child, subject, end + 1, values);
+    const found = tail ? firstLeaf(edge.leaves!, values) : walk(edge.child, subject, end + 1, values);
     if (found !== null) return found;
     values.length = mark;
   }
@@ -126,49 +125,82 @@ function consistent(vars: IncomingTemplate['variables'], values: readonly string
   return true;
 }
 
+/**
+ * Rules must be added in manifest order. Then the first rule under an edge
+ * is also the earliest, and a stable sort of each node's edges by rank
+ * alone gives SPEC §3's order (equal ranks: manifest order).
+ */
 export class FileTrieBuilder<R> {
-  #root: TrieNode<R> | null = new TrieNode<R>();
+  #root: TrieNode<R> | null = trieNode<R>();
   #size = 0;
   readonly #pool: InternPool;
+  /**
+   * Build time only. Matchers are shared by unit shape (through the pool,
+   * across domains), so a node's edge for a unit is the one with the unit's
+   * matcher. Their shapes are kept aside, in the pool, to sort edges by
+   * precedence; crowded nodes index their edges by matcher.
+   */
+  readonly #shapes: Map<UnitMatcher, string>;
+  #byMatcher = new Map<TrieNode<R>, Map<UnitMatcher, Edge<R>>>();
 
   /** `pool` shares matchers (and literal keys) with the manifest's other domains. */
   constructor(pool = new InternPool()) {
     this.#pool = pool;
+    this.#shapes = pool.get('file-trie', 'shapes', () => new Map<UnitMatcher, string>());
   }
 
-  /** Index one template; `order` is the rule's manifest position. */
-  add(template: IncomingTemplate, rule: R, order: number): void {
+  /** Index one template, after those of the rules before it in the manifest. */
+  add(template: IncomingTemplate, rule: R): void {
     if (this.#root === null) throw new Error('FileTrieBuilder: add() after build()');
     // The variable list is shared across rules by the caller (compileFileV1 interns it).
-    const leaf: Leaf<R> = { rule, order, variables: template.variables };
+    const leaf: Leaf<R> = { rule, variables: template.variables };
     let node = this.#root;
     for (const u of template.units) {
       if (u.kind === 'literal') {
         const text = u.tokens.length === 0 ? '' : (u.tokens[0] as { text: string }).text;
         node.literal ??= new Map();
         let next = node.literal.get(text);
-        if (next === undefined) node.literal.set(text, (next = new TrieNode<R>()));
+        if (next === undefined) node.literal.set(text, (next = trieNode<R>()));
         node = next;
         continue;
       }
-      let edge = edgeOf(node, u.shape);
+      const matcher = this.#matcher(u);
+      let edge = this.#edgeOf(node, matcher);
       if (edge === undefined) {
-        edge = { unit: u, matcher: this.#matcher(u), order, child: u.kind === 'tail' ? null : new TrieNode<R>(), leaves: [] };
-        addEdge(node, edge);
+        edge = { matcher, child: u.kind === 'tail' ? null : trieNode<R>(), leaves: null };
+        this.#addEdge(node, edge);
       }
       if (edge.child === null) {
-        edge.leaves.push(leaf);
+        edge.leaves = append(edge.leaves, leaf);
         this.#size++;
         return;
       }
       node = edge.child;
     }
-    (node.leaves ??= []).push(leaf);
+    node.leaves = append(node.leaves, leaf);
     this.#size++;
   }
 
+  #edgeOf(node: TrieNode<R>, matcher: UnitMatcher): Edge<R> | undefined {
+    const indexed = this.#byMatcher.get(node);
+    if (indexed !== undefined) return indexed.get(matcher);
+    if (node.edges !== null) for (const e of node.edges) if (e.matcher === matcher) return e;
+    return undefined;
+  }
+
+  #addEdge(node: TrieNode<R>, edge: Edge<R>): void {
+    node.edges = append(node.edges, edge);
+    const indexed = this.#byMatcher.get(node);
+    if (indexed !== undefined) indexed.set(edge.matcher, edge);
+    else if (node.edges.length > FEW_EDGES) this.#byMatcher.set(node, new Map(node.edges.map((e) => [e.matcher, e])));
+  }
+
   #matcher(u: Unit): UnitMatcher {
-    return this.#pool.get(`${u.kind === 'tail' ? 't' : 'm'}\u0000${u.shape}`, () => unitMatcher(u, linearRegExp));
+    return this.#pool.get(u.kind === 'tail' ? 'tail' : 'segment', u.shape, () => {
+      const matcher = unitMatcher(u, linearRegExp);
+      this.#shapes.set(matcher, u.shape);
+      return matcher;
+    });
   }
 
   /** Sort every node's edges by precedence and freeze the trie. */
@@ -176,28 +208,22 @@ export class FileTrieBuilder<R> {
     if (this.#root === null) throw new Error('FileTrieBuilder: build() called twice');
     const root = this.#root;
     this.#root = null;
-    finish(root);
+    finish(root, this.#shapes);
+    this.#byMatcher = new Map();
     return new FileTrie(root, this.#size);
   }
 }
 
-/** Returns the smallest manifest order under the node, used to order equal-rank edges. */
-function finish<R>(node: TrieNode<R>): number {
-  let min = Infinity;
-  // Lists grown by push keep spare capacity; exact copies are kept instead.
-  if (node.leaves !== null) node.leaves = node.leaves.slice();
-  if (node.leaves !== null) for (const l of node.leaves) min = Math.min(min, l.order);
-  if (node.literal !== null) for (const child of node.literal.values()) min = Math.min(min, finish(child));
+/** Edges in precedence order; every list trimmed to its length (lists grown by push keep spare room). */
+function finish<R>(node: TrieNode<R>, shapes: ReadonlyMap<UnitMatcher, string>): void {
+  if (node.leaves !== null && node.leaves.length > 1) node.leaves = node.leaves.slice();
+  if (node.literal !== null) for (const child of node.literal.values()) finish(child, shapes);
   const edges = node.edges;
-  if (edges !== null) {
-    for (const e of edges) {
-      e.order = e.child === null ? e.leaves[0].order : finish(e.child);
-      min = Math.min(min, e.order);
-    }
-    edges.sort((a, b) => compareRanks(a.unit!, b.unit!) || a.order - b.order);
-    for (const e of edges) e.unit = null;
-    node.edges = edges.map((e) => (e.child === null ? { ...e, leaves: e.leaves.slice() } : e));
-    node.byShape = null;
+  if (edges === null) return;
+  for (const e of edges) {
+    if (e.child !== null) finish(e.child, shapes);
+    else if (e.leaves!.length > 1) e.leaves = e.leaves!.slice();
   }
-  return min;
+  // Stable: equal ranks keep the order of their first rules.
+  if (edges.length > 1) node.edges = edges.sort((a, b) => compareShapes(shapes.get(a.matcher)!, shapes.get(b.matcher)!)).slice();
 }

@@ -5,16 +5,18 @@
  * rules fit in memory. One pool per compile, dropped with it.
  */
 export class InternPool {
-  readonly #values = new Map<string, unknown>();
-  /** Strings by themselves: a key without a prefix needs no concatenation. */
+  /** One map per kind of value, so that keys need no prefix (no string built per lookup). */
+  readonly #kinds = new Map<string, Map<string, unknown>>();
   readonly #strings = new Map<string, string>();
 
-  /** The shared value for `key`, made by `make` the first time. */
-  get<T>(key: string, make: () => T): T {
-    let v = this.#values.get(key) as T | undefined;
+  /** The shared value of `kind` for `key`, made by `make` the first time. */
+  get<T>(kind: string, key: string, make: () => T): T {
+    let values = this.#kinds.get(kind);
+    if (values === undefined) this.#kinds.set(kind, (values = new Map()));
+    let v = values.get(key) as T | undefined;
     if (v === undefined) {
       v = make();
-      this.#values.set(key, v);
+      values.set(key, v);
     }
     return v;
   }

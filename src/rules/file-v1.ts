@@ -45,7 +45,7 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
       }
     }
   }
-  const variables = pool.get(`v\u0000${JSON.stringify(incoming.variables)}`, () => incoming.variables);
+  const variables = pool.get('captured', incoming.variables.map((v) => (v.raw ? '+' : '') + v.name).join(','), () => incoming.variables);
   // The trie's leaf keeps the template's variables: hand it the shared list.
   return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming: { ...incoming, variables } };
 }

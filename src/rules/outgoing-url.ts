@@ -38,8 +38,8 @@ export function compileOutgoing(source: string, pool = new InternPool()): Outgoi
   }
   const names = templateVariables(parts);
   return {
-    parts: compactTemplate(parts).map((p) => (typeof p === 'string' ? pool.string(p) : pool.get(`e\u0000${JSON.stringify(p)}`, () => p))),
-    variables: pool.get(`n\u0000${names.join(',')}`, () => names),
+    parts: compactTemplate(parts).map((p) => (typeof p === 'string' ? pool.string(p) : pool.get('expression', JSON.stringify(p), () => p))),
+    variables: pool.get('names', names.join(','), () => names),
     hostSuffix: hostSuffix === null ? null : pool.string(hostSuffix),
   };
 }

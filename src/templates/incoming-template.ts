@@ -89,14 +89,6 @@ function unit(tokens: readonly Token[], tail: boolean): Unit {
   return { kind, tokens, shape };
 }
 
-/** Precedence ranks per position: literal character 0, `{var}` 1, `{+var}` 2. */
-function* ranks(u: Unit): Generator<number> {
-  for (const t of u.tokens) {
-    if (t.kind !== 'literal') yield t.kind === 'plus' ? 2 : 1;
-    else for (let k = 0; k < t.text.length; k++) yield 0;
-  }
-}
-
 /** RFC 3986 unreserved characters or `%XX`: what `{name}` matches (RFC 6570 §3.2.2). */
 const VAR_CHARS = '(?:[A-Za-z0-9\\-._~]|%[0-9A-Fa-f]{2})+';
 /** Unreserved, reserved or `%XX`: what `{+name}` matches (RFC 6570 §3.2.3). */
@@ -167,13 +159,32 @@ function escapeRegExp(text: string): string {
  * beats the end of the unit. Returns 0 for units of equal rank.
  */
 export function compareRanks(a: Unit, b: Unit): number {
-  const x = ranks(a);
-  const y = ranks(b);
+  return compareShapes(a.shape, b.shape);
+}
+
+/** compareRanks on the units' shapes, which keep exactly what ranks them. */
+export function compareShapes(a: string, b: string): number {
+  let i = 0;
+  let j = 0;
   for (;;) {
-    const ra = x.next();
-    const rb = y.next();
     // The shorter one has ended: "end" ranks after every token.
-    if (ra.done === true || rb.done === true) return (ra.done === true ? 1 : 0) - (rb.done === true ? 1 : 0);
-    if (ra.value !== rb.value) return ra.value - rb.value;
+    if (i >= a.length || j >= b.length) return (i >= a.length ? 1 : 0) - (j >= b.length ? 1 : 0);
+    const x = shapeToken(a, i);
+    const y = shapeToken(b, j);
+    if (x.rank !== y.rank) return x.rank - y.rank;
+    i += x.length;
+    j += y.length;
   }
+}
+
+const LITERAL_BRACE = { rank: 0, length: 2 };
+const LITERAL_CHAR = { rank: 0, length: 1 };
+const VAR = { rank: 1, length: 2 };
+const PLUS = { rank: 2, length: 3 };
+
+/** The token of a shape at `i`: `{{` (a literal `{`), `{}`, `{+}` or one literal character. */
+function shapeToken(shape: string, i: number): { rank: number; length: number } {
+  if (shape[i] !== '{') return LITERAL_CHAR;
+  const next = shape[i + 1];
+  return next === '{' ? LITERAL_BRACE : next === '+' ? PLUS : VAR;
 }

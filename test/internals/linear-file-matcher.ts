@@ -10,6 +10,7 @@ import { compareRanks, type IncomingTemplate, type Unit } from '../../src/templa
 
 /** A rule with its whole template (the reference matcher keeps it). */
 interface Leaf<R> extends Omit<TrieLeaf<R>, 'variables'> {
+  readonly order: number;
   readonly template: IncomingTemplate;
 }
 
@@ -74,7 +75,7 @@ export class LinearFileMatcher<R> implements FileMatcher<R> {
       const values = m.slice(1);
       const vars = leaf.template.variables;
       if (vars.some((v, i) => vars.findIndex((w) => w.name === v.name) !== i && values[vars.findIndex((w) => w.name === v.name)] !== values[i])) continue;
-      return { leaf: { rule: leaf.rule, order: leaf.order, variables: leaf.template.variables }, values };
+      return { leaf: { rule: leaf.rule, variables: leaf.template.variables }, values };
     }
     return null;
   }
