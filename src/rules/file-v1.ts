@@ -8,7 +8,7 @@ import { emptyOk, errorAnswer, redirect, type Answer } from '../http/answer.ts';
 import type { FileV1Rule } from '../manifest/types.ts';
 import type { Leaf } from '../routing/file-trie.ts';
 import { parseIncoming, type IncomingTemplate } from '../templates/incoming-template.ts';
-import { buildTarget, compileOutgoing, type OutgoingUrl } from './outgoing-url.ts';
+import { buildTarget, compileOutgoing, expressionCache, type OutgoingUrl } from './outgoing-url.ts';
 import { toVariables, type CapturedVariable } from './path-variables.ts';
 import type { ProblemSink } from '../manifest/problems.ts';
 import { InternPool } from '../routing/intern-pool.ts';
@@ -25,7 +25,7 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
   let incoming: IncomingTemplate;
   let outgoing: OutgoingUrl | null = null;
   try {
-    incoming = parseIncoming(rule['incoming-path']);
+    incoming = parseIncoming(rule['incoming-path'], expressionCache(pool));
   } catch (e) {
     problems.error(`${at}/incoming-path`, (e as Error).message);
     return null;

@@ -13,7 +13,7 @@
 import type { ErrorCode } from '../errors.ts';
 import { InternPool } from '../routing/intern-pool.ts';
 import { mergeQuery } from '../http/query-merge.ts';
-import { compactTemplate, expandTemplate, parseTemplate, templateVariables, type CompiledTemplate, type TemplatePart } from '../templates/uri-template.ts';
+import { compactTemplate, expandTemplate, parseTemplate, templateVariables, type CompiledTemplate, type ExpressionCache, type TemplatePart } from '../templates/uri-template.ts';
 
 export interface OutgoingUrl {
   readonly parts: CompiledTemplate;
@@ -26,7 +26,7 @@ const FIXED_ORIGIN = /^https?:\/\/[^/?#@{}]+[/?#]/i;
 
 /** Parse at load time; throws TemplateSyntaxError, or Error for a non-absolute target. */
 export function compileOutgoing(source: string, pool = new InternPool()): OutgoingUrl {
-  const parts = parseTemplate(source);
+  const parts = parseTemplate(source, expressionCache(pool));
   const first = parts[0];
   const lead = first?.kind === 'literal' ? first.raw : '';
   let hostSuffix: string | null = null;
@@ -38,10 +38,15 @@ export function compileOutgoing(source: string, pool = new InternPool()): Outgoi
   }
   const names = templateVariables(parts);
   return {
-    parts: compactTemplate(parts).map((p) => (typeof p === 'string' ? pool.string(p) : pool.get('expression', JSON.stringify(p), () => p))),
+    parts: compactTemplate(parts).map((p) => (typeof p === 'string' ? pool.string(p) : p)),
     variables: pool.get('names', names.join(','), () => names),
     hostSuffix: hostSuffix === null ? null : pool.string(hostSuffix),
   };
+}
+
+/** The manifest's parsed expressions, shared by all its templates. */
+export function expressionCache(pool: InternPool): ExpressionCache {
+  return pool.get('templates', 'expressions', (): ExpressionCache => new Map());
 }
 
 /** The literal text after the last variable inside the authority, up to its end. */

@@ -4,7 +4,7 @@
  * `/`-separated segments, and a final "tail" from the segment holding the
  * first `{+name}` on (a `{+name}` may match `/`, so it cannot be split).
  */
-import { parseTemplate, TemplateSyntaxError } from './uri-template.ts';
+import { parseTemplate, TemplateSyntaxError, type ExpressionCache } from './uri-template.ts';
 import type { CapturedVariable } from '../rules/path-variables.ts';
 
 export type Token =
@@ -30,12 +30,43 @@ export interface IncomingTemplate {
   readonly variables: readonly CapturedVariable[];
 }
 
-/** Parse an incoming template; throws TemplateSyntaxError (load time only). */
-export function parseIncoming(source: string): IncomingTemplate {
-  const tokens: Token[] = [];
-  for (const part of parseTemplate(source)) {
+/**
+ * Parse an incoming template; throws TemplateSyntaxError (load time only).
+ * One pass: literal text is cut at each `/` into units until the first
+ * `{+name}`, which starts the tail (the rest of the template, uncut).
+ */
+export function parseIncoming(source: string, cache?: ExpressionCache): IncomingTemplate {
+  const units: Unit[] = [];
+  const variables: CapturedVariable[] = [];
+  let withQuery = false;
+  // The unit being read.
+  let tokens: Token[] = [];
+  let shape = '';
+  let hasVariable = false;
+  let tail = false;
+  for (const part of parseTemplate(source, cache)) {
     if (part.kind === 'literal') {
-      tokens.push({ kind: 'literal', text: part.raw });
+      const text = part.raw;
+      if (text.includes('?')) withQuery = true;
+      if (tail) {
+        tokens.push({ kind: 'literal', text });
+        shape += shapeText(text);
+        continue;
+      }
+      for (let start = 0; ; ) {
+        const slash = text.indexOf('/', start);
+        const piece = slash === -1 ? text.slice(start) : text.slice(start, slash);
+        if (piece !== '') {
+          tokens.push({ kind: 'literal', text: piece });
+          shape += shapeText(piece);
+        }
+        if (slash === -1) break;
+        units.push({ kind: hasVariable ? 'segment' : 'literal', tokens, shape });
+        tokens = [];
+        shape = '';
+        hasVariable = false;
+        start = slash + 1;
+      }
       continue;
     }
     if (part.operator !== '' && part.operator !== '+') {
@@ -44,49 +75,21 @@ export function parseIncoming(source: string): IncomingTemplate {
     if (part.vars.length !== 1 || part.vars[0].prefix !== null || part.vars[0].explode) {
       throw new TemplateSyntaxError('incoming templates allow one plain variable per expression');
     }
-    tokens.push({ kind: part.operator === '+' ? 'plus' : 'var', name: part.vars[0].name });
+    const plus = part.operator === '+';
+    const name = part.vars[0].name;
+    tokens.push({ kind: plus ? 'plus' : 'var', name });
+    shape += plus ? '{+}' : '{}';
+    hasVariable = true;
+    tail ||= plus;
+    variables.push({ name, raw: plus });
   }
-  return {
-    source,
-    withQuery: tokens.some((t) => t.kind === 'literal' && t.text.includes('?')),
-    units: toUnits(tokens),
-    variables: tokens.flatMap((t) => (t.kind === 'literal' ? [] : [{ name: t.name, raw: t.kind === 'plus' }])),
-  };
+  units.push({ kind: tail ? 'tail' : hasVariable ? 'segment' : 'literal', tokens, shape });
+  return { source, withQuery, units, variables };
 }
 
-function toUnits(tokens: readonly Token[]): Unit[] {
-  const units: Unit[] = [];
-  let current: Token[] = [];
-  let i = 0;
-  for (; i < tokens.length; i++) {
-    const t = tokens[i];
-    if (t.kind === 'plus') break;
-    if (t.kind === 'var') {
-      current.push(t);
-      continue;
-    }
-    const pieces = t.text.split('/');
-    for (let p = 0; p < pieces.length; p++) {
-      if (p > 0) {
-        units.push(unit(current, false));
-        current = [];
-      }
-      if (pieces[p] !== '') current.push({ kind: 'literal', text: pieces[p] });
-    }
-  }
-  if (i < tokens.length) {
-    // The segment holding the first {+var}, and everything after it.
-    units.push(unit([...current, ...tokens.slice(i)], true));
-  } else {
-    units.push(unit(current, false));
-  }
-  return units;
-}
-
-function unit(tokens: readonly Token[], tail: boolean): Unit {
-  const shape = tokens.map((t) => (t.kind === 'literal' ? t.text.replaceAll('{', '{{') : t.kind === 'plus' ? '{+}' : '{}')).join('');
-  const kind = tail ? 'tail' : tokens.some((t) => t.kind !== 'literal') ? 'segment' : 'literal';
-  return { kind, tokens, shape };
+/** Literal text in a shape: `{` doubled, so that it never reads as a variable. */
+function shapeText(text: string): string {
+  return text.includes('{') ? text.replaceAll('{', '{{') : text;
 }
 
 /** RFC 3986 unreserved characters or `%XX`: what `{name}` matches (RFC 6570 §3.2.2). */

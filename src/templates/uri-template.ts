@@ -3,7 +3,10 @@
  * https://www.rfc-editor.org/rfc/rfc6570
  *
  * A template is parsed once, when the manifest is compiled, into literal
- * parts (already encoded, §3.1) and expressions; expansion is then joins.
+ * parts and expressions; `compactTemplate` encodes the literals (§3.1:
+ * characters outside unreserved/reserved are percent-encoded, so a Location
+ * header never carries raw non-ASCII or control characters), and expansion
+ * is then joins.
  */
 import { encodeReserved, encodeUnreserved } from './percent.ts';
 
@@ -43,10 +46,8 @@ export interface Expression {
 
 export interface Literal {
   readonly kind: 'literal';
-  /** The literal as written in the template. */
+  /** The literal as written in the template (encoded when expanded, RFC 6570 §3.1). */
   readonly raw: string;
-  /** The literal as it appears in an expansion (RFC 6570 §3.1). */
-  readonly encoded: string;
 }
 
 export type TemplatePart = Literal | Expression;
@@ -54,9 +55,9 @@ export type TemplatePart = Literal | Expression;
 /** A parsed template kept for expansion only: literals as their encoded text. */
 export type CompiledTemplate = readonly (string | Expression)[];
 
-/** Drops what expansion does not need (the literals' raw text). */
+/** Literals as they appear in an expansion (RFC 6570 §3.1), encoded once. */
 export function compactTemplate(parts: readonly TemplatePart[]): CompiledTemplate {
-  return parts.map((p) => (p.kind === 'literal' ? p.encoded : p));
+  return parts.map((p) => (p.kind === 'literal' ? encodeReserved(p.raw) : p));
 }
 
 /** A value a variable can hold (RFC 6570 §2.3); captures are always strings. */
@@ -70,8 +71,14 @@ export class TemplateSyntaxError extends Error {
 
 const VARNAME = /^(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2})(?:\.?(?:[A-Za-z0-9_]|%[0-9A-Fa-f]{2}))*$/;
 
+/**
+ * Parsed expressions by their text, shared by the templates of one manifest
+ * (which repeats `{version}` in every rule): parsed once, held once.
+ */
+export type ExpressionCache = Map<string, Expression>;
+
 /** Parse a template; throws TemplateSyntaxError (load time only). */
-export function parseTemplate(template: string): readonly TemplatePart[] {
+export function parseTemplate(template: string, cache?: ExpressionCache): readonly TemplatePart[] {
   const parts: TemplatePart[] = [];
   let i = 0;
   while (i < template.length) {
@@ -86,16 +93,20 @@ export function parseTemplate(template: string): readonly TemplatePart[] {
     }
     if (open > i) parts.push(literal(template.slice(i, open)));
     if (close === -1) throw new TemplateSyntaxError(`unclosed "{" at offset ${open}`);
-    parts.push(expression(template.slice(open + 1, close), open));
+    const body = template.slice(open + 1, close);
+    let e = cache?.get(body);
+    if (e === undefined) {
+      e = expression(body, open);
+      cache?.set(body, e);
+    }
+    parts.push(e);
     i = close + 1;
   }
   return parts;
 }
 
 function literal(raw: string): Literal {
-  // §3.1: characters outside unreserved/reserved are percent-encoded, so a
-  // Location header never carries raw non-ASCII or control characters.
-  return { kind: 'literal', raw, encoded: encodeReserved(raw) };
+  return { kind: 'literal', raw };
 }
 
 function expression(body: string, offset: number): Expression {
@@ -141,7 +152,7 @@ export function templateVariables(parts: readonly (TemplatePart | string)[]): st
 /** Expand a parsed template (RFC 6570 §3.2). Undefined variables expand to nothing. */
 export function expandTemplate(parts: readonly (TemplatePart | string)[], vars: Variables): string {
   let out = '';
-  for (const p of parts) out += typeof p === 'string' ? p : p.kind === 'literal' ? p.encoded : expandExpression(p, vars);
+  for (const p of parts) out += typeof p === 'string' ? p : p.kind === 'literal' ? encodeReserved(p.raw) : expandExpression(p, vars);
   return out;
 }
 
