@@ -5,20 +5,20 @@
  * are tried first.
  */
 import type { IncomingTemplate } from '../templates/incoming-template.ts';
-import { FileTrie, FileTrieBuilder, type TrieMatch } from './file-trie.ts';
+import { FileTrie, FileTrieBuilder, type TrieMatch, type TrieRule } from './file-trie.ts';
 import { InternPool } from './intern-pool.ts';
 
 /** A match, and the request query still to merge into the target ('' when the template consumed it). */
-export interface FileIndexMatch<R> extends TrieMatch<R> {
+export interface FileIndexMatch<R extends TrieRule> extends TrieMatch<R> {
   readonly mergeQuery: string;
 }
 
 /** The interface every file-v1 matcher implements (the trie, and the reference one in tests). */
-export interface FileMatcher<R> {
+export interface FileMatcher<R extends TrieRule> {
   match(path: string, query: string): FileIndexMatch<R> | null;
 }
 
-export class FileIndex<R> implements FileMatcher<R> {
+export class FileIndex<R extends TrieRule> implements FileMatcher<R> {
   readonly #path: FileTrie<R> | null;
   readonly #query: FileTrie<R> | null;
 
@@ -36,15 +36,15 @@ export class FileIndex<R> implements FileMatcher<R> {
   match(path: string, query: string): FileIndexMatch<R> | null {
     if (this.#query !== null && query !== '') {
       const m = this.#query.match(path + '?' + query);
-      if (m !== null) return { leaf: m.leaf, values: m.values, mergeQuery: '' };
+      if (m !== null) return { rule: m.rule, values: m.values, mergeQuery: '' };
     }
     if (this.#path === null) return null;
     const m = this.#path.match(path);
-    return m === null ? null : { leaf: m.leaf, values: m.values, mergeQuery: query };
+    return m === null ? null : { rule: m.rule, values: m.values, mergeQuery: query };
   }
 }
 
-export class FileIndexBuilder<R> {
+export class FileIndexBuilder<R extends TrieRule> {
   readonly #path: FileTrieBuilder<R>;
   readonly #query: FileTrieBuilder<R>;
 

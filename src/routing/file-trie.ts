@@ -6,7 +6,7 @@
  * by precedence (SPEC §3): at the first position where two differ, literal
  * text beats `{var}` beats `{+var}`; equal ranks keep manifest order.
  * Units of the same shape (`tool-{}.tgz`) share a node whatever their
- * variable names, so values are captured by position and named at the leaf.
+ * variable names, so values are captured by position and named by the rule.
  *
  * Built once per manifest, then frozen: `add` after `build` throws.
  */
@@ -14,16 +14,15 @@ import { compareShapes, unitMatcher, type IncomingTemplate, type Unit, type Unit
 import { linearRegExp } from '../templates/linear-regexp.ts';
 import { InternPool } from './intern-pool.ts';
 
-/** A rule at the end of a template: how to name the positional values. */
-export interface Leaf<R> {
-  readonly rule: R;
+/** What the trie keeps at the end of a template: a rule that names the positional values. */
+export interface TrieRule {
   /** The template's variables, by position. */
   readonly variables: IncomingTemplate['variables'];
 }
 
 /** What a lookup returns: the winning rule and its raw values by position. */
 export interface TrieMatch<R> {
-  readonly leaf: Leaf<R>;
+  readonly rule: R;
   readonly values: readonly string[];
 }
 
@@ -38,7 +37,7 @@ interface Edge<R> {
   /** For segment edges: where the template goes on; null for a tail. */
   readonly child: TrieNode<R> | null;
   /** For tail edges: the rules that end with this tail, in manifest order. */
-  leaves: Leaf<R>[] | null;
+  leaves: R[] | null;
 }
 
 interface TrieNode<R> {
@@ -46,7 +45,7 @@ interface TrieNode<R> {
   /** In manifest order while building (of each edge's first rule), then in precedence order. */
   edges: Edge<R>[] | null;
   /** Rules that end here, in manifest order. */
-  leaves: Leaf<R>[] | null;
+  leaves: R[] | null;
 }
 
 function trieNode<R>(): TrieNode<R> {
@@ -63,7 +62,7 @@ function append<T>(list: T[] | null, item: T): T[] {
 /** Edges a node holds before the builder indexes them by shape (most nodes have one or two). */
 const FEW_EDGES = 8;
 
-export class FileTrie<R> {
+export class FileTrie<R extends TrieRule> {
   readonly #root: TrieNode<R>;
   readonly size: number;
 
@@ -76,8 +75,8 @@ export class FileTrie<R> {
   /** Hot path. The first rule in precedence order that matches, or null. */
   match(subject: string): TrieMatch<R> | null {
     const values: string[] = [];
-    const leaf = walk(this.#root, subject, 0, values);
-    return leaf === null ? null : { leaf, values };
+    const rule = walk(this.#root, subject, 0, values);
+    return rule === null ? null : { rule, values };
   }
 }
 
@@ -88,8 +87,8 @@ export class FileTrie<R> {
  * segments are one hash lookup, and only the edges of the nodes on the way
  * are tried.
  */
-function walk<R>(node: TrieNode<R>, subject: string, pos: number, values: string[]): Leaf<R> | null {
-  if (pos > subject.length) return node.leaves === null ? null : firstLeaf(node.leaves, values);
+function walk<R extends TrieRule>(node: TrieNode<R>, subject: string, pos: number, values: string[]): R | null {
+  if (pos > subject.length) return node.leaves === null ? null : firstRule(node.leaves, values);
   const slash = subject.indexOf('/', pos);
   const end = slash === -1 ? subject.length : slash;
   const segment = subject.slice(pos, end);
@@ -105,7 +104,7 @@ function walk<R>(node: TrieNode<R>, subject: string, pos: number, values: string
     if (m === null) continue;
     const mark = values.length;
     for (let g = 1; g < m.length; g++) values.push(m[g]);
-    const found = tail ? firstLeaf(edge.leaves!, values) : walk(edge.child, subject, end + 1, values);
+    const found = tail ? firstRule(edge.leaves!, values) : walk(edge.child, subject, end + 1, values);
     if (found !== null) return found;
     values.length = mark;
   }
@@ -113,8 +112,8 @@ function walk<R>(node: TrieNode<R>, subject: string, pos: number, values: string
 }
 
 /** Rules with the same shape, in manifest order; a name used twice must capture equal values. */
-function firstLeaf<R>(leaves: readonly Leaf<R>[], values: readonly string[]): Leaf<R> | null {
-  for (const leaf of leaves) if (consistent(leaf.variables, values)) return leaf;
+function firstRule<R extends TrieRule>(rules: readonly R[], values: readonly string[]): R | null {
+  for (const rule of rules) if (consistent(rule.variables, values)) return rule;
   return null;
 }
 
@@ -130,7 +129,7 @@ function consistent(vars: IncomingTemplate['variables'], values: readonly string
  * is also the earliest, and a stable sort of each node's edges by rank
  * alone gives SPEC §3's order (equal ranks: manifest order).
  */
-export class FileTrieBuilder<R> {
+export class FileTrieBuilder<R extends TrieRule> {
   #root: TrieNode<R> | null = trieNode<R>();
   #size = 0;
   readonly #pool: InternPool;
@@ -149,11 +148,12 @@ export class FileTrieBuilder<R> {
     this.#shapes = pool.get('file-trie', 'shapes', () => new Map<UnitMatcher, string>());
   }
 
-  /** Index one template, after those of the rules before it in the manifest. */
+  /**
+   * Index one template, after those of the rules before it in the manifest.
+   * `rule.variables` names the template's variables, by position.
+   */
   add(template: IncomingTemplate, rule: R): void {
     if (this.#root === null) throw new Error('FileTrieBuilder: add() after build()');
-    // The variable list is shared across rules by the caller (compileFileV1 interns it).
-    const leaf: Leaf<R> = { rule, variables: template.variables };
     let node = this.#root;
     for (const u of template.units) {
       if (u.kind === 'literal') {
@@ -171,13 +171,13 @@ export class FileTrieBuilder<R> {
         this.#addEdge(node, edge);
       }
       if (edge.child === null) {
-        edge.leaves = append(edge.leaves, leaf);
+        edge.leaves = append(edge.leaves, rule);
         this.#size++;
         return;
       }
       node = edge.child;
     }
-    node.leaves = append(node.leaves, leaf);
+    node.leaves = append(node.leaves, rule);
     this.#size++;
   }
 
@@ -215,7 +215,7 @@ export class FileTrieBuilder<R> {
 }
 
 /** Edges in precedence order; every list trimmed to its length (lists grown by push keep spare room). */
-function finish<R>(node: TrieNode<R>, shapes: ReadonlyMap<UnitMatcher, string>): void {
+function finish<R extends TrieRule>(node: TrieNode<R>, shapes: ReadonlyMap<UnitMatcher, string>): void {
   if (node.leaves !== null && node.leaves.length > 1) node.leaves = node.leaves.slice();
   if (node.literal !== null) for (const child of node.literal.values()) finish(child, shapes);
   const edges = node.edges;

@@ -58,7 +58,7 @@ export function route(d: DomainTable, r: RouteRequest, services: RouteServices):
   }
   if (d.fileV1 !== null) {
     const m = d.fileV1.match(r.path, r.query);
-    if (m !== null) return answerFileV1(m.leaf, m.values, m.mergeQuery);
+    if (m !== null) return answerFileV1(m.rule, m.values, m.mergeQuery);
   }
   if (d.fileV2 !== null) {
     const a = matchFileV2(d.fileV2, r.path, r.query);

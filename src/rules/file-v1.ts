@@ -6,7 +6,6 @@
 import type { FileCapture } from '../analytics/capture.ts';
 import { emptyOk, errorAnswer, redirect, type Answer } from '../http/answer.ts';
 import type { FileV1Rule } from '../manifest/types.ts';
-import type { Leaf } from '../routing/file-trie.ts';
 import { parseIncoming, type IncomingTemplate } from '../templates/incoming-template.ts';
 import { buildTarget, compileOutgoing, expressionCache, type OutgoingUrl } from './outgoing-url.ts';
 import { toVariables, type CapturedVariable } from './path-variables.ts';
@@ -17,6 +16,7 @@ import { InternPool } from '../routing/intern-pool.ts';
 export interface CompiledFileV1 {
   readonly packageId: string;
   readonly outgoing: OutgoingUrl | null;
+  /** The incoming template's variables, by position (the trie names its values with them). */
   readonly variables: readonly CapturedVariable[];
 }
 
@@ -37,22 +37,19 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
       problems.error(`${at}/outgoing-url`, (e as Error).message);
       return null;
     }
-    const bound = new Set(incoming.variables.map((v) => v.name));
     for (const name of outgoing.variables) {
-      if (!bound.has(name)) {
+      if (!incoming.variables.some((v) => v.name === name)) {
         problems.error(`${at}/outgoing-url`, `variable "${name}" is not bound by incoming-path "${incoming.source}"`);
         return null;
       }
     }
   }
   const variables = pool.get('captured', incoming.variables.map((v) => (v.raw ? '+' : '') + v.name).join(','), () => incoming.variables);
-  // The trie's leaf keeps the template's variables: hand it the shared list.
-  return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming: { ...incoming, variables } };
+  return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming };
 }
 
 /** Hot path. The answer for a trie match. */
-export function answerFileV1(leaf: Leaf<CompiledFileV1>, values: readonly string[], query: string): Answer {
-  const rule = leaf.rule;
+export function answerFileV1(rule: CompiledFileV1, values: readonly string[], query: string): Answer {
   const vars = toVariables(rule.variables, values);
   if (typeof vars === 'string') return errorAnswer(vars);
   return answerFile(rule.packageId, rule.outgoing, vars, query);

@@ -3,19 +3,30 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FileIndexBuilder, type FileMatcher } from '../../src/routing/file-index.ts';
-import { parseIncoming } from '../../src/templates/incoming-template.ts';
+import { parseIncoming, type IncomingTemplate } from '../../src/templates/incoming-template.ts';
 import { LinearFileMatcher } from './linear-file-matcher.ts';
 import { MATCHER_CASES } from './file-matcher-cases.ts';
 
-type Build = (templates: readonly string[]) => FileMatcher<number>;
+/** Rule `id` is the template's index in the case. */
+interface Rule {
+  readonly id: number;
+  readonly variables: IncomingTemplate['variables'];
+}
+
+type Build = (templates: readonly string[]) => FileMatcher<Rule>;
+
+function rule(template: IncomingTemplate, id: number): Rule {
+  return { id, variables: template.variables };
+}
 
 const MATCHERS: Record<string, Build> = {
   trie: (templates) => {
-    const b = new FileIndexBuilder<number>();
-    templates.forEach((t, i) => b.add(parseIncoming(t), i));
+    const b = new FileIndexBuilder<Rule>();
+    templates.map((t) => parseIncoming(t)).forEach((t, i) => b.add(t, rule(t, i)));
     return b.build();
   },
-  linear: (templates) => new LinearFileMatcher(templates.map((t, i) => ({ rule: i, order: i, template: parseIncoming(t) }))),
+  linear: (templates) =>
+    new LinearFileMatcher(templates.map((t) => parseIncoming(t)).map((template, i) => ({ rule: rule(template, i), order: i, template }))),
 };
 
 for (const [name, build] of Object.entries(MATCHERS)) {
@@ -26,9 +37,9 @@ for (const [name, build] of Object.entries(MATCHERS)) {
         for (const [path, query, expected, values] of c.requests) {
           const m = matcher.match(path, query);
           const label = `${path}${query === '' ? '' : '?' + query}`;
-          assert.equal(m === null ? null : m.leaf.rule, expected, label);
+          assert.equal(m === null ? null : m.rule.id, expected, label);
           if (m !== null && values !== undefined) {
-            const named = Object.fromEntries(m.leaf.variables.map((v, i) => [v.name, m.values[i]]));
+            const named = Object.fromEntries(m.rule.variables.map((v, i) => [v.name, m.values[i]]));
             assert.deepEqual(named, values, label);
           }
         }
@@ -38,8 +49,10 @@ for (const [name, build] of Object.entries(MATCHERS)) {
 }
 
 test('the trie refuses additions after build', () => {
-  const b = new FileIndexBuilder<number>();
-  b.add(parseIncoming('/a'), 0);
+  const b = new FileIndexBuilder<Rule>();
+  const a = parseIncoming('/a');
+  b.add(a, rule(a, 0));
   b.build();
-  assert.throws(() => b.add(parseIncoming('/b'), 1));
+  const c = parseIncoming('/b');
+  assert.throws(() => b.add(c, rule(c, 1)));
 });

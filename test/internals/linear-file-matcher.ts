@@ -5,11 +5,12 @@
  * of file-matcher-cases.ts.
  */
 import type { FileIndexMatch, FileMatcher } from '../../src/routing/file-index.ts';
-import type { Leaf as TrieLeaf } from '../../src/routing/file-trie.ts';
+import type { TrieRule } from '../../src/routing/file-trie.ts';
 import { compareRanks, type IncomingTemplate, type Unit } from '../../src/templates/incoming-template.ts';
 
 /** A rule with its whole template (the reference matcher keeps it). */
-interface Leaf<R> extends Omit<TrieLeaf<R>, 'variables'> {
+interface Leaf<R> {
+  readonly rule: R;
   readonly order: number;
   readonly template: IncomingTemplate;
 }
@@ -51,7 +52,7 @@ function precedence<R>(a: Leaf<R>, b: Leaf<R>): number {
   return a.order - b.order;
 }
 
-export class LinearFileMatcher<R> implements FileMatcher<R> {
+export class LinearFileMatcher<R extends TrieRule> implements FileMatcher<R> {
   readonly #entries: { leaf: Leaf<R>; regex: RegExp }[];
 
   constructor(leaves: Leaf<R>[]) {
@@ -75,7 +76,7 @@ export class LinearFileMatcher<R> implements FileMatcher<R> {
       const values = m.slice(1);
       const vars = leaf.template.variables;
       if (vars.some((v, i) => vars.findIndex((w) => w.name === v.name) !== i && values[vars.findIndex((w) => w.name === v.name)] !== values[i])) continue;
-      return { leaf: { rule: leaf.rule, variables: leaf.template.variables }, values };
+      return { rule: leaf.rule, values };
     }
     return null;
   }
