@@ -33,7 +33,8 @@ const CONNECTIONS = 32;
 const SCALE = quick ? 0.2 : 1;
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 const logs = mkdtempSync(join(tmpdir(), 'gw-bench-analytics-'));
-const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
+/** The launcher npm start and the systemd unit run, with the same node flags. */
+const CLI = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const BASELINE = new URL('./baseline-server.ts', import.meta.url).pathname;
 
 interface Measure {

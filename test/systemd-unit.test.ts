@@ -3,10 +3,13 @@
 // environment file is a flag the gateway knows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NODE_FLAGS } from '../src/node-flags.ts';
 
+const LAUNCHER = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const unit = readFileSync(new URL('../config/scarf-gateway.service', import.meta.url), 'utf8');
 const env = readFileSync(new URL('../config/gateway.env', import.meta.url), 'utf8');
 
@@ -27,9 +30,29 @@ test('every GATEWAY_* variable in gateway.env is a flag of the CLI', () => {
   }
 });
 
-test('npm start and the unit run node with the same flags (src/node-flags.ts)', () => {
+test('npm start and the unit run the launcher with the same node flags (src/node-flags.ts)', () => {
   const start = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start as string;
-  assert.equal(start, ['node', ...NODE_FLAGS, 'src/cli.ts'].join(' '));
+  assert.equal(start, ['node', ...NODE_FLAGS, 'bin/scarf-gateway.js'].join(' '));
   const exec = unit.split('\n').find((l) => l.startsWith('ExecStart='));
-  assert.equal(exec, ['ExecStart=/opt/scarf-gateway/node_modules/.bin/node', ...NODE_FLAGS, '/opt/scarf-gateway/src/cli.ts'].join(' '));
+  assert.equal(exec, ['ExecStart=/opt/scarf-gateway/node_modules/.bin/node', ...NODE_FLAGS, '/opt/scarf-gateway/bin/scarf-gateway.js'].join(' '));
+  // The compile cache survives restarts in the service's own cache directory.
+  assert.ok(unit.split('\n').includes('CacheDirectory=scarf-gateway'));
+  assert.ok(unit.split('\n').includes('Environment=NODE_COMPILE_CACHE=%C/scarf-gateway'));
+});
+
+test('the launcher keeps stripped sources in the compile cache, and reads them back', () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gateway-cache-'));
+  try {
+    // Without NODE_COMPILE_CACHE the cache goes to the temporary directory: the launcher turns it on.
+    const run = () => spawnSync(process.execPath, [LAUNCHER, '--help'], { encoding: 'utf8', env: { ...process.env, NODE_COMPILE_CACHE: '', TMPDIR: tmp } });
+    const first = run();
+    assert.equal(first.status, 0, first.stderr);
+    const cached = readdirSync(join(tmp, 'node-compile-cache'), { recursive: true }).length;
+    assert.ok(cached > 0, 'nothing cached');
+    const second = run();
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal(second.stdout, first.stdout);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
