@@ -190,6 +190,23 @@ test('identical content does not reload; SIGHUP forces one; a deleted file keeps
   }
 });
 
+test('a change the watcher saw is read once: the stat check does not read it again', { timeout: 30_000 }, async () => {
+  const dir = tempDir('gw-once-');
+  const path = join(dir, 'manifest.json');
+  writeFileSync(path, manifestFor(1));
+  const gw = await startGateway({ manifestPath: path, args: ['--log-level', 'debug', '--watch-interval', '200'] });
+  try {
+    writeFileSync(path, manifestFor(2));
+    await eventually(async () => (await locationNow(gw)) === 'https://v2.example/f', 3000, 'reloaded');
+    // Several stat checks later (fewer than the ten after which content is hashed anyway).
+    await new Promise((r) => setTimeout(r, 1000));
+    const checks = gw.logs.filter((l) => l.msg === 'manifest checked');
+    assert.deepEqual(checks.map((l) => [l.reason, l.same]), [['watch', false]]);
+  } finally {
+    await gw.stop();
+  }
+});
+
 test('graceful stop: a slow proxied request in flight at SIGTERM completes with 200, exit 0', { timeout: 30_000 }, async () => {
   const upstream = createServer((_req, res) => {
     res.writeHead(200, { 'content-type': 'application/octet-stream' });

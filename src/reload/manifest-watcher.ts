@@ -70,8 +70,14 @@ export class ManifestWatcher {
     if (this.#debounce !== null) clearTimeout(this.#debounce);
     this.#debounce = setTimeout(() => {
       this.#debounce = null;
-      this.#onChange(reason);
-      void this.#retarget();
+      // The stat check starts from what is about to be read: a change the
+      // watcher saw is not read and hashed a second time when the next
+      // stat check finds the file's new size and time.
+      void this.#statKey().then((key) => {
+        this.#lastStat = key;
+        this.#onChange(reason);
+        void this.#retarget();
+      });
     }, this.#options.debounceMs);
   }
 
