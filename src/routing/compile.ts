@@ -173,8 +173,8 @@ function addRule(d: DomainBuilder, rule: ManifestRule, at: string, problems: Pro
       const result = compileFileV1(rule, at, problems, d.pool);
       if (result === null) return;
       const { compiled, incoming } = result;
-      const key = `file-v1 ${incoming.units.map((u) => u.shape).join('/')}`;
-      if (incoming.variables.length === 0 && !d.claim(key, at, problems)) return;
+      // A template without variables matches one path: a second rule for it is never used.
+      if (incoming.variables.length === 0 && !d.claim(`file-v1 ${incoming.units.map((u) => u.shape).join('/')}`, at, problems)) return;
       d.fileV1.add(incoming, compiled);
       return;
     }
