@@ -27,39 +27,52 @@ export interface TrieMatch<R> {
 }
 
 /*
- * Memory: a 100,000-rule manifest holds a few of these per rule, so they
- * carry nothing that only the builder needs (shapes, manifest order), and
- * every list is exactly as long as its contents. Each field costs 8 bytes
- * per object, each list at least 56.
+ * Memory: a 100,000-rule manifest holds a few nodes per rule, so they carry
+ * nothing that only the builder needs (shapes, manifest order), and a node
+ * with one edge or one rule holds it without a list. Each field costs 8
+ * bytes per node, each list at least 56.
  */
-interface Edge<R> {
-  readonly matcher: UnitMatcher;
-  /** For segment edges: where the template goes on; null for a tail. */
-  readonly child: TrieNode<R> | null;
-  /** For tail edges: the rules that end with this tail, in manifest order. */
-  leaves: R[] | null;
-}
 
+/** One, or several in order. */
+type OneOrMore<T> = T | T[];
+
+/**
+ * A node. The children of its edges are nodes too, entered through their
+ * `matcher`: a segment with variables, or a tail, which matches the rest
+ * of the subject and ends the template.
+ */
 interface TrieNode<R> {
+  /** How a unit enters this node from its parent's edges; null for the root and literal children. */
+  readonly matcher: UnitMatcher | null;
+  readonly tail: boolean;
   literal: Map<string, TrieNode<R>> | null;
   /** In manifest order while building (of each edge's first rule), then in precedence order. */
-  edges: Edge<R>[] | null;
+  edges: OneOrMore<TrieNode<R>> | null;
   /** Rules that end here, in manifest order. */
-  leaves: R[] | null;
+  leaves: OneOrMore<R> | null;
 }
 
-function trieNode<R>(): TrieNode<R> {
-  return { literal: null, edges: null, leaves: null };
+function trieNode<R>(matcher: UnitMatcher | null, tail: boolean): TrieNode<R> {
+  return { matcher, tail, literal: null, edges: null, leaves: null };
 }
 
-/** Appends to a list that may not exist yet; a list of one is allocated exactly. */
-function append<T>(list: T[] | null, item: T): T[] {
-  if (list === null) return [item];
-  list.push(item);
-  return list;
+function isList<T>(items: OneOrMore<T>): items is T[] {
+  return Array.isArray(items);
 }
 
-/** Edges a node holds before the builder indexes them by shape (most nodes have one or two). */
+/** Adds to one-or-more items in order. */
+function append<T>(items: OneOrMore<T> | null, item: T): OneOrMore<T> {
+  if (items === null) return item;
+  if (!isList(items)) return [items, item];
+  items.push(item);
+  return items;
+}
+
+function asList<T>(items: OneOrMore<T> | null): readonly T[] {
+  return items === null ? [] : isList(items) ? items : [items];
+}
+
+/** Edges a node holds before the builder indexes them by matcher (most nodes have one or two). */
 const FEW_EDGES = 8;
 
 export class FileTrie<R extends TrieRule> {
@@ -97,22 +110,30 @@ function walk<R extends TrieRule>(node: TrieNode<R>, subject: string, pos: numbe
     const found = walk(child, subject, end + 1, values);
     if (found !== null) return found;
   }
-  if (node.edges === null) return null;
-  for (const edge of node.edges) {
-    const tail = edge.child === null;
-    const m = edge.matcher.exec(tail ? subject.slice(pos) : segment);
-    if (m === null) continue;
-    const mark = values.length;
-    for (let g = 1; g < m.length; g++) values.push(m[g]);
-    const found = tail ? firstRule(edge.leaves!, values) : walk(edge.child, subject, end + 1, values);
+  const edges = node.edges;
+  if (edges === null) return null;
+  if (!isList(edges)) return enter(edges, subject, pos, end, segment, values);
+  for (const edge of edges) {
+    const found = enter(edge, subject, pos, end, segment, values);
     if (found !== null) return found;
-    values.length = mark;
   }
   return null;
 }
 
+/** Through one edge: its unit matches the segment (a tail: the rest of the subject), then on below it. */
+function enter<R extends TrieRule>(edge: TrieNode<R>, subject: string, pos: number, end: number, segment: string, values: string[]): R | null {
+  const m = edge.matcher!.exec(edge.tail ? subject.slice(pos) : segment);
+  if (m === null) return null;
+  const mark = values.length;
+  for (let g = 1; g < m.length; g++) values.push(m[g]);
+  const found = edge.tail ? firstRule(edge.leaves!, values) : walk(edge, subject, end + 1, values);
+  if (found === null) values.length = mark;
+  return found;
+}
+
 /** Rules with the same shape, in manifest order; a name used twice must capture equal values. */
-function firstRule<R extends TrieRule>(rules: readonly R[], values: readonly string[]): R | null {
+function firstRule<R extends TrieRule>(rules: OneOrMore<R>, values: readonly string[]): R | null {
+  if (!isList(rules)) return consistent(rules.variables, values) ? rules : null;
   for (const rule of rules) if (consistent(rule.variables, values)) return rule;
   return null;
 }
@@ -130,7 +151,7 @@ function consistent(vars: IncomingTemplate['variables'], values: readonly string
  * alone gives SPEC §3's order (equal ranks: manifest order).
  */
 export class FileTrieBuilder<R extends TrieRule> {
-  #root: TrieNode<R> | null = trieNode<R>();
+  #root: TrieNode<R> | null = trieNode<R>(null, false);
   #size = 0;
   readonly #pool: InternPool;
   /**
@@ -140,7 +161,7 @@ export class FileTrieBuilder<R extends TrieRule> {
    * precedence; crowded nodes index their edges by matcher.
    */
   readonly #shapes: Map<UnitMatcher, string>;
-  #byMatcher = new Map<TrieNode<R>, Map<UnitMatcher, Edge<R>>>();
+  #byMatcher = new Map<TrieNode<R>, Map<UnitMatcher, TrieNode<R>>>();
 
   /** `pool` shares matchers (and literal keys) with the manifest's other domains. */
   constructor(pool = new InternPool()) {
@@ -160,39 +181,39 @@ export class FileTrieBuilder<R extends TrieRule> {
         const text = u.tokens.length === 0 ? '' : (u.tokens[0] as { text: string }).text;
         node.literal ??= new Map();
         let next = node.literal.get(text);
-        if (next === undefined) node.literal.set(text, (next = trieNode<R>()));
+        if (next === undefined) node.literal.set(text, (next = trieNode<R>(null, false)));
         node = next;
         continue;
       }
       const matcher = this.#matcher(u);
       let edge = this.#edgeOf(node, matcher);
       if (edge === undefined) {
-        edge = { matcher, child: u.kind === 'tail' ? null : trieNode<R>(), leaves: null };
+        edge = trieNode<R>(matcher, u.kind === 'tail');
         this.#addEdge(node, edge);
       }
-      if (edge.child === null) {
+      if (edge.tail) {
         edge.leaves = append(edge.leaves, rule);
         this.#size++;
         return;
       }
-      node = edge.child;
+      node = edge;
     }
     node.leaves = append(node.leaves, rule);
     this.#size++;
   }
 
-  #edgeOf(node: TrieNode<R>, matcher: UnitMatcher): Edge<R> | undefined {
+  #edgeOf(node: TrieNode<R>, matcher: UnitMatcher): TrieNode<R> | undefined {
     const indexed = this.#byMatcher.get(node);
     if (indexed !== undefined) return indexed.get(matcher);
-    if (node.edges !== null) for (const e of node.edges) if (e.matcher === matcher) return e;
+    for (const e of asList(node.edges)) if (e.matcher === matcher) return e;
     return undefined;
   }
 
-  #addEdge(node: TrieNode<R>, edge: Edge<R>): void {
+  #addEdge(node: TrieNode<R>, edge: TrieNode<R>): void {
     node.edges = append(node.edges, edge);
     const indexed = this.#byMatcher.get(node);
-    if (indexed !== undefined) indexed.set(edge.matcher, edge);
-    else if (node.edges.length > FEW_EDGES) this.#byMatcher.set(node, new Map(node.edges.map((e) => [e.matcher, e])));
+    if (indexed !== undefined) indexed.set(edge.matcher!, edge);
+    else if (isList(node.edges) && node.edges.length > FEW_EDGES) this.#byMatcher.set(node, new Map(node.edges.map((e) => [e.matcher!, e])));
   }
 
   #matcher(u: Unit): UnitMatcher {
@@ -215,15 +236,12 @@ export class FileTrieBuilder<R extends TrieRule> {
 }
 
 /** Edges in precedence order; every list trimmed to its length (lists grown by push keep spare room). */
-function finish<R extends TrieRule>(node: TrieNode<R>, shapes: ReadonlyMap<UnitMatcher, string>): void {
-  if (node.leaves !== null && node.leaves.length > 1) node.leaves = node.leaves.slice();
+function finish<R>(node: TrieNode<R>, shapes: ReadonlyMap<UnitMatcher, string>): void {
+  if (node.leaves !== null && isList(node.leaves)) node.leaves = node.leaves.slice();
   if (node.literal !== null) for (const child of node.literal.values()) finish(child, shapes);
   const edges = node.edges;
   if (edges === null) return;
-  for (const e of edges) {
-    if (e.child !== null) finish(e.child, shapes);
-    else if (e.leaves!.length > 1) e.leaves = e.leaves!.slice();
-  }
+  for (const e of asList(edges)) finish(e, shapes);
   // Stable: equal ranks keep the order of their first rules.
-  if (edges.length > 1) node.edges = edges.sort((a, b) => compareShapes(shapes.get(a.matcher)!, shapes.get(b.matcher)!)).slice();
+  if (isList(edges)) node.edges = edges.sort((a, b) => compareShapes(shapes.get(a.matcher!)!, shapes.get(b.matcher!)!)).slice();
 }
