@@ -59,7 +59,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     const message: ManifestMessage = { type: 'manifest', text, reason };
     for (const w of workers) w.send(message);
   };
-  const reloader = new Reloader(options.manifest, loaded.table.hash, log, {
+  const reloader = new Reloader(options.manifest, loaded.table, log, {
     apply(table, text) {
       manifestMetrics.manifest(table);
       manifestMetrics.reload('success');

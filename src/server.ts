@@ -170,7 +170,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     state.table = table;
     manifestMetrics.manifest(table);
   };
-  const reloader = new Reloader(options.manifest, loaded.table.hash, log, {
+  const reloader = new Reloader(options.manifest, loaded.table, log, {
     apply(table) {
       apply(table);
       manifestMetrics.reload('success');
@@ -184,7 +184,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   } else {
     process.on('message', (m: ManifestMessage) => {
       if (m?.type !== 'manifest') return;
-      void loadManifestText(m.text).then(({ table }) => {
+      void loadManifestText(m.text, undefined, state.table).then(({ table }) => {
         if (table !== null) apply(table);
         process.send?.({ type: 'applied', hash: table?.hash ?? null });
       });

@@ -5,10 +5,11 @@
  * reload).
  */
 import { readFile } from 'node:fs/promises';
-import { compileManifest, ManifestCompiler, TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
+import { compileManifest, ManifestCompiler, normalizeDomain, TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
+import type { ManifestProblem } from '../errors.ts';
 import { checkShape } from './schema-check.ts';
 import { sliceRules } from './manifest-slices.ts';
 
@@ -25,11 +26,13 @@ const BATCH = 16;
 /**
  * Parse, check and compile manifest text (start-up, reloads, validate), in
  * slices, so that a large manifest never stalls the requests being served.
- * Each slice of rules is compiled as soon as it is parsed.
+ * Each slice of rules is compiled as soon as it is parsed. With the table
+ * of the previous manifest (reloads), domains whose rules did not change
+ * are taken over from it instead of compiled again.
  */
-export async function loadManifestText(text: string, knownHash?: string): Promise<LoadResult> {
+export async function loadManifestText(text: string, knownHash?: string, previous: RoutingTable | null = null): Promise<LoadResult> {
   const hash = knownHash ?? (await hashInSlices(text));
-  const sliced = await compileInSlices(text, hash);
+  const sliced = await compileInSlices(text, hash, previous);
   if (sliced !== null) return { ...sliced, text };
   // Not the expected shape: one plain parse gives the real error.
   const problems = new ProblemSink();
@@ -45,16 +48,52 @@ export async function loadManifestText(text: string, knownHash?: string): Promis
   return { table, problems, text };
 }
 
-/** Parse and compile the rules slice by slice; null when the text is not shaped as expected. */
-async function compileInSlices(text: string, hash: string): Promise<Omit<LoadResult, 'text'> | null> {
+/** One domain's rules in manifest order, while looking for the domains that changed. */
+interface DomainRules {
+  /** As ManifestCompiler prints a domain: each rule's index and text. */
+  readonly print: Hash;
+  readonly indices: number[];
+  readonly texts: string[];
+}
+
+/**
+ * Parse and compile the rules slice by slice; null when the text is not
+ * shaped as expected. Without a previous table each rule is compiled as it
+ * is parsed. With one, rules are first grouped by domain; a domain whose
+ * rules are those the previous table was compiled from (same text, same
+ * place) is taken over, and only the others are compiled.
+ */
+async function compileInSlices(text: string, hash: string, previous: RoutingTable | null): Promise<Omit<LoadResult, 'text'> | null> {
   const slices = sliceRules(text);
   if (slices === null) return null;
   const compiler = new ManifestCompiler();
   const slicer = new TimeSlicer();
+  // Rules without a usable domain are grouped under null: always compiled (and reported).
+  const byDomain = previous === null ? null : new Map<string | null, DomainRules>();
   let index = 0;
   for (let batch = slices.next(BATCH); batch !== null && batch.length > 0; batch = slices.next(BATCH)) {
-    for (const rule of batch) compiler.add(rule as Record<string, unknown>, index++);
+    for (const { rule, text: json } of batch) {
+      if (byDomain === null) compiler.add(rule as Record<string, unknown>, index, json);
+      else groupByDomain(byDomain, rule, index, json);
+      index++;
+    }
     if (slicer.due()) await slicer.yield();
+  }
+  if (byDomain !== null) {
+    for (const [domain, rules] of byDomain) {
+      const prior = domain === null ? undefined : previous!.compiled.get(domain);
+      if (prior !== undefined && prior.print === rules.print.digest('hex')) {
+        compiler.reuse(domain!, prior);
+        continue;
+      }
+      for (let k = 0; k < rules.indices.length; k++) {
+        compiler.add(JSON.parse(rules.texts[k]) as Record<string, unknown>, rules.indices[k], rules.texts[k]);
+        if (slicer.due()) await slicer.yield();
+      }
+    }
+    // Domain by domain, problems come out of order: back in manifest order, as a full compile gives them.
+    inRuleOrder(compiler.problems.errors);
+    inRuleOrder(compiler.problems.warnings);
   }
   const outerText = slices.outer();
   let outer: unknown;
@@ -70,6 +109,22 @@ async function compileInSlices(text: string, hash: string): Promise<Omit<LoadRes
   problems.errors.push(...compiler.problems.errors);
   problems.warnings.push(...compiler.problems.warnings);
   return { table: await compiler.build(hash), problems };
+}
+
+function groupByDomain(byDomain: Map<string | null, DomainRules>, rule: unknown, index: number, json: string): void {
+  const raw = typeof rule === 'object' && rule !== null ? (rule as { domain?: unknown }).domain : undefined;
+  const domain = typeof raw === 'string' ? normalizeDomain(raw) : null;
+  let rules = byDomain.get(domain);
+  if (rules === undefined) byDomain.set(domain, (rules = { print: createHash('sha256'), indices: [], texts: [] }));
+  rules.print.update(`${index}\n${json}\n`);
+  rules.indices.push(index);
+  rules.texts.push(json);
+}
+
+/** Stable sort by the rule a problem points into (`/rules/N...`). */
+function inRuleOrder(problems: ManifestProblem[]): void {
+  const rule = (p: ManifestProblem) => Number(/^\/rules\/(\d+)/.exec(p.pointer)?.[1] ?? -1);
+  problems.sort((a, b) => rule(a) - rule(b));
 }
 
 /** SHA-256 of the text, fed in 1 MB pieces with yields between them. */

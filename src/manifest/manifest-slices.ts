@@ -14,10 +14,15 @@ import { skipSpace, stringEnd, valueEnd } from '../json-scan.ts';
 
 /** A cursor over the rules, then the outer object's text with `rules` emptied. */
 export interface RuleSlices {
-  /** Parses up to `max` more rules; an empty array at the end; null on malformed text. */
-  next(max: number): unknown[] | null;
+  /** Parses up to `max` more rules (each with its JSON text); an empty array at the end; null on malformed text. */
+  next(max: number): RuleSlice[] | null;
   /** Once every rule is read: the manifest with `"rules": []`, or null if malformed. */
   outer(): string | null;
+}
+
+export interface RuleSlice {
+  readonly rule: unknown;
+  readonly text: string;
 }
 
 /** Inside the rules array, a scalar ends at a separator, a closing bracket or white space. */
@@ -51,12 +56,13 @@ export function sliceRules(text: string): RuleSlices | null {
   return {
     outer: () => (done ? text.slice(0, arrayStart) + '[]' + text.slice(cursor + 1) : null),
     next(max) {
-      const rules: unknown[] = [];
+      const rules: RuleSlice[] = [];
       while (!done && rules.length < max) {
         const end = valueEnd(text, cursor, IN_ARRAY);
         if (end < 0) return null;
+        const slice = text.slice(cursor, end);
         try {
-          rules.push(JSON.parse(text.slice(cursor, end)));
+          rules.push({ rule: JSON.parse(slice), text: slice });
         } catch {
           return null;
         }

@@ -24,13 +24,16 @@ export class Reloader {
   readonly #log: Logger;
   readonly #hooks: ReloadHooks;
   #seen: string;
+  /** The table in service: what a reload can take unchanged domains from. */
+  #table: RoutingTable;
   #running: Promise<void> | null = null;
   #again: { reason: string; force: boolean } | null = null;
   #missing = false;
 
-  constructor(file: string, currentHash: string, log: Logger, hooks: ReloadHooks) {
+  constructor(file: string, current: RoutingTable, log: Logger, hooks: ReloadHooks) {
     this.#file = file;
-    this.#seen = currentHash;
+    this.#table = current;
+    this.#seen = current.hash;
     this.#log = log;
     this.#hooks = hooks;
   }
@@ -63,7 +66,7 @@ export class Reloader {
     if (hash === this.#seen && !force) return;
     this.#seen = hash;
     const started = performance.now();
-    const { table, problems } = await loadManifestText(text, hash);
+    const { table, problems } = await loadManifestText(text, hash, this.#table);
     const compileMs = Math.round(performance.now() - started);
     if (table === null) {
       this.#log.error({ reason, problems: problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
@@ -71,6 +74,7 @@ export class Reloader {
       return;
     }
     for (const w of problems.warnings) this.#log.warn({ problem: formatProblem(w) }, 'manifest warning');
+    this.#table = table;
     this.#hooks.apply(table, text);
     this.#log.info({ reason, rules: table.counts, hash: table.hash, compileMs }, 'manifest reloaded');
   }

@@ -3,7 +3,8 @@
  * validation: every template is parsed, every regex compiled and every
  * outgoing variable checked here, once, when the manifest is loaded.
  */
-import { pointerToken } from '../errors.ts';
+import { createHash, type Hash } from 'node:crypto';
+import { pointerToken, type ManifestProblem } from '../errors.ts';
 import type { ManifestRule, PythonRule, RuleType } from '../manifest/types.ts';
 import { checkRule } from '../manifest/schema-check.ts';
 import { compilePythonIndex, normalizeProject } from '../rules/python.ts';
@@ -16,7 +17,7 @@ import { compileFileV2, type CompiledFileV2 } from '../rules/file-v2.ts';
 import { compileCatchAll, type CompiledCatchAll } from '../rules/catch-all.ts';
 import { compileTelemetry, type CompiledTelemetry } from '../rules/telemetry.ts';
 import { compilePixel, type CompiledPixel } from '../rules/pixel.ts';
-import type { DomainTable, RoutingTable } from './routing-table.ts';
+import type { CompiledDomain, DomainTable, RoutingTable } from './routing-table.ts';
 import { compileDockerV1, compileDockerV2, type DockerIndex, type DockerTarget } from '../rules/docker.ts';
 
 /** Normalizes a domain as request hosts are (SPEC §2): lower case, no trailing dot. */
@@ -38,6 +39,10 @@ class DomainBuilder {
   dockerFirst: DockerTarget | null = null;
   readonly python: PythonRule[] = [];
   readonly npm = new Map<string, NpmTarget>();
+  /** For a later compile: the domain's rules (index and text, in order), its counts and warnings. */
+  readonly print: Hash = createHash('sha256');
+  readonly counts: Partial<Record<RuleType, number>> = {};
+  readonly warnings: ManifestProblem[] = [];
   constructor(pool: InternPool) {
     this.pool = pool;
     this.fileV1 = new FileIndexBuilder<CompiledFileV1>(pool);
@@ -56,7 +61,11 @@ class DomainBuilder {
     return true;
   }
 
-  build(): DomainTable {
+  build(): CompiledDomain {
+    return Object.freeze({ print: this.print.digest('hex'), table: this.#table(), counts: Object.freeze(this.counts), warnings: Object.freeze(this.warnings) });
+  }
+
+  #table(): DomainTable {
     const fileV1 = this.fileV1.build();
     const docker: DockerIndex | null =
       this.dockerFirst === null
@@ -91,26 +100,38 @@ const SLICE_MS = 2;
  * large manifest's parsed rules never all exist at once: each one is
  * garbage as soon as it is compiled. Every rule the schema accepts is also
  * checked semantically, so one run reports every problem.
+ *
+ * A domain whose rules are exactly those of a previous compile (same text,
+ * same place in the manifest) can be taken over whole with `reuse`.
  */
 export class ManifestCompiler {
   readonly problems: ProblemSink;
   readonly #domains = new Map<string, DomainBuilder>();
+  readonly #reused = new Map<string, CompiledDomain>();
   readonly #pool = new InternPool();
-  readonly #counts: Partial<Record<RuleType, number>> = {};
 
   constructor(problems = new ProblemSink()) {
     this.problems = problems;
   }
 
-  /** Rule number `index` of the manifest. */
-  add(raw: Record<string, unknown>, index: number): void {
+  /** Rule number `index` of the manifest; `text` is its JSON as written. */
+  add(raw: Record<string, unknown>, index: number, text: string): void {
+    const warned = this.problems.warnings.length;
     if (!checkRule(raw, index, this.problems)) return;
     const rule = raw as unknown as ManifestRule;
     const domain = normalizeDomain(rule.domain);
     let d = this.#domains.get(domain);
     if (d === undefined) this.#domains.set(domain, (d = new DomainBuilder(this.#pool)));
-    this.#counts[rule.type] = (this.#counts[rule.type] ?? 0) + 1;
+    d.print.update(`${index}\n${text}\n`);
+    d.counts[rule.type] = (d.counts[rule.type] ?? 0) + 1;
     addRule(d, rule, `/rules/${pointerToken(index)}`, this.problems);
+    if (this.problems.warnings.length > warned) d.warnings.push(...this.problems.warnings.slice(warned));
+  }
+
+  /** Takes over a domain compiled before (its rules have not changed); its warnings are reported again. */
+  reuse(domain: string, compiled: CompiledDomain): void {
+    this.#reused.set(domain, compiled);
+    this.problems.warnings.push(...compiled.warnings);
   }
 
   /**
@@ -119,18 +140,19 @@ export class ManifestCompiler {
    */
   async build(hash: string): Promise<RoutingTable | null> {
     if (this.problems.errors.length > 0) return null;
-    const built = new Map<string, DomainTable>();
+    const compiled = new Map(this.#reused);
     const slicer = new TimeSlicer();
     for (const [name, d] of this.#domains) {
       if (slicer.due()) await slicer.yield();
-      built.set(name, d.build());
+      compiled.set(name, d.build());
     }
-    return Object.freeze({
-      domains: built,
-      counts: Object.freeze(this.#counts),
-      hash,
-      loadedAt: Date.now(),
-    });
+    const domains = new Map<string, DomainTable>();
+    const counts: Partial<Record<RuleType, number>> = {};
+    for (const [name, c] of compiled) {
+      domains.set(name, c.table);
+      for (const [type, n] of Object.entries(c.counts) as [RuleType, number][]) counts[type] = (counts[type] ?? 0) + n;
+    }
+    return Object.freeze({ domains, compiled, counts: Object.freeze(counts), hash, loadedAt: Date.now() });
   }
 }
 
@@ -144,7 +166,7 @@ export async function compileManifest(manifest: { rules: Record<string, unknown>
   const slicer = new TimeSlicer();
   for (let index = 0; index < manifest.rules.length; index++) {
     if (slicer.due()) await slicer.yield();
-    compiler.add(manifest.rules[index], index);
+    compiler.add(manifest.rules[index], index, JSON.stringify(manifest.rules[index]));
   }
   return { table: await compiler.build(hash), problems };
 }

@@ -13,6 +13,7 @@ import type { DockerIndex } from '../rules/docker.ts';
 import type { PythonIndex } from '../rules/python.ts';
 import type { NpmIndex } from '../rules/npm.ts';
 import type { RuleType } from '../manifest/types.ts';
+import type { ManifestProblem } from '../errors.ts';
 
 /** Everything one domain answers, by rule kind, in precedence order. */
 export interface DomainTable {
@@ -26,8 +27,20 @@ export interface DomainTable {
   readonly catchAll: CompiledCatchAll | null;
 }
 
+/** A domain as compiled, with what a later compile needs to take it over unchanged. */
+export interface CompiledDomain {
+  /** SHA-256 of the domain's rules: each one's index in the manifest and its JSON text, in order. */
+  readonly print: string;
+  readonly table: DomainTable;
+  readonly counts: Readonly<Partial<Record<RuleType, number>>>;
+  /** Warnings its rules gave (pointers into the manifest it was compiled from). */
+  readonly warnings: readonly ManifestProblem[];
+}
+
 export interface RoutingTable {
   readonly domains: ReadonlyMap<string, DomainTable>;
+  /** The same domains, as compiled (for the next reload). */
+  readonly compiled: ReadonlyMap<string, CompiledDomain>;
   /** Rules loaded, per kind (for /metrics and the start-up log). */
   readonly counts: Readonly<Partial<Record<RuleType, number>>>;
   /** SHA-256 of the manifest text this table was compiled from. */
