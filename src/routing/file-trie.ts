@@ -27,10 +27,11 @@ export interface TrieMatch<R> {
 }
 
 /*
- * Memory: a 100,000-rule manifest holds a few nodes per rule, so they carry
- * nothing that only the builder needs (shapes, manifest order), and a node
- * with one edge or one rule holds it without a list. Each field costs 8
- * bytes per node, each list at least 56.
+ * Memory: a 100,000-rule manifest holds a few nodes per rule, so they keep
+ * nothing that only the builder needs (the shape is dropped once built, the
+ * manifest order is the order of the lists), and a node with one edge or
+ * one rule holds it without a list. Each field costs 8 bytes per node, each
+ * list at least 56.
  */
 
 /** One, or several in order. */
@@ -45,6 +46,8 @@ interface TrieNode<R> {
   /** How a unit enters this node from its parent's edges; null for the root and literal children. */
   readonly matcher: UnitMatcher | null;
   readonly tail: boolean;
+  /** Build time only (null once built): the unit's shape, which finds and sorts edges. */
+  shape: string | null;
   literal: Map<string, TrieNode<R>> | null;
   /** In manifest order while building (of each edge's first rule), then in precedence order. */
   edges: OneOrMore<TrieNode<R>> | null;
@@ -52,8 +55,8 @@ interface TrieNode<R> {
   leaves: OneOrMore<R> | null;
 }
 
-function trieNode<R>(matcher: UnitMatcher | null, tail: boolean): TrieNode<R> {
-  return { matcher, tail, literal: null, edges: null, leaves: null };
+function trieNode<R>(matcher: UnitMatcher | null, tail: boolean, shape: string | null): TrieNode<R> {
+  return { matcher, tail, shape, literal: null, edges: null, leaves: null };
 }
 
 function isList<T>(items: OneOrMore<T>): items is T[] {
@@ -151,22 +154,15 @@ function consistent(vars: IncomingTemplate['variables'], values: readonly string
  * alone gives SPEC §3's order (equal ranks: manifest order).
  */
 export class FileTrieBuilder<R extends TrieRule> {
-  #root: TrieNode<R> | null = trieNode<R>(null, false);
+  #root: TrieNode<R> | null = trieNode<R>(null, false, null);
   #size = 0;
   readonly #pool: InternPool;
-  /**
-   * Build time only. Matchers are shared by unit shape (through the pool,
-   * across domains), so a node's edge for a unit is the one with the unit's
-   * matcher. Their shapes are kept aside, in the pool, to sort edges by
-   * precedence; crowded nodes index their edges by matcher.
-   */
-  readonly #shapes: Map<UnitMatcher, string>;
-  #byMatcher = new Map<TrieNode<R>, Map<UnitMatcher, TrieNode<R>>>();
+  /** Build time only: the edges of crowded nodes, by shape. */
+  #byShape = new Map<TrieNode<R>, Map<string, TrieNode<R>>>();
 
-  /** `pool` shares matchers (and literal keys) with the manifest's other domains. */
+  /** `pool` shares matchers with the manifest's other domains. */
   constructor(pool = new InternPool()) {
     this.#pool = pool;
-    this.#shapes = pool.get('file-trie', 'shapes', () => new Map<UnitMatcher, string>());
   }
 
   /**
@@ -181,14 +177,13 @@ export class FileTrieBuilder<R extends TrieRule> {
         const text = u.tokens.length === 0 ? '' : (u.tokens[0] as { text: string }).text;
         node.literal ??= new Map();
         let next = node.literal.get(text);
-        if (next === undefined) node.literal.set(text, (next = trieNode<R>(null, false)));
+        if (next === undefined) node.literal.set(text, (next = trieNode<R>(null, false, null)));
         node = next;
         continue;
       }
-      const matcher = this.#matcher(u);
-      let edge = this.#edgeOf(node, matcher);
+      let edge = this.#edgeOf(node, u.shape);
       if (edge === undefined) {
-        edge = trieNode<R>(matcher, u.kind === 'tail');
+        edge = trieNode<R>(this.#matcher(u), u.kind === 'tail', u.shape);
         this.#addEdge(node, edge);
       }
       if (edge.tail) {
@@ -202,26 +197,22 @@ export class FileTrieBuilder<R extends TrieRule> {
     this.#size++;
   }
 
-  #edgeOf(node: TrieNode<R>, matcher: UnitMatcher): TrieNode<R> | undefined {
-    const indexed = this.#byMatcher.get(node);
-    if (indexed !== undefined) return indexed.get(matcher);
-    for (const e of asList(node.edges)) if (e.matcher === matcher) return e;
+  #edgeOf(node: TrieNode<R>, shape: string): TrieNode<R> | undefined {
+    const indexed = this.#byShape.get(node);
+    if (indexed !== undefined) return indexed.get(shape);
+    for (const e of asList(node.edges)) if (e.shape === shape) return e;
     return undefined;
   }
 
   #addEdge(node: TrieNode<R>, edge: TrieNode<R>): void {
     node.edges = append(node.edges, edge);
-    const indexed = this.#byMatcher.get(node);
-    if (indexed !== undefined) indexed.set(edge.matcher!, edge);
-    else if (isList(node.edges) && node.edges.length > FEW_EDGES) this.#byMatcher.set(node, new Map(node.edges.map((e) => [e.matcher!, e])));
+    const indexed = this.#byShape.get(node);
+    if (indexed !== undefined) indexed.set(edge.shape!, edge);
+    else if (isList(node.edges) && node.edges.length > FEW_EDGES) this.#byShape.set(node, new Map(node.edges.map((e) => [e.shape!, e])));
   }
 
   #matcher(u: Unit): UnitMatcher {
-    return this.#pool.get(u.kind === 'tail' ? 'tail' : 'segment', u.shape, () => {
-      const matcher = unitMatcher(u, linearRegExp);
-      this.#shapes.set(matcher, u.shape);
-      return matcher;
-    });
+    return this.#pool.get(u.kind === 'tail' ? 'tail' : 'segment', u.shape, () => unitMatcher(u, linearRegExp));
   }
 
   /** Sort every node's edges by precedence and freeze the trie. */
@@ -229,19 +220,22 @@ export class FileTrieBuilder<R extends TrieRule> {
     if (this.#root === null) throw new Error('FileTrieBuilder: build() called twice');
     const root = this.#root;
     this.#root = null;
-    finish(root, this.#shapes);
-    this.#byMatcher = new Map();
+    finish(root);
+    this.#byShape = new Map();
     return new FileTrie(root, this.#size);
   }
 }
 
-/** Edges in precedence order; every list trimmed to its length (lists grown by push keep spare room). */
-function finish<R>(node: TrieNode<R>, shapes: ReadonlyMap<UnitMatcher, string>): void {
+/** Edges in precedence order; every list trimmed to its length (lists grown by push keep spare room); shapes dropped. */
+function finish<R>(node: TrieNode<R>): void {
   if (node.leaves !== null && isList(node.leaves)) node.leaves = node.leaves.slice();
-  if (node.literal !== null) for (const child of node.literal.values()) finish(child, shapes);
+  if (node.literal !== null) for (const child of node.literal.values()) finish(child);
   const edges = node.edges;
   if (edges === null) return;
-  for (const e of asList(edges)) finish(e, shapes);
   // Stable: equal ranks keep the order of their first rules.
-  if (isList(edges)) node.edges = edges.sort((a, b) => compareShapes(shapes.get(a.matcher!)!, shapes.get(b.matcher!)!)).slice();
+  if (isList(edges)) node.edges = edges.sort((a, b) => compareShapes(a.shape!, b.shape!)).slice();
+  for (const e of asList(edges)) {
+    finish(e);
+    e.shape = null;
+  }
 }
