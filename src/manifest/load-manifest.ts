@@ -4,7 +4,7 @@
  * bad manifest, so callers decide (exit at start-up, keep the old table on
  * reload).
  */
-import { readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { compileManifest, ManifestCompiler, normalizeDomain, TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
@@ -127,32 +127,52 @@ function inRuleOrder(problems: ManifestProblem[]): void {
   problems.sort((a, b) => rule(a) - rule(b));
 }
 
-/** SHA-256 of the text, fed in 1 MB pieces with yields between them. */
-export async function hashInSlices(text: string): Promise<string> {
+/**
+ * SHA-256 of the manifest, fed in 1 MB pieces with yields between them.
+ * The file's bytes hash to the same as their text (UTF-8), without making
+ * the text: a reload that finds the same content never decodes it.
+ */
+export async function hashInSlices(data: string | Buffer): Promise<string> {
   const hash = createHash('sha256');
-  for (let i = 0; i < text.length; i += 1 << 20) {
-    hash.update(text.slice(i, i + (1 << 20)));
+  for (let i = 0; i < data.length; i += 1 << 20) {
+    hash.update(typeof data === 'string' ? data.slice(i, i + (1 << 20)) : data.subarray(i, i + (1 << 20)));
     if (i > 0) await yieldToEventLoop();
   }
   return hash.digest('hex');
 }
 
 export async function loadManifestFile(file: string): Promise<LoadResult> {
-  const text = await readManifestText(file);
-  if (typeof text !== 'string') {
+  const bytes = await readManifest(file);
+  if (!Buffer.isBuffer(bytes)) {
     const problems = new ProblemSink();
-    problems.error('', text.message);
+    problems.error('', bytes.message);
     return { table: null, problems, text: null };
   }
-  return loadManifestText(text);
+  return loadManifestText(bytes.toString('utf8'), await hashInSlices(bytes));
 }
 
-/** The file's text, or the reason it cannot be read. */
-export async function readManifestText(file: string): Promise<string | { code: string; message: string }> {
+/**
+ * The file's bytes, or the reason it cannot be read. One read of the whole
+ * file, off the event loop (node's readFile reads 512 KB at a time, each
+ * piece waiting for a turn of a busy event loop).
+ */
+export async function readManifest(file: string): Promise<Buffer | { code: string; message: string }> {
+  let handle: FileHandle | null = null;
   try {
-    return await readFile(file, 'utf8');
+    handle = await open(file);
+    const { size } = await handle.stat();
+    const bytes = Buffer.allocUnsafe(size);
+    let length = 0;
+    while (length < size) {
+      const { bytesRead } = await handle.read(bytes, length, size - length, length);
+      if (bytesRead === 0) break;
+      length += bytesRead;
+    }
+    return bytes.subarray(0, length);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
     return { code, message: `cannot read ${file}: ${code}` };
+  } finally {
+    await handle?.close();
   }
 }

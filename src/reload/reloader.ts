@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem } from '../errors.ts';
-import { hashInSlices, loadManifestText, readManifestText } from '../manifest/load-manifest.ts';
+import { hashInSlices, loadManifestText, readManifest } from '../manifest/load-manifest.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 
 export interface ReloadHooks {
@@ -54,18 +54,19 @@ export class Reloader {
   }
 
   async #run(reason: string, force: boolean): Promise<void> {
-    const text = await readManifestText(this.#file);
-    if (typeof text !== 'string') {
-      if (!this.#missing) this.#log.warn({ reason, file: this.#file, code: text.code }, 'manifest cannot be read; the current one keeps serving');
+    const bytes = await readManifest(this.#file);
+    if (!Buffer.isBuffer(bytes)) {
+      if (!this.#missing) this.#log.warn({ reason, file: this.#file, code: bytes.code }, 'manifest cannot be read; the current one keeps serving');
       this.#missing = true;
       return;
     }
     this.#missing = false;
-    const hash = await hashInSlices(text);
+    const hash = await hashInSlices(bytes);
     this.#log.debug({ reason, hash, same: hash === this.#seen }, 'manifest checked');
     if (hash === this.#seen && !force) return;
     this.#seen = hash;
     const started = performance.now();
+    const text = bytes.toString('utf8');
     const { table, problems } = await loadManifestText(text, hash, this.#table);
     const compileMs = Math.round(performance.now() - started);
     if (table === null) {
