@@ -41,6 +41,13 @@ test('validate: the example manifest is valid', () => {
   assert.match(r.stdout, /ok \(\d+ rules/);
 });
 
+test('validate: a manifest from a pipe (no size known in advance)', () => {
+  // Through sh: node's own `input` is a socket, which /dev/stdin cannot open.
+  const r = spawnSync('sh', ['-c', 'cat "$0" | "$1" "$2" validate /dev/stdin', EXAMPLE, process.execPath, CLI], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /\/dev\/stdin: ok \([1-9]\d* rules/);
+});
+
 test('validate: each problem is printed with its JSON pointer, exit 1', () => {
   const r = run(['validate', writeManifest(BAD)]);
   assert.equal(r.code, 1);

@@ -152,15 +152,18 @@ export async function loadManifestFile(file: string): Promise<LoadResult> {
 }
 
 /**
- * The file's bytes, or the reason it cannot be read. One read of the whole
- * file, off the event loop (node's readFile reads 512 KB at a time, each
- * piece waiting for a turn of a busy event loop).
+ * The file's bytes, or the reason it cannot be read. A regular file is read
+ * with one read, off the event loop (node's readFile reads 512 KB at a time,
+ * each piece waiting for a turn of a busy event loop); anything else (a
+ * pipe, `<(...)`) to its end.
  */
 export async function readManifest(file: string): Promise<Buffer | { code: string; message: string }> {
   let handle: FileHandle | null = null;
   try {
     handle = await open(file);
-    const { size } = await handle.stat();
+    const stats = await handle.stat();
+    if (!stats.isFile()) return await handle.readFile();
+    const size = stats.size;
     const bytes = Buffer.allocUnsafe(size);
     let length = 0;
     while (length < size) {
