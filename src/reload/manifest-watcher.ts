@@ -33,6 +33,7 @@ export class ManifestWatcher {
   #debounce: NodeJS.Timeout | null = null;
   #poll: NodeJS.Timeout | null = null;
   #lastStat = '';
+  #closed = false;
   #polls = 0;
   /** The folder of the file the manifest path resolves to, when that is elsewhere (a symlink). */
   #realDir: string | null = null;
@@ -74,6 +75,7 @@ export class ManifestWatcher {
       // watcher saw is not read and hashed a second time when the next
       // stat check finds the file's new size and time.
       void this.#statKey().then((key) => {
+        if (this.#closed) return;
         this.#lastStat = key;
         this.#onChange(reason);
         void this.#retarget();
@@ -119,6 +121,7 @@ export class ManifestWatcher {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     if (this.#debounce !== null) clearTimeout(this.#debounce);
     if (this.#poll !== null) clearInterval(this.#poll);
     await this.#watcher?.close();

@@ -75,7 +75,7 @@ function asList<T>(items: OneOrMore<T> | null): readonly T[] {
   return items === null ? [] : isList(items) ? items : [items];
 }
 
-/** Edges a node holds before the builder indexes them by matcher (most nodes have one or two). */
+/** Edges a node holds before the builder indexes them by shape (most nodes have one or two). */
 const FEW_EDGES = 8;
 
 export class FileTrie<R extends TrieRule> {
