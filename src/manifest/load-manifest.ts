@@ -5,6 +5,8 @@
  * reload).
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { compileManifest, ManifestCompiler, normalizeDomain, TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
@@ -36,16 +38,46 @@ export async function loadManifestText(text: string, knownHash?: string, previou
   if (sliced !== null) return { ...sliced, text };
   // Not the expected shape: one plain parse gives the real error.
   const problems = new ProblemSink();
-  let manifest: unknown;
-  try {
-    manifest = JSON.parse(text);
-  } catch (e) {
-    problems.error('', `not valid JSON: ${(e as Error).message}`);
+  const syntax = await syntaxError(text);
+  if (syntax !== null) {
+    problems.error('', `not valid JSON: ${syntax}`);
     return { table: null, problems, text };
   }
+  // Valid JSON of another shape (rare): its problems come from the schema.
+  const manifest: unknown = JSON.parse(text);
   if (!checkShape(manifest, problems)) return { table: null, problems, text };
   const { table } = await compileManifest(manifest, hash, problems);
   return { table, problems, text };
+}
+
+/** Texts parsed on the event loop to find their error; a larger one (a manifest cut short while written) is parsed in a worker. */
+const PARSE_IN_PLACE = 1 << 20;
+
+/**
+ * JSON.parse's error for the text, or null when it is valid JSON. A 23 MB
+ * manifest takes ~100 ms to parse: in a worker thread, so that the
+ * requests being served do not wait for the message.
+ */
+async function syntaxError(text: string): Promise<string | null> {
+  const inPlace = () => {
+    try {
+      JSON.parse(text);
+      return null;
+    } catch (e) {
+      return (e as Error).message;
+    }
+  };
+  if (text.length <= PARSE_IN_PLACE) return inPlace();
+  const parser = `const { parentPort, workerData } = require('node:worker_threads');
+    try { JSON.parse(workerData); parentPort.postMessage(null); } catch (e) { parentPort.postMessage(e.message); }`;
+  try {
+    const worker = new Worker(parser, { eval: true, workerData: text });
+    const [message] = (await once(worker, 'message')) as [string | null];
+    await worker.terminate();
+    return message;
+  } catch {
+    return inPlace();
+  }
 }
 
 /** One domain's rules in manifest order, while looking for the domains that changed. */

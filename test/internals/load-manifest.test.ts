@@ -1,0 +1,34 @@
+// Errors of manifests that are not valid JSON, small and large (a large
+// one is parsed in a worker thread, not on the event loop): the message is
+// JSON.parse's own.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadManifestText } from '../../src/manifest/load-manifest.ts';
+
+function jsonError(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    return `not valid JSON: ${(e as Error).message}`;
+  }
+  throw new Error('valid JSON');
+}
+
+const rules = (n: number) =>
+  JSON.stringify({ rules: Array.from({ length: n }, (_, i) => ({ type: 'file-v1', domain: 'd.example', 'package-id': `p${i}`, 'incoming-path': `/p${i}/{v}`, 'outgoing-url': 'https://x.example/{v}' })) });
+
+for (const [name, n] of [['small', 10], ['large (over 1 MiB)', 20_000]] as const) {
+  test(`a ${name} manifest cut short is rejected with JSON.parse's message`, async () => {
+    const whole = rules(n);
+    const cut = whole.slice(0, whole.length - 100);
+    const { table, problems } = await loadManifestText(cut);
+    assert.equal(table, null);
+    assert.deepEqual(problems.errors, [{ pointer: '', message: jsonError(cut) }]);
+  });
+}
+
+test('valid JSON of another shape is reported by the schema', async () => {
+  const { table, problems } = await loadManifestText(JSON.stringify({ rules: { a: 1 } }));
+  assert.equal(table, null);
+  assert.equal(problems.errors[0]?.pointer, '/rules');
+});
