@@ -103,7 +103,8 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
   // Rules without a usable domain are grouped under null: always compiled (and reported).
   const byDomain = previous === null ? null : new Map<string | null, DomainRules>();
   let index = 0;
-  for (let batch = slices.next(BATCH); batch !== null && batch.length > 0; batch = slices.next(BATCH)) {
+  let batch = slices.next(BATCH);
+  for (; batch !== null && batch.length > 0; batch = slices.next(BATCH)) {
     for (const { rule, text: json } of batch) {
       if (byDomain === null) compiler.add(rule as Record<string, unknown>, index, json);
       else groupByDomain(byDomain, rule, index, json);
@@ -111,6 +112,8 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
     }
     if (slicer.due()) await slicer.yield();
   }
+  // Malformed (a file read while it was being written, often): nothing more to compile.
+  if (batch === null) return null;
   if (byDomain !== null) {
     for (const [domain, rules] of byDomain) {
       const prior = domain === null ? undefined : previous!.compiled.get(domain);
