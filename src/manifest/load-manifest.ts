@@ -80,12 +80,35 @@ async function syntaxError(text: string): Promise<string | null> {
   }
 }
 
-/** One domain's rules in manifest order, while looking for the domains that changed. */
-interface DomainRules {
-  /** As ManifestCompiler prints a domain: each rule's index and text. */
-  readonly print: Hash;
-  readonly indices: number[];
-  readonly texts: string[];
+/**
+ * The manifest's rules by domain, as written: each domain's print (SHA-256
+ * of its rules' indices and JSON texts, in order), which tells a reload
+ * whether the domain changed, and for reloads the rules themselves.
+ */
+class DomainGroups {
+  readonly #groups = new Map<string | null, { print: Hash; indices: number[]; texts: string[] }>();
+  readonly #keepRules: boolean;
+
+  constructor(keepRules: boolean) {
+    this.#keepRules = keepRules;
+  }
+
+  /** Rules without a usable domain are grouped under null: always compiled (and reported). */
+  add(rule: unknown, index: number, json: string): void {
+    const raw = typeof rule === 'object' && rule !== null ? (rule as { domain?: unknown }).domain : undefined;
+    const domain = typeof raw === 'string' ? normalizeDomain(raw) : null;
+    let group = this.#groups.get(domain);
+    if (group === undefined) this.#groups.set(domain, (group = { print: createHash('sha256'), indices: [], texts: [] }));
+    group.print.update(`${index}\n${json}\n`);
+    if (!this.#keepRules) return;
+    group.indices.push(index);
+    group.texts.push(json);
+  }
+
+  /** Once every rule is added: each domain's print, and its rules (kept for reloads). */
+  *done(): Generator<{ domain: string | null; print: string; indices: readonly number[]; texts: readonly string[] }> {
+    for (const [domain, { print, indices, texts }] of this.#groups) yield { domain, print: print.digest('hex'), indices, texts };
+  }
 }
 
 /**
@@ -100,32 +123,34 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
   if (slices === null) return null;
   const compiler = new ManifestCompiler();
   const slicer = new TimeSlicer();
-  // Rules without a usable domain are grouped under null: always compiled (and reported).
-  const byDomain = previous === null ? null : new Map<string | null, DomainRules>();
+  const groups = new DomainGroups(previous !== null);
   let index = 0;
   let batch = slices.next(BATCH);
   for (; batch !== null && batch.length > 0; batch = slices.next(BATCH)) {
     for (const { rule, text: json } of batch) {
-      if (byDomain === null) compiler.add(rule as Record<string, unknown>, index, json);
-      else groupByDomain(byDomain, rule, index, json);
+      if (previous === null) compiler.add(rule as Record<string, unknown>, index);
+      groups.add(rule, index, json);
       index++;
     }
     if (slicer.due()) await slicer.yield();
   }
   // Malformed (a file read while it was being written, often): nothing more to compile.
   if (batch === null) return null;
-  if (byDomain !== null) {
-    for (const [domain, rules] of byDomain) {
-      const prior = domain === null ? undefined : previous!.compiled.get(domain);
-      if (prior !== undefined && prior.print === rules.print.digest('hex')) {
-        compiler.reuse(domain!, prior);
-        continue;
-      }
-      for (let k = 0; k < rules.indices.length; k++) {
-        compiler.add(JSON.parse(rules.texts[k]) as Record<string, unknown>, rules.indices[k], rules.texts[k]);
-        if (slicer.due()) await slicer.yield();
-      }
+  const prints = new Map<string, string>();
+  for (const { domain, print, indices, texts } of groups.done()) {
+    if (domain !== null) prints.set(domain, print);
+    if (previous === null) continue;
+    const prior = domain === null ? undefined : previous.compiled.get(domain);
+    if (prior !== undefined && prior.print === print) {
+      compiler.reuse(domain!, prior);
+      continue;
     }
+    for (let k = 0; k < indices.length; k++) {
+      compiler.add(JSON.parse(texts[k]) as Record<string, unknown>, indices[k]);
+      if (slicer.due()) await slicer.yield();
+    }
+  }
+  if (previous !== null) {
     // Domain by domain, problems come out of order: back in manifest order, as a full compile gives them.
     inRuleOrder(compiler.problems.errors);
     inRuleOrder(compiler.problems.warnings);
@@ -143,17 +168,7 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
   if (!checkShape(outer, problems)) return { table: null, problems };
   problems.errors.push(...compiler.problems.errors);
   problems.warnings.push(...compiler.problems.warnings);
-  return { table: await compiler.build(hash), problems };
-}
-
-function groupByDomain(byDomain: Map<string | null, DomainRules>, rule: unknown, index: number, json: string): void {
-  const raw = typeof rule === 'object' && rule !== null ? (rule as { domain?: unknown }).domain : undefined;
-  const domain = typeof raw === 'string' ? normalizeDomain(raw) : null;
-  let rules = byDomain.get(domain);
-  if (rules === undefined) byDomain.set(domain, (rules = { print: createHash('sha256'), indices: [], texts: [] }));
-  rules.print.update(`${index}\n${json}\n`);
-  rules.indices.push(index);
-  rules.texts.push(json);
+  return { table: await compiler.build(hash, prints), problems };
 }
 
 /** Stable sort by the rule a problem points into (`/rules/N...`). */

@@ -3,7 +3,6 @@
  * validation: every template is parsed, every regex compiled and every
  * outgoing variable checked here, once, when the manifest is loaded.
  */
-import { createHash, type Hash } from 'node:crypto';
 import { pointerToken, type ManifestProblem } from '../errors.ts';
 import type { ManifestRule, PythonRule, RuleType } from '../manifest/types.ts';
 import { checkRule } from '../manifest/schema-check.ts';
@@ -39,8 +38,7 @@ class DomainBuilder {
   dockerFirst: DockerTarget | null = null;
   readonly python: PythonRule[] = [];
   readonly npm = new Map<string, NpmTarget>();
-  /** For a later compile: the domain's rules (index and text, in order), its counts and warnings. */
-  readonly print: Hash = createHash('sha256');
+  /** For a later compile: the domain's counts and warnings. */
   readonly counts: Partial<Record<RuleType, number>> = {};
   readonly warnings: ManifestProblem[] = [];
   constructor(pool: InternPool) {
@@ -61,8 +59,8 @@ class DomainBuilder {
     return true;
   }
 
-  build(): CompiledDomain {
-    return Object.freeze({ print: this.print.digest('hex'), table: this.#table(), counts: Object.freeze(this.counts), warnings: Object.freeze(this.warnings) });
+  build(print: string): CompiledDomain {
+    return Object.freeze({ print, table: this.#table(), counts: Object.freeze(this.counts), warnings: Object.freeze(this.warnings) });
   }
 
   #table(): DomainTable {
@@ -114,15 +112,14 @@ export class ManifestCompiler {
     this.problems = problems;
   }
 
-  /** Rule number `index` of the manifest; `text` is its JSON as written. */
-  add(raw: Record<string, unknown>, index: number, text: string): void {
+  /** Rule number `index` of the manifest. */
+  add(raw: Record<string, unknown>, index: number): void {
     const warned = this.problems.warnings.length;
     if (!checkRule(raw, index, this.problems)) return;
     const rule = raw as unknown as ManifestRule;
     const domain = normalizeDomain(rule.domain);
     let d = this.#domains.get(domain);
     if (d === undefined) this.#domains.set(domain, (d = new DomainBuilder(this.#pool)));
-    d.print.update(`${index}\n${text}\n`);
     d.counts[rule.type] = (d.counts[rule.type] ?? 0) + 1;
     addRule(d, rule, `/rules/${pointerToken(index)}`, this.problems);
     if (this.problems.warnings.length > warned) d.warnings.push(...this.problems.warnings.slice(warned));
@@ -136,15 +133,17 @@ export class ManifestCompiler {
 
   /**
    * The routing table, or null when a rule had an error. `hash` is the
-   * SHA-256 of the manifest's text (for /metrics and reload dedup).
+   * SHA-256 of the manifest's text (for /metrics and reload dedup); `prints`
+   * are the domains' prints, kept for the next reload (without one, a domain
+   * is never taken over).
    */
-  async build(hash: string): Promise<RoutingTable | null> {
+  async build(hash: string, prints: ReadonlyMap<string, string> = new Map()): Promise<RoutingTable | null> {
     if (this.problems.errors.length > 0) return null;
     const compiled = new Map(this.#reused);
     const slicer = new TimeSlicer();
     for (const [name, d] of this.#domains) {
       if (slicer.due()) await slicer.yield();
-      compiled.set(name, d.build());
+      compiled.set(name, d.build(prints.get(name) ?? ''));
     }
     const domains = new Map<string, DomainTable>();
     const counts: Partial<Record<RuleType, number>> = {};
@@ -166,7 +165,7 @@ export async function compileManifest(manifest: { rules: Record<string, unknown>
   const slicer = new TimeSlicer();
   for (let index = 0; index < manifest.rules.length; index++) {
     if (slicer.due()) await slicer.yield();
-    compiler.add(manifest.rules[index], index, JSON.stringify(manifest.rules[index]));
+    compiler.add(manifest.rules[index], index);
   }
   return { table: await compiler.build(hash), problems };
 }

@@ -71,8 +71,10 @@ function append<T>(items: OneOrMore<T> | null, item: T): OneOrMore<T> {
   return items;
 }
 
-function asList<T>(items: OneOrMore<T> | null): readonly T[] {
-  return items === null ? [] : isList(items) ? items : [items];
+/** The first of one-or-more items that passes `test` (no list made for one item). */
+function find<T>(items: OneOrMore<T> | null, test: (item: T) => boolean): T | undefined {
+  if (items === null) return undefined;
+  return isList(items) ? items.find(test) : test(items) ? items : undefined;
 }
 
 /** Edges a node holds before the builder indexes them by shape (most nodes have one or two). */
@@ -200,8 +202,7 @@ export class FileTrieBuilder<R extends TrieRule> {
   #edgeOf(node: TrieNode<R>, shape: string): TrieNode<R> | undefined {
     const indexed = this.#byShape.get(node);
     if (indexed !== undefined) return indexed.get(shape);
-    for (const e of asList(node.edges)) if (e.shape === shape) return e;
-    return undefined;
+    return find(node.edges, (e) => e.shape === shape);
   }
 
   #addEdge(node: TrieNode<R>, edge: TrieNode<R>): void {
@@ -232,10 +233,13 @@ function finish<R>(node: TrieNode<R>): void {
   if (node.literal !== null) for (const child of node.literal.values()) finish(child);
   const edges = node.edges;
   if (edges === null) return;
+  if (!isList(edges)) return finishEdge(edges);
   // Stable: equal ranks keep the order of their first rules.
-  if (isList(edges)) node.edges = edges.sort((a, b) => compareShapes(a.shape!, b.shape!)).slice();
-  for (const e of asList(edges)) {
-    finish(e);
-    e.shape = null;
-  }
+  node.edges = edges.sort((a, b) => compareShapes(a.shape!, b.shape!)).slice();
+  for (const e of node.edges) finishEdge(e);
+}
+
+function finishEdge<R>(edge: TrieNode<R>): void {
+  finish(edge);
+  edge.shape = null;
 }

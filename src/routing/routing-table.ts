@@ -29,7 +29,7 @@ export interface DomainTable {
 
 /** A domain as compiled, with what a later compile needs to take it over unchanged. */
 export interface CompiledDomain {
-  /** SHA-256 of the domain's rules: each one's index in the manifest and its JSON text, in order. */
+  /** SHA-256 of the domain's rules: each one's index in the manifest and its JSON text, in order ('' when unknown: never taken over). */
   readonly print: string;
   readonly table: DomainTable;
   readonly counts: Readonly<Partial<Record<RuleType, number>>>;
