@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Entry point of `npm start`, the systemd unit and `npx scarf-gateway`. The
-// gateway is TypeScript run directly by Node (type stripping), which needs
-// Node >= 22.12.
+// gateway is TypeScript run directly by Node (type stripping, Node >= 22.12);
+// chokidar 6, the manifest watcher, needs Node >= 22.22.
 import module from 'node:module';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 22 || (major === 22 && minor < 12)) {
-  process.stderr.write(`scarf-gateway needs Node.js >= 22.12 (this is ${process.version}); use "npm start", which runs the pinned Node 24.\n`);
+if (major < 22 || (major === 22 && minor < 22)) {
+  process.stderr.write(`scarf-gateway needs Node.js >= 22.22 (this is ${process.version}); use "npm start", which runs the pinned Node 24.\n`);
   process.exit(1);
 }
 // Node strips types with a WebAssembly module whose memory stays with the
