@@ -36,6 +36,7 @@ const logs = mkdtempSync(join(tmpdir(), 'gw-bench-analytics-'));
 /** The launcher npm start and the systemd unit run, with the same node flags. */
 const CLI = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const BASELINE = new URL('./baseline-server.ts', import.meta.url).pathname;
+const FLOOR = new URL('./floor-server.ts', import.meta.url).pathname;
 
 interface Measure {
   rps: number;
@@ -268,6 +269,9 @@ async function main(): Promise<void> {
   const sizes = { k10: Math.round(10_000 * SCALE), k100: Math.round(100_000 * SCALE) };
   const rows: Row[] = [];
   const file10 = fileRules(10);
+  if (selected('floor')) {
+    rows.push(await versusBaseline('floor', [FLOOR, join(logs, 'floor.jsonl')], file10.requests, [3], '(the baseline + request id + analytics line; no routing)'));
+  }
   if (selected('file-10')) rows.push(await versusBaseline('file-10', gatewayArgs(writeManifest(file10.manifest)), file10.requests, [3]));
   if (selected('file-10k')) {
     const file10k = fileRules(sizes.k10);
