@@ -45,7 +45,7 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
     }
   }
   const variables = pool.get('captured', incoming.variables.map((v) => (v.raw ? '+' : '') + v.name).join(','), () => incoming.variables);
-  return { compiled: { packageId: pool.string(rule['package-id']), outgoing, variables }, incoming };
+  return { compiled: { packageId: rule['package-id'], outgoing, variables }, incoming };
 }
 
 /** Hot path. The answer for a trie match. */

@@ -38,9 +38,9 @@ export function compileOutgoing(source: string, pool = new InternPool()): Outgoi
   }
   const names = templateVariables(parts);
   return {
-    parts: compactTemplate(parts).map((p) => (typeof p === 'string' ? pool.string(p) : p)),
+    parts: compactTemplate(parts),
     variables: pool.get('names', names.join(','), () => names),
-    hostSuffix: hostSuffix === null ? null : pool.string(hostSuffix),
+    hostSuffix,
   };
 }
 
