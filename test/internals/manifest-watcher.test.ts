@@ -5,7 +5,7 @@
 // request when the analytics file sat next to the manifest.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { promises as fsp, appendFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { promises as fsp, appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,5 +50,6 @@ test('a busy file next to the manifest costs no file-system call; a manifest cha
     assert.deepEqual(changes, ['watch']);
   } finally {
     await watcher.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
