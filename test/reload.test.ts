@@ -3,7 +3,7 @@
 // stream, and workers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync, openSync, writeSync, closeSync, ftruncateSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import { Agent, request as httpRequest } from 'node:http';
@@ -204,6 +204,38 @@ test('a change the watcher saw is read once: the stat check does not read it aga
     await new Promise((r) => setTimeout(r, 1000));
     const checks = gw.logs.filter((l) => l.msg === 'manifest checked');
     assert.deepEqual(checks.map((l) => [l.reason, l.same]), [['watch', false]]);
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('a large manifest read while it is written in place is looked at again, not rejected', { timeout: 60_000 }, async () => {
+  const dir = tempDir('gw-torn-');
+  const path = join(dir, 'manifest.json');
+  // 50,000 rules (≈ 10 MB): rejecting a torn copy takes long enough for the write to end meanwhile.
+  const rules = (version: number) =>
+    Array.from({ length: 50_000 }, (_, i) => ({ type: 'file-v1', domain: D, 'package-id': `p${i}`, 'incoming-path': `/f${i}`, 'outgoing-url': `https://v${version}.example/f${i}` }));
+  writeFileSync(path, JSON.stringify({ rules: rules(1) }));
+  const gw = await startGateway({ manifestPath: path, args: ['--log-level', 'debug', '--watch-debounce', '10', '--watch-interval', '600000'] });
+  try {
+    const text = JSON.stringify({ rules: rules(2) });
+    const half = Math.floor(text.length / 2);
+    // An in-place write in two pieces: the gateway reads the first half (a torn copy)...
+    const seen = gw.logs.length;
+    writeFileSync(path, text.slice(0, half));
+    await gw.waitForLog((l) => l.msg === 'manifest checked' && gw.logs.indexOf(l) >= seen, 10_000);
+    // ...and the write ends while that copy is being rejected.
+    appendFileSync(path, text.slice(half));
+    await gw.waitForLog((l) => l.msg === 'manifest reloaded' && gw.logs.indexOf(l) >= seen, 30_000);
+    assert.equal((await request(gw.port, { path: '/f49999', host: D })).headers.location, 'https://v2.example/f49999');
+    assert.ok(gw.logs.some((l) => l.msg === 'manifest changed while it was read; looking again'), 'the torn copy was read');
+    assert.deepEqual(gw.logs.filter((l) => l.msg === 'manifest rejected, the last good one keeps serving'), []);
+    assert.equal(await metric(gw, 'gateway_manifest_reloads_total{result="rejected"}'), 0);
+
+    // A manifest that stays broken is still rejected.
+    writeFileSync(path, text.slice(0, half));
+    await gw.waitForLog((l) => l.msg === 'manifest rejected, the last good one keeps serving', 30_000);
+    assert.equal(await metric(gw, 'gateway_manifest_reloads_total{result="rejected"}'), 1);
   } finally {
     await gw.stop();
   }

@@ -23,6 +23,16 @@ import { realpath, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 
+/** What a stat of the file (through symlinks) says of it: inode, size and time, or why there is none. */
+export async function statKey(file: string): Promise<string> {
+  try {
+    const s = await stat(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
+
 export interface WatcherOptions {
   /** Quiet time after the last event before looking, in ms. */
   readonly debounceMs: number;
@@ -106,13 +116,8 @@ export class ManifestWatcher {
     if (this.#realDir !== null) this.#watcher?.add(this.#realDir);
   }
 
-  async #statKey(): Promise<string> {
-    try {
-      const s = await stat(this.#file);
-      return `${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code ?? 'error';
-    }
+  #statKey(): Promise<string> {
+    return statKey(this.#file);
   }
 
   async #pollOnce(): Promise<void> {

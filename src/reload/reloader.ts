@@ -6,12 +6,19 @@
  * and counted; the last good table keeps serving. A deleted file is warned
  * about and changes nothing. Checks never overlap: changes that arrive
  * during one are looked at once it ends.
+ *
+ * A file written in place can be read before its write ends. A read that
+ * fails to load is reported only if the file is as it was when the read
+ * began; otherwise what was read may be a torn copy, and the file is looked
+ * at again instead (a manifest that is still broken once it stops changing
+ * is reported then).
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { formatProblem } from '../errors.ts';
 import { hashInSlices, loadManifestText, readManifest } from '../manifest/load-manifest.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
+import { statKey } from './manifest-watcher.ts';
 
 export interface ReloadHooks {
   /** Swap in a valid table; `text` is its manifest (for workers). */
@@ -54,6 +61,7 @@ export class Reloader {
   }
 
   async #run(reason: string, force: boolean): Promise<void> {
+    const before = await statKey(this.#file);
     const bytes = await readManifest(this.#file);
     if (!Buffer.isBuffer(bytes)) {
       if (!this.#missing) this.#log.warn({ reason, file: this.#file, code: bytes.code }, 'manifest cannot be read; the current one keeps serving');
@@ -70,6 +78,11 @@ export class Reloader {
     const { table, problems } = await loadManifestText(text, hash, this.#table);
     const compileMs = Math.round(performance.now() - started);
     if (table === null) {
+      if ((await statKey(this.#file)) !== before) {
+        this.#log.debug({ reason }, 'manifest changed while it was read; looking again');
+        this.#again ??= { reason: 'changed-while-read', force: false };
+        return;
+      }
       this.#log.error({ reason, problems: problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
       this.#hooks.rejected();
       return;
