@@ -9,9 +9,9 @@
  *
  * A file written in place can be read before its write ends. A read that
  * fails to load is reported only if the file is as it was when the read
- * began; otherwise what was read may be a torn copy, and the file is looked
- * at again instead (a manifest that is still broken once it stops changing
- * is reported then).
+ * began; otherwise what was read may be a torn copy, and the look that
+ * the change itself causes loads the file (a manifest that is still broken
+ * once it stops changing is reported then).
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -79,8 +79,8 @@ export class Reloader {
     const compileMs = Math.round(performance.now() - started);
     if (table === null) {
       if ((await statKey(this.#file)) !== before) {
+        // The change that tore it is being noticed by the watcher (or the stat check): that look loads it.
         this.#log.debug({ reason }, 'manifest changed while it was read; looking again');
-        this.#again ??= { reason: 'changed-while-read', force: false };
         return;
       }
       this.#log.error({ reason, problems: problems.errors.map(formatProblem) }, 'manifest rejected, the last good one keeps serving');
