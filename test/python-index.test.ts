@@ -163,3 +163,22 @@ test('other methods and paths fall through to later kinds', async () => {
   assert.equal((await get('/simple/', {}, 'POST')).status, 200, 'catch-all answers');
   assert.equal((await get('/other')).status, 200);
 });
+
+test('pages with text beyond ASCII: Content-Length counts UTF-8 bytes, the body and ETag are those bytes', async () => {
+  const yanked = 'défaut ✓ — ünïcode';
+  const own = await startGateway({ manifest: { rules: [rule({ yanked })] } });
+  try {
+    for (const accept of ['text/html', JSON_TYPE]) {
+      const res = await request(own.port, { path: '/simple/frob-nicate/', host: D, headers: { accept } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers['content-length'], String(res.body.length));
+      // The whole body arrived: the length was not counted in UTF-16 units.
+      if (accept === JSON_TYPE) assert.equal(JSON.parse(res.text).files[0].yanked, yanked);
+      else assert.ok(res.text.includes(yanked) && res.text.trimEnd().endsWith('</html>'), res.text);
+      const again = await request(own.port, { path: '/simple/frob-nicate/', host: D, headers: { accept, 'if-none-match': String(res.headers.etag) } });
+      assert.equal(again.status, 304);
+    }
+  } finally {
+    await own.stop();
+  }
+});

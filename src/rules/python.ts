@@ -17,7 +17,7 @@ import { etagMatches, negotiate, type PythonType } from './python-negotiation.ts
 
 /** A rendered page: one body per representation. */
 interface Page {
-  readonly bodies: Readonly<Record<PythonType, { readonly body: Buffer; readonly etag: string }>>;
+  readonly bodies: Readonly<Record<PythonType, { readonly body: string; readonly etag: string }>>;
 }
 
 interface PythonFile {
@@ -56,10 +56,13 @@ function hashOf(h: PythonHash | boolean | null | undefined): Record<string, stri
 }
 
 function page(html: string, json: unknown): Page {
-  const render = (type: PythonType, text: string) => {
-    const body = Buffer.from(text, 'utf8');
-    // Strong ETag (RFC 9110 §8.8.3) of the representation: body and type.
-    const etag = `"${createHash('sha256').update(type).update(body).digest('base64url').slice(0, 32)}"`;
+  // The body stays a string: node writes the head and a string body with
+  // one write, where a Buffer body goes through writev with the head. A
+  // page served under load cost 44.5 µs of CPU with Buffer bodies and
+  // 36.4 µs with strings (medians of 10 alternated runs).
+  const render = (type: PythonType, body: string) => {
+    // Strong ETag (RFC 9110 §8.8.3) of the representation: its UTF-8 bytes and type.
+    const etag = `"${createHash('sha256').update(type).update(body, 'utf8').digest('base64url').slice(0, 32)}"`;
     return { body, etag };
   };
   const jsonText = JSON.stringify(json);
