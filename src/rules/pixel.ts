@@ -51,7 +51,10 @@ function pixelId(query: string): string {
   return params.get('x-pxid') ?? '';
 }
 
+/** The PNG's bytes as a latin1 string: one write with the head (see `Answer.body`). */
+const BODY = TRANSPARENT_PNG.toString('latin1');
+
 export function answerPixel(rule: CompiledPixel, query: string): Answer {
   const capture: PixelCapture = { type: 'pixel', package: rule.packageId, pixel: pixelId(query) };
-  return { status: 200, outcome: 'respond', capture, headers: HEADERS, body: TRANSPARENT_PNG };
+  return { status: 200, outcome: 'respond', capture, headers: HEADERS, body: BODY, bodyEncoding: 'latin1' };
 }
