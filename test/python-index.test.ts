@@ -166,8 +166,14 @@ test('other methods and paths fall through to later kinds', async () => {
 
 test('pages with text beyond ASCII: Content-Length counts UTF-8 bytes, the body and ETag are those bytes', async () => {
   const yanked = 'défaut ✓ — ünïcode';
-  const own = await startGateway({ manifest: { rules: [rule({ yanked })] } });
+  // Enough projects for a root index over 8 KB: large pages are held as bytes, small ones as strings.
+  const many = Array.from({ length: 400 }, (_, i) => rule({ 'package-name': `prøject-${i}`, 'package-id': `p${i}` }));
+  const own = await startGateway({ manifest: { rules: [rule({ yanked }), ...many] } });
   try {
+    const root = await request(own.port, { path: '/simple/', host: D, headers: { accept: JSON_TYPE } });
+    assert.ok(root.body.length > 8192, String(root.body.length));
+    assert.equal(root.headers['content-length'], String(root.body.length));
+    assert.equal(JSON.parse(root.text).projects.length, 401);
     for (const accept of ['text/html', JSON_TYPE]) {
       const res = await request(own.port, { path: '/simple/frob-nicate/', host: D, headers: { accept } });
       assert.equal(res.status, 200);
