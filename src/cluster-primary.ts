@@ -55,15 +55,15 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   cluster.on('listening', () => ready++);
   const address = await listening;
 
-  const broadcast = (text: string, reason: string) => {
-    const message: ManifestMessage = { type: 'manifest', text, reason };
+  const broadcast = (text: string, hash: string, reason: string) => {
+    const message: ManifestMessage = { type: 'manifest', text, hash, reason };
     for (const w of workers) w.send(message);
   };
   const reloader = new Reloader(options.manifest, loaded.table, log, {
     apply(table, text) {
       manifestMetrics.manifest(table);
       manifestMetrics.reload('success');
-      broadcast(text, 'reload');
+      broadcast(text, table.hash, 'reload');
     },
     rejected: () => manifestMetrics.reload('rejected'),
   });

@@ -38,6 +38,8 @@ export type Role = 'single' | 'worker';
 export interface ManifestMessage {
   readonly type: 'manifest';
   readonly text: string;
+  /** The text's SHA-256, as the primary computed it. */
+  readonly hash: string;
   readonly reason: string;
 }
 
@@ -184,7 +186,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   } else {
     process.on('message', (m: ManifestMessage) => {
       if (m?.type !== 'manifest') return;
-      void loadManifestText(m.text, undefined, state.table).then(({ table }) => {
+      void loadManifestText(m.text, m.hash, state.table).then(({ table }) => {
         if (table !== null) apply(table);
         process.send?.({ type: 'applied', hash: table?.hash ?? null });
       });

@@ -61,7 +61,7 @@ export class ManifestWatcher {
   }
 
   async start(): Promise<void> {
-    this.#lastStat = await this.#statKey();
+    this.#lastStat = await statKey(this.#file);
     const name = basename(this.#file);
     const folder = dirname(this.#file);
     // Only the entries that can change the manifest.
@@ -88,7 +88,7 @@ export class ManifestWatcher {
       // The stat check starts from what is about to be read: a change the
       // watcher saw is not read and hashed a second time when the next
       // stat check finds the file's new size and time.
-      void this.#statKey().then((key) => {
+      void statKey(this.#file).then((key) => {
         if (this.#closed) return;
         this.#lastStat = key;
         this.#onChange(reason);
@@ -116,12 +116,8 @@ export class ManifestWatcher {
     if (this.#realDir !== null) this.#watcher?.add(this.#realDir);
   }
 
-  #statKey(): Promise<string> {
-    return statKey(this.#file);
-  }
-
   async #pollOnce(): Promise<void> {
-    const key = await this.#statKey();
+    const key = await statKey(this.#file);
     // Every tenth round the content itself is looked at (the reloader
     // compares hashes), for changes that keep size and mtime.
     if (key === this.#lastStat && ++this.#polls % 10 !== 0) return;
