@@ -26,6 +26,8 @@ export interface Answer {
    */
   readonly body?: string | Buffer;
   readonly bodyEncoding?: 'latin1';
+  /** The body's length in bytes, when it was measured once (bodies made at compile time); else measured per answer. */
+  readonly contentLength?: string;
   /** Set for errors: the stable code (SPEC errors table). */
   readonly error?: ErrorCode;
   /** When set and the request has a body, one capture line per JSON object. */
@@ -49,8 +51,9 @@ const STRING_BODY_MAX = 8 * 1024;
  * 44.5 µs as a Buffer; the root index of 10,000 projects (≈ 500 KB) 712 µs
  * as a string and 192 µs as a Buffer.
  */
-export function servedBody(text: string): string | Buffer {
-  return text.length <= STRING_BODY_MAX ? text : Buffer.from(text, 'utf8');
+export function servedBody(text: string): { readonly body: string | Buffer; readonly contentLength: string } {
+  const bytes = Buffer.byteLength(text);
+  return { body: text.length <= STRING_BODY_MAX ? text : Buffer.from(text, 'utf8'), contentLength: String(bytes) };
 }
 
 /** `307 Temporary Redirect` (SPEC §1): keeps the method, never cached. */

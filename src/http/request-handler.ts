@@ -168,7 +168,7 @@ function send(res: ServerResponse, method: string, id: string, answer: Answer, c
   if (answer.headers !== undefined) for (const name in answer.headers) headers.push(name, answer.headers[name]);
   // A 304 has no body and must not claim a length other than the 200's (RFC 9110 §15.4.5).
   const encoding = answer.bodyEncoding ?? 'utf8';
-  if (answer.status !== 304) headers.push('content-length', body === undefined ? '0' : String(Buffer.byteLength(body, encoding)));
+  if (answer.status !== 304) headers.push('content-length', answer.contentLength ?? (body === undefined ? '0' : String(Buffer.byteLength(body, encoding))));
   if (close) headers.push('connection', 'close');
   res.writeHead(answer.status, headers);
   if (body === undefined || method === 'HEAD') res.end();

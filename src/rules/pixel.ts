@@ -53,8 +53,9 @@ function pixelId(query: string): string {
 
 /** The PNG's bytes as a latin1 string: one write with the head (see `Answer.body`). */
 const BODY = TRANSPARENT_PNG.toString('latin1');
+const LENGTH = String(TRANSPARENT_PNG.length);
 
 export function answerPixel(rule: CompiledPixel, query: string): Answer {
   const capture: PixelCapture = { type: 'pixel', package: rule.packageId, pixel: pixelId(query) };
-  return { status: 200, outcome: 'respond', capture, headers: HEADERS, body: BODY, bodyEncoding: 'latin1' };
+  return { status: 200, outcome: 'respond', capture, headers: HEADERS, body: BODY, bodyEncoding: 'latin1', contentLength: LENGTH };
 }

@@ -17,7 +17,7 @@ import { etagMatches, negotiate, type PythonType } from './python-negotiation.ts
 
 /** A rendered page: one body per representation. */
 interface Page {
-  readonly bodies: Readonly<Record<PythonType, { readonly body: string | Buffer; readonly etag: string }>>;
+  readonly bodies: Readonly<Record<PythonType, { readonly body: string | Buffer; readonly contentLength: string; readonly etag: string }>>;
 }
 
 interface PythonFile {
@@ -59,7 +59,7 @@ function page(html: string, json: unknown): Page {
   const render = (type: PythonType, text: string) => {
     // Strong ETag (RFC 9110 §8.8.3) of the representation: its UTF-8 bytes and type.
     const etag = `"${createHash('sha256').update(type).update(text, 'utf8').digest('base64url').slice(0, 32)}"`;
-    return { body: servedBody(text), etag };
+    return { ...servedBody(text), etag };
   };
   const jsonText = JSON.stringify(json);
   return {
@@ -172,12 +172,12 @@ const PAGE_HEADERS = { vary: 'Accept', 'cache-control': 'max-age=60' } as const;
 function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
   const type = negotiate(r.accept);
   if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept' });
-  const { body, etag } = p.bodies[type];
+  const { body, contentLength, etag } = p.bodies[type];
   const contentType = type === 'text/html' ? 'text/html; charset=utf-8' : type;
   if (etagMatches(r.ifNoneMatch, etag)) {
     return { status: 304, outcome: 'not-modified', capture, headers: { ...PAGE_HEADERS, etag } };
   }
-  return { status: 200, outcome: 'respond', capture, headers: { ...PAGE_HEADERS, etag, 'content-type': contentType }, body };
+  return { status: 200, outcome: 'respond', capture, headers: { ...PAGE_HEADERS, etag, 'content-type': contentType }, body, contentLength };
 }
 
 function moved(location: string, capture: PythonCapture | null): Answer {
