@@ -8,9 +8,9 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { compileManifest, ManifestCompiler, normalizeDomain, TimeSlicer, yieldToEventLoop } from '../routing/compile.ts';
-import type { RoutingTable } from '../routing/routing-table.ts';
+import type { ManifestSource, RoutingTable } from '../routing/routing-table.ts';
 import { ProblemSink } from './problems.ts';
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { ManifestProblem } from '../errors.ts';
 import { checkShape } from './schema-check.ts';
 import { sliceRules } from './manifest-slices.ts';
@@ -21,9 +21,6 @@ export interface LoadResult {
   /** The file's text, or null when it could not be read. */
   readonly text: string | null;
 }
-
-/** Rules parsed at a time, between two checks of the time slice. */
-const BATCH = 16;
 
 /**
  * Parse, check and compile manifest text (start-up, reloads, validate), in
@@ -80,81 +77,82 @@ async function syntaxError(text: string): Promise<string | null> {
   }
 }
 
-/**
- * The manifest's rules by domain, as written: each domain's print (SHA-256
- * of its rules' indices and JSON texts, in order), which tells a reload
- * whether the domain changed, and for reloads the rules themselves.
- */
-class DomainGroups {
-  readonly #groups = new Map<string | null, { print: Hash; indices: number[]; texts: string[] }>();
-  readonly #keepRules: boolean;
-
-  constructor(keepRules: boolean) {
-    this.#keepRules = keepRules;
-  }
-
-  /** Rules without a usable domain are grouped under null: always compiled (and reported). */
-  add(rule: unknown, index: number, json: string): void {
-    const raw = typeof rule === 'object' && rule !== null ? (rule as { domain?: unknown }).domain : undefined;
-    const domain = typeof raw === 'string' ? normalizeDomain(raw) : null;
-    let group = this.#groups.get(domain);
-    if (group === undefined) this.#groups.set(domain, (group = { print: createHash('sha256'), indices: [], texts: [] }));
-    group.print.update(`${index}\n${json}\n`);
-    if (!this.#keepRules) return;
-    group.indices.push(index);
-    group.texts.push(json);
-  }
-
-  /** Once every rule is added: each domain's print, and its rules (kept for reloads). */
-  *done(): Generator<{ domain: string | null; print: string; indices: readonly number[]; texts: readonly string[] }> {
-    for (const [domain, { print, indices, texts }] of this.#groups) yield { domain, print: print.digest('hex'), indices, texts };
-  }
+/** The rule's domain as requests see it; null when it has none usable (the schema check reports it). */
+function domainOf(rule: unknown): string | null {
+  const raw = typeof rule === 'object' && rule !== null ? (rule as { domain?: unknown }).domain : undefined;
+  return typeof raw === 'string' ? normalizeDomain(raw) : null;
 }
 
 /**
  * Parse and compile the rules slice by slice; null when the text is not
- * shaped as expected. Without a previous table each rule is compiled as it
- * is parsed. With one, rules are first grouped by domain; a domain whose
- * rules are those the previous table was compiled from (same text, same
- * place) is taken over, and only the others are compiled.
+ * shaped as expected.
+ *
+ * A first pass finds each rule's domain. On a reload, a rule whose text is
+ * that of the previous manifest's rule at the same index is not parsed: its
+ * domain is the one it had. A rule that differs (or that the manifest lost)
+ * changes its domain and the domain that rule had before.
+ *
+ * The second pass compiles domain by domain, each rule parsed again: a
+ * domain's index is then built while it is in the cache, which saves more
+ * than the second parse costs. A reload of 100,000 changed rules over 1,000
+ * domains took 1.11 s compiled in manifest order with one parse, 0.94 s
+ * this way with two (alone, medians of 15). A domain none of whose rules
+ * changed is taken over from the previous table.
  */
 async function compileInSlices(text: string, hash: string, previous: RoutingTable | null): Promise<Omit<LoadResult, 'text'> | null> {
   const slices = sliceRules(text);
   if (slices === null) return null;
-  const compiler = new ManifestCompiler();
+  const before = previous?.source ?? null;
+  const count = before?.domains.length ?? 0;
   const slicer = new TimeSlicer();
-  const groups = new DomainGroups(previous !== null);
+  const source = { text, starts: [] as number[], ends: [] as number[], domains: [] as (string | null)[] };
+  /** Each domain's rules (indices), in order; null: rules without a usable domain. */
+  const groups = new Map<string | null, { domain: string | null; indices: number[] }>();
+  const changed = new Set<string | null>([null]);
   let index = 0;
-  let batch = slices.next(BATCH);
-  for (; batch !== null && batch.length > 0; batch = slices.next(BATCH)) {
-    for (const { rule, text: json } of batch) {
-      if (previous === null) compiler.add(rule as Record<string, unknown>, index);
-      groups.add(rule, index, json);
-      index++;
+  let more: boolean | null;
+  while ((more = slices.advance()) === true) {
+    const { start, end } = slices;
+    let domain: string | null;
+    if (index < count && sameText(before!, index, text, start, end)) {
+      domain = before!.domains[index];
+    } else {
+      try {
+        domain = domainOf(JSON.parse(text.slice(start, end)));
+      } catch {
+        // Malformed (a file read while it was being written, often): nothing more to compile.
+        return null;
+      }
+      if (index < count) changed.add(before!.domains[index]);
+      changed.add(domain);
     }
-    if (slicer.due()) await slicer.yield();
+    let group = groups.get(domain);
+    if (group === undefined) groups.set(domain, (group = { domain, indices: [] }));
+    group.indices.push(index);
+    source.starts.push(start);
+    source.ends.push(end);
+    // The group's string, so that the source holds each domain once.
+    source.domains.push(group.domain);
+    index++;
+    if ((index & 15) === 0 && slicer.due()) await slicer.yield();
   }
-  // Malformed (a file read while it was being written, often): nothing more to compile.
-  if (batch === null) return null;
-  const prints = new Map<string, string>();
-  for (const { domain, print, indices, texts } of groups.done()) {
-    if (domain !== null) prints.set(domain, print);
-    if (previous === null) continue;
-    const prior = domain === null ? undefined : previous.compiled.get(domain);
-    if (prior !== undefined && prior.print === print) {
+  if (more === null) return null;
+  for (let i = index; i < count; i++) changed.add(before!.domains[i]);
+  const compiler = new ManifestCompiler();
+  for (const [domain, { indices }] of groups) {
+    const prior = changed.has(domain) ? undefined : previous!.compiled.get(domain!);
+    if (prior !== undefined) {
       compiler.reuse(domain!, prior);
       continue;
     }
-    for (let k = 0; k < indices.length; k++) {
-      compiler.add(JSON.parse(texts[k]) as Record<string, unknown>, indices[k]);
+    for (const i of indices) {
+      compiler.add(JSON.parse(text.slice(source.starts[i], source.ends[i])) as Record<string, unknown>, i);
       if (slicer.due()) await slicer.yield();
     }
   }
-  if (previous !== null) {
-    // Domain by domain, problems come out of order: back in manifest order, as a full compile gives them.
-    inRuleOrder(compiler.problems.errors);
-    inRuleOrder(compiler.problems.warnings);
-  }
+  // Domain by domain, problems come out of order: back in manifest order, as one pass over the rules gives them.
+  inRuleOrder(compiler.problems.errors);
+  inRuleOrder(compiler.problems.warnings);
   const outerText = slices.outer();
   let outer: unknown;
   try {
@@ -168,13 +166,21 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
   if (!checkShape(outer, problems)) return { table: null, problems };
   problems.errors.push(...compiler.problems.errors);
   problems.warnings.push(...compiler.problems.warnings);
-  return { table: await compiler.build(hash, prints), problems };
+  return { table: await compiler.build(hash, Object.freeze(source)), problems };
 }
 
-/** Stable sort by the rule a problem points into (`/rules/N...`). */
+/** Whether `text.slice(start, end)` is the previous manifest's rule `index`, character for character. */
+function sameText(before: ManifestSource, index: number, text: string, start: number, end: number): boolean {
+  const from = before.starts[index];
+  const to = before.ends[index];
+  return to - from === end - start && before.text.slice(from, to) === text.slice(start, end);
+}
+
+/** Stable sort by the rule a problem points into (`/rules/N...`); each pointer is read once. */
 function inRuleOrder(problems: ManifestProblem[]): void {
-  const rule = (p: ManifestProblem) => Number(/^\/rules\/(\d+)/.exec(p.pointer)?.[1] ?? -1);
-  problems.sort((a, b) => rule(a) - rule(b));
+  const keyed = problems.map((problem) => ({ problem, rule: Number(/^\/rules\/(\d+)/.exec(problem.pointer)?.[1] ?? -1) }));
+  keyed.sort((a, b) => a.rule - b.rule);
+  keyed.forEach(({ problem }, k) => (problems[k] = problem));
 }
 
 /**

@@ -2,8 +2,9 @@
  * Parsing a large manifest without stalling the event loop. A 100,000-rule
  * manifest is about 25 MB of JSON: one `JSON.parse` of it blocks for
  * ~100 ms. Instead, the text is scanned for the elements of the top-level
- * `"rules"` array, each rule is parsed on its own, and the caller yields to
- * the event loop between batches. The object around the array is parsed
+ * `"rules"` array, each rule can be parsed on its own (or compared with the
+ * same rule's text in the previous manifest, and not parsed at all), and
+ * the caller yields to the event loop between batches. The object around the array is parsed
  * with the array emptied, so every other key is still checked.
  *
  * Only the expected shape is handled here; anything else (a syntax error,
@@ -12,17 +13,15 @@
  */
 import { skipSpace, stringEnd, valueEnd } from '../json-scan.ts';
 
-/** A cursor over the rules, then the outer object's text with `rules` emptied. */
+/** A cursor over the rules' texts, then the outer object's text with `rules` emptied. */
 export interface RuleSlices {
-  /** Parses up to `max` more rules (each with its JSON text); an empty array at the end; null on malformed text. */
-  next(max: number): RuleSlice[] | null;
+  /** After `advance()` returned true: the current rule's text is `text.slice(start, end)`. */
+  readonly start: number;
+  readonly end: number;
+  /** Moves to the next rule: true, false past the last one, null on malformed text. */
+  advance(): boolean | null;
   /** Once every rule is read: the manifest with `"rules": []`, or null if malformed. */
   outer(): string | null;
-}
-
-export interface RuleSlice {
-  readonly rule: unknown;
-  readonly text: string;
 }
 
 /** Inside the rules array, a scalar ends at a separator, a closing bracket or white space. */
@@ -50,28 +49,40 @@ export function sliceRules(text: string): RuleSlices | null {
     if (text[i] !== ',') return null;
     i++;
   }
-  const arrayStart = i;
-  let cursor = skipSpace(text, arrayStart + 1);
-  let done = text[cursor] === ']';
-  return {
-    outer: () => (done ? text.slice(0, arrayStart) + '[]' + text.slice(cursor + 1) : null),
-    next(max) {
-      const rules: RuleSlice[] = [];
-      while (!done && rules.length < max) {
-        const end = valueEnd(text, cursor, IN_ARRAY);
-        if (end < 0) return null;
-        const slice = text.slice(cursor, end);
-        try {
-          rules.push({ rule: JSON.parse(slice), text: slice });
-        } catch {
-          return null;
-        }
-        cursor = skipSpace(text, end);
-        if (text[cursor] === ']') done = true;
-        else if (text[cursor] === ',') cursor = skipSpace(text, cursor + 1);
-        else return null;
-      }
-      return rules;
-    },
-  };
+  return new RuleCursor(text, i);
+}
+
+class RuleCursor implements RuleSlices {
+  start = 0;
+  end = 0;
+  readonly #text: string;
+  /** Offset of the rules array's `[`. */
+  readonly #arrayStart: number;
+  #cursor: number;
+  #done: boolean;
+
+  constructor(text: string, arrayStart: number) {
+    this.#text = text;
+    this.#arrayStart = arrayStart;
+    this.#cursor = skipSpace(text, arrayStart + 1);
+    this.#done = text[this.#cursor] === ']';
+  }
+
+  advance(): boolean | null {
+    if (this.#done) return false;
+    const text = this.#text;
+    const end = valueEnd(text, this.#cursor, IN_ARRAY);
+    if (end < 0) return null;
+    this.start = this.#cursor;
+    this.end = end;
+    const next = skipSpace(text, end);
+    if (text[next] === ']') this.#done = true;
+    else if (text[next] !== ',') return null;
+    this.#cursor = this.#done ? next : skipSpace(text, next + 1);
+    return true;
+  }
+
+  outer(): string | null {
+    return this.#done ? this.#text.slice(0, this.#arrayStart) + '[]' + this.#text.slice(this.#cursor + 1) : null;
+  }
 }

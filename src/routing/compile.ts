@@ -16,7 +16,7 @@ import { compileFileV2, type CompiledFileV2 } from '../rules/file-v2.ts';
 import { compileCatchAll, type CompiledCatchAll } from '../rules/catch-all.ts';
 import { compileTelemetry, type CompiledTelemetry } from '../rules/telemetry.ts';
 import { compilePixel, type CompiledPixel } from '../rules/pixel.ts';
-import type { CompiledDomain, DomainTable, RoutingTable } from './routing-table.ts';
+import type { CompiledDomain, DomainTable, ManifestSource, RoutingTable } from './routing-table.ts';
 import { compileDockerV1, compileDockerV2, type DockerIndex, type DockerTarget } from '../rules/docker.ts';
 
 /** Normalizes a domain as request hosts are (SPEC §2): lower case, no trailing dot. */
@@ -59,8 +59,8 @@ class DomainBuilder {
     return true;
   }
 
-  build(print: string): CompiledDomain {
-    return Object.freeze({ print, table: this.#table(), counts: Object.freeze(this.counts), warnings: Object.freeze(this.warnings) });
+  build(): CompiledDomain {
+    return Object.freeze({ table: this.#table(), counts: Object.freeze(this.counts), warnings: Object.freeze(this.warnings) });
   }
 
   #table(): DomainTable {
@@ -133,17 +133,17 @@ export class ManifestCompiler {
 
   /**
    * The routing table, or null when a rule had an error. `hash` is the
-   * SHA-256 of the manifest's text (for /metrics and reload dedup); `prints`
-   * are the domains' prints, kept for the next reload (without one, a domain
-   * is never taken over).
+   * SHA-256 of the manifest's text (for /metrics and reload dedup);
+   * `source` is kept for the next reload (without it, that reload compiles
+   * every domain).
    */
-  async build(hash: string, prints: ReadonlyMap<string, string> = new Map()): Promise<RoutingTable | null> {
+  async build(hash: string, source: ManifestSource | null = null): Promise<RoutingTable | null> {
     if (this.problems.errors.length > 0) return null;
     const compiled = new Map(this.#reused);
     const slicer = new TimeSlicer();
     for (const [name, d] of this.#domains) {
       if (slicer.due()) await slicer.yield();
-      compiled.set(name, d.build(prints.get(name) ?? ''));
+      compiled.set(name, d.build());
     }
     const domains = new Map<string, DomainTable>();
     const counts: Partial<Record<RuleType, number>> = {};
@@ -151,7 +151,7 @@ export class ManifestCompiler {
       domains.set(name, c.table);
       for (const [type, n] of Object.entries(c.counts) as [RuleType, number][]) counts[type] = (counts[type] ?? 0) + n;
     }
-    return Object.freeze({ domains, compiled, counts: Object.freeze(counts), hash, loadedAt: Date.now() });
+    return Object.freeze({ domains, compiled, counts: Object.freeze(counts), hash, loadedAt: Date.now(), source });
   }
 }
 

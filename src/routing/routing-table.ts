@@ -29,8 +29,6 @@ export interface DomainTable {
 
 /** A domain as compiled, with what a later compile needs to take it over unchanged. */
 export interface CompiledDomain {
-  /** SHA-256 of the domain's rules: each one's index in the manifest and its JSON text, in order ('' when unknown: never taken over). */
-  readonly print: string;
   readonly table: DomainTable;
   readonly counts: Readonly<Partial<Record<RuleType, number>>>;
   /** Warnings its rules gave (pointers into the manifest it was compiled from). */
@@ -47,4 +45,22 @@ export interface RoutingTable {
   readonly hash: string;
   /** When the table was compiled (ms since the epoch). */
   readonly loadedAt: number;
+  /** The rules it was compiled from, for the next reload to compare (null: that reload compiles everything). */
+  readonly source: ManifestSource | null;
+}
+
+/**
+ * Each rule of the manifest as written: its JSON text and its domain. A
+ * reload compares each rule's text with the text at the same index here;
+ * a domain whose rules all compare equal is taken over. Holding the text
+ * costs its size in memory (about 23 MB for 100,000 rules); comparing it
+ * is cheaper than hashing every rule on each reload, and exact.
+ */
+export interface ManifestSource {
+  readonly text: string;
+  /** Rule i's text is `text.slice(starts[i], ends[i])`. */
+  readonly starts: readonly number[];
+  readonly ends: readonly number[];
+  /** Rule i's domain, normalized; null when it has none usable. */
+  readonly domains: readonly (string | null)[];
 }

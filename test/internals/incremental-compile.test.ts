@@ -71,6 +71,36 @@ test('a rule moved to another place in the manifest compiles its domain again', 
   assert.deepEqual(second.problems.warnings, (await load(moved)).problems.warnings);
 });
 
+test('a rule that moves to another domain compiles both domains again', async () => {
+  const first = await load(BASE);
+  // Rule 1 was a.example's; it is now c.example's, at the same place.
+  const moved = BASE.map((r, i) => (i === 1 ? shadowed('c.example') : r));
+  const second = await load(moved, first.table);
+  assert.notEqual(second.table.domains.get('a.example'), first.table.domains.get('a.example'));
+  assert.notEqual(second.table.domains.get('c.example'), first.table.domains.get('c.example'));
+  assert.equal(second.table.domains.get('b.example'), first.table.domains.get('b.example'));
+  assert.deepEqual(second.problems.warnings, (await load(moved)).problems.warnings);
+});
+
+test('a rule lost at the end of the manifest compiles its domain again', async () => {
+  const first = await load(BASE);
+  const second = await load(BASE.slice(0, 8), first.table);
+  assert.equal(second.table.domains.get('a.example'), first.table.domains.get('a.example'));
+  assert.equal(second.table.domains.get('b.example'), first.table.domains.get('b.example'));
+  assert.notEqual(second.table.domains.get('c.example'), first.table.domains.get('c.example'));
+  assert.deepEqual(second.table.counts, { 'file-v1': 8 });
+  // c.example's second rule for /x, which was shadowed, is gone.
+  assert.deepEqual(second.problems.warnings.map((w) => w.pointer), ['/rules/2', '/rules/5']);
+});
+
+test('the same rules written differently (white space) are compiled again and serve the same', async () => {
+  const first = await load(BASE);
+  const compact = await loadManifestText(JSON.stringify({ rules: BASE }), undefined, first.table);
+  assert.notEqual(compact.table, null);
+  for (const d of ['a.example', 'b.example', 'c.example']) assert.notEqual(compact.table!.domains.get(d), first.table.domains.get(d), d);
+  assert.equal(locationOf(compact.table!, 'c.example', '/z/2'), 'https://z.example/2');
+});
+
 test('a domain removed is gone; an error anywhere rejects the whole manifest', async () => {
   const first = await load(BASE);
   const second = await load(BASE.slice(0, 6), first.table);
