@@ -77,6 +77,17 @@ async function syntaxError(text: string): Promise<string | null> {
   }
 }
 
+/**
+ * A changed rule's domain, guessed from its text instead of parsed: the
+ * first `"domain": "..."` without escapes. The guess only sorts the rule
+ * into a group; when the group is compiled each rule is parsed, and a rule
+ * whose domain is not its group's starts the compile again without
+ * guessing. Parsing each changed rule once instead of twice saved 7 % of
+ * a reload of 100,000 changed rules (0.95 to 0.89 s of main-thread CPU,
+ * alone, medians of 18).
+ */
+const DOMAIN_FIELD = /"domain"\s*:\s*"([^"\\]*)"/;
+
 /** The rule's domain as requests see it; null when it has none usable (the schema check reports it). */
 function domainOf(rule: unknown): string | null {
   const raw = typeof rule === 'object' && rule !== null ? (rule as { domain?: unknown }).domain : undefined;
@@ -99,7 +110,7 @@ function domainOf(rule: unknown): string | null {
  * this way with two (alone, medians of 15). A domain none of whose rules
  * changed is taken over from the previous table.
  */
-async function compileInSlices(text: string, hash: string, previous: RoutingTable | null): Promise<Omit<LoadResult, 'text'> | null> {
+async function compileInSlices(text: string, hash: string, previous: RoutingTable | null, guess = true): Promise<Omit<LoadResult, 'text'> | null> {
   const slices = sliceRules(text);
   if (slices === null) return null;
   const before = previous?.source ?? null;
@@ -117,11 +128,16 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
     if (index < count && sameText(before!, index, text, start, end)) {
       domain = before!.domains[index];
     } else {
-      try {
-        domain = domainOf(JSON.parse(text.slice(start, end)));
-      } catch {
-        // Malformed (a file read while it was being written, often): nothing more to compile.
-        return null;
+      const json = text.slice(start, end);
+      const guessed = guess ? DOMAIN_FIELD.exec(json) : null;
+      if (guessed !== null) domain = normalizeDomain(guessed[1]);
+      else {
+        try {
+          domain = domainOf(JSON.parse(json));
+        } catch {
+          // Malformed (a file read while it was being written, often): nothing more to compile.
+          return null;
+        }
       }
       if (index < count) changed.add(before!.domains[index]);
       changed.add(domain);
@@ -146,7 +162,15 @@ async function compileInSlices(text: string, hash: string, previous: RoutingTabl
       continue;
     }
     for (const i of indices) {
-      compiler.add(JSON.parse(text.slice(source.starts[i], source.ends[i])) as Record<string, unknown>, i);
+      let rule: Record<string, unknown>;
+      try {
+        rule = JSON.parse(text.slice(source.starts[i], source.ends[i])) as Record<string, unknown>;
+      } catch {
+        return null;
+      }
+      // A wrong guess (a "domain" inside another field, written twice...): start again, parsing every rule to group it.
+      if (domainOf(rule) !== domain) return compileInSlices(text, hash, null, false);
+      compiler.add(rule, i);
       if (slicer.due()) await slicer.yield();
     }
   }

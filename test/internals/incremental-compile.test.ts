@@ -101,6 +101,25 @@ test('the same rules written differently (white space) are compiled again and se
   assert.equal(locationOf(compact.table!, 'c.example', '/z/2'), 'https://z.example/2');
 });
 
+test('a rule whose domain is guessed wrong from its text is served by its real domain', async () => {
+  // The first `"domain": "..."` in the text is not the rule's: a field before it holds one, or the key is written twice (the last counts).
+  const nested = (domain: string, decoy: string) => `{"note":{"domain":"${decoy}"},"type":"file-v1","domain":"${domain}","package-id":"n","incoming-path":"/n/{v}","outgoing-url":"https://n.example/{v}"}`;
+  const twice = (domain: string, decoy: string) => `{"domain":"${decoy}","type":"file-v1","domain":"${domain}","package-id":"t","incoming-path":"/t/{v}","outgoing-url":"https://t.example/{v}"}`;
+  const text = (extra: string[]) => `{"rules":[${[...BASE.map((r) => JSON.stringify(r)), ...extra].join(',')}]}`;
+  const wrong = text([nested('b.example', 'a.example'), twice('c.example', 'a.example'), JSON.stringify(shadowed('b.example'))]);
+  for (const previous of [null, (await load(BASE)).table]) {
+    const loaded = await loadManifestText(wrong, undefined, previous);
+    assert.notEqual(loaded.table, null, JSON.stringify(loaded.problems));
+    assert.equal(locationOf(loaded.table!, 'b.example', '/n/1'), 'https://n.example/1');
+    assert.equal(locationOf(loaded.table!, 'c.example', '/t/1'), 'https://t.example/1');
+    assert.equal(locationOf(loaded.table!, 'a.example', '/n/1'), undefined);
+    assert.equal(locationOf(loaded.table!, 'a.example', '/t/1'), undefined);
+    assert.deepEqual(loaded.table!.counts, { 'file-v1': 12 });
+    // Rule 11 is shadowed by b.example's first /x: precedence within b.example is kept.
+    assert.deepEqual(loaded.problems.warnings.map((w) => w.pointer), ['/rules/2', '/rules/5', '/rules/8', '/rules/9/note', '/rules/11']);
+  }
+});
+
 test('a domain removed is gone; an error anywhere rejects the whole manifest', async () => {
   const first = await load(BASE);
   const second = await load(BASE.slice(0, 6), first.table);
