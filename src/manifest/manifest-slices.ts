@@ -2,10 +2,11 @@
  * Parsing a large manifest without stalling the event loop. A 100,000-rule
  * manifest is about 25 MB of JSON: one `JSON.parse` of it blocks for
  * ~100 ms. Instead, the text is scanned for the elements of the top-level
- * `"rules"` array, each rule can be parsed on its own (or compared with the
+ * `"rules"` array; each rule can be parsed on its own (or compared with the
  * same rule's text in the previous manifest, and not parsed at all), and
- * the caller yields to the event loop between batches. The object around the array is parsed
- * with the array emptied, so every other key is still checked.
+ * the caller yields to the event loop between batches. The object around
+ * the array is parsed with the array emptied, so every other key is still
+ * checked.
  *
  * Only the expected shape is handled here; anything else (a syntax error,
  * no `"rules"` array) returns null and the caller falls back to
