@@ -25,9 +25,8 @@ export interface LoadResult {
 /**
  * Parse, check and compile manifest text (start-up, reloads, validate), in
  * slices, so that a large manifest never stalls the requests being served.
- * Each slice of rules is compiled as soon as it is parsed. With the table
- * of the previous manifest (reloads), domains whose rules did not change
- * are taken over from it instead of compiled again.
+ * With the table of the previous manifest (reloads), domains whose rules
+ * did not change are taken over from it instead of compiled again.
  */
 export async function loadManifestText(text: string, knownHash?: string, previous: RoutingTable | null = null): Promise<LoadResult> {
   const hash = knownHash ?? (await hashInSlices(text));
