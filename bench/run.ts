@@ -7,10 +7,13 @@
  * second, p50/p99 latency, server CPU time per request (user + sys of the
  * server's process tree / requests served: it holds up even when the load
  * generator, which shares the machine, is the bottleneck), and peak RSS.
+ * `instructions` counts what the same servers execute per request, under
+ * valgrind's callgrind, against the same baseline.
  */
-import { existsSync, readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, totalmem, tmpdir, platform, release } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,6 +34,9 @@ const DURATION = quick ? 1 : 5;
 const ROUNDS = quick ? 1 : 5;
 const CONNECTIONS = 32;
 const SCALE = quick ? 0.2 : 1;
+/** instructions: requests counted, after so many uncounted (warm-up). */
+const COUNTED = quick ? 200 : 5000;
+const UNCOUNTED = quick ? 300 : 20_000;
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 const logs = mkdtempSync(join(tmpdir(), 'gw-bench-analytics-'));
 /** The launcher npm start and the systemd unit run, with the same node flags. */
@@ -55,20 +61,20 @@ function medianMeasure(ms: Measure[]): Measure {
   return { rps: pick('rps'), p50: pick('p50'), p99: pick('p99'), cpuUs: pick('cpuUs'), rssMb: pick('rssMb'), total: pick('total'), unexpected: pick('unexpected') };
 }
 
-/** One load run against a running server. */
-async function load(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], seconds = DURATION): Promise<Measure> {
-  const cpu0 = server.cpuSeconds();
-  const result = await autocannon({
-    url: `http://127.0.0.1:${server.port}`,
-    connections: CONNECTIONS,
-    duration: seconds,
-    requests: requests as autocannon.Request[],
-  });
-  const cpu = server.cpuSeconds() - cpu0;
-  const total = result.requests.total;
+/** `requests` in turn on CONNECTIONS connections, for `bound` (seconds, or a number of requests). */
+async function fire(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], bound: { duration: number } | { amount: number }) {
+  const result = await autocannon({ url: `http://127.0.0.1:${server.port}`, connections: CONNECTIONS, requests: requests as autocannon.Request[], ...bound });
   // Answers of the expected status classes (2xx, 3xx); anything else is reported.
   const counts = result as unknown as Record<string, number>;
   const expected = expect.reduce((sum, cls) => sum + (counts[`${cls}xx`] ?? 0), 0);
+  return { result, total: result.requests.total, unexpected: result.requests.total - expected + result.errors };
+}
+
+/** One load run against a running server. */
+async function load(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], seconds = DURATION): Promise<Measure> {
+  const cpu0 = server.cpuSeconds();
+  const { result, total, unexpected } = await fire(server, requests, expect, { duration: seconds });
+  const cpu = server.cpuSeconds() - cpu0;
   return {
     rps: total / seconds,
     p50: result.latency.p50,
@@ -76,7 +82,7 @@ async function load(server: ServerProcess, requests: Workload['requests'], expec
     cpuUs: total === 0 ? NaN : (cpu / total) * 1e6,
     rssMb: server.peakRss() / 1048576,
     total,
-    unexpected: total - expected + result.errors,
+    unexpected,
   };
 }
 
@@ -102,6 +108,20 @@ async function withServer<T>(args: string[], fn: (s: ServerProcess) => Promise<T
   }
 }
 
+/** A server measured against the baseline: how to start it, and what to ask it. */
+interface Subject {
+  /** Its name for `--only`. */
+  key: string;
+  /** Its name in the tables (sizes follow `--quick`). */
+  name: string;
+  /** node's arguments; `gateway` is added to a gateway's own command line. */
+  args: (gateway?: string[]) => string[];
+  requests: Workload['requests'];
+  /** Status classes of a right answer. */
+  expect: readonly number[];
+  notes?: string;
+}
+
 interface Row {
   name: string;
   subject: Measure;
@@ -109,14 +129,15 @@ interface Row {
   notes: string;
 }
 
+const baselineRequests = (requests: Workload['requests']) => requests.map((r) => ({ ...r, method: 'GET' as const }));
+
 /** Subject against the bare node:http baseline, alternated, medians. */
-async function versusBaseline(name: string, args: string[], requests: Workload['requests'], expect: readonly number[], notes = ''): Promise<Row> {
+async function versusBaseline({ name, args, requests, expect, notes = '' }: Subject): Promise<Row> {
   const subject: Measure[] = [];
   const baseline: Measure[] = [];
-  const baselineRequests = requests.map((r) => ({ ...r, method: 'GET' as const }));
   for (let round = 0; round < ROUNDS; round++) {
-    baseline.push(await withServer([BASELINE], (s) => load(s, baselineRequests, [3])));
-    subject.push(await withServer(args, (s) => load(s, requests, expect)));
+    baseline.push(await withServer([BASELINE], (s) => load(s, baselineRequests(requests), [3])));
+    subject.push(await withServer(args(), (s) => load(s, requests, expect)));
   }
   const row = { name, subject: medianMeasure(subject), baseline: medianMeasure(baseline), notes };
   print(row);
@@ -159,10 +180,10 @@ async function metricsText(s: ServerProcess): Promise<string> {
 }
 
 /** python-page: a third HTML, a third JSON, a third revalidations that get 304. */
-async function pythonPage(projects: number): Promise<Row> {
+async function pythonSubject(projects: number): Promise<Subject> {
   const python = writeManifest(pythonRules(projects));
   const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map((j) => fetchEtag(s.port, `/simple/proj${j * 97}/`, 'text/html'))));
-  const pyRequests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
+  const requests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
     const host = 'py.example.com';
     const headers: Record<string, string> = { host, accept: k % 3 === 1 ? 'application/vnd.pypi.simple.v1+json' : 'text/html' };
     if (k % 3 !== 2) return { path: `/simple/proj${(k * 97) % projects}/`, headers };
@@ -170,7 +191,7 @@ async function pythonPage(projects: number): Promise<Row> {
     headers['if-none-match'] = etags[j];
     return { path: `/simple/proj${j * 97}/`, headers };
   });
-  return versusBaseline('python-page', gatewayArgs(python), pyRequests, [2, 3], '(HTML, JSON and 304 revalidation, one third each)');
+  return { key: 'python-page', name: 'python-page', args: (extra) => gatewayArgs(python, extra), requests, expect: [2, 3], notes: '(HTML, JSON and 304 revalidation, one third each)' };
 }
 
 /** proxy-blob: bytes through the registry proxy against the same bytes direct. */
@@ -255,6 +276,68 @@ async function reloadUnderLoad(count: number): Promise<string[]> {
   ];
 }
 
+/**
+ * instructions: what a server executes per request, counted by callgrind:
+ * a count the machine's noise does not move, where CPU time per request
+ * moves by 10-20 % between runs. Each server is warmed up uncounted, then
+ * counted over a fixed number of requests. The main thread's count is the
+ * headline: V8's helper threads add optimizing compiles, whose timing
+ * varies with the warm-up, and concurrent garbage collection; their count
+ * is shown apart. Valgrind runs a process about 50 times slower, so the
+ * gateway's timed work would be counted about 50 times over per request:
+ * its manifest check (a stat every second; every tenth one reads and
+ * hashes the whole manifest) is turned off here. The CPU table counts it.
+ * The baseline answers file-10's requests. Two servers are counted at a
+ * time (a count does not depend on the load).
+ */
+async function instructions(subjects: Subject[], requests: Workload['requests']): Promise<{ lines: string[]; failed: string[] }> {
+  if (spawnSync('valgrind', ['--version']).error !== undefined) {
+    console.log('instructions     valgrind is not installed (apt-get install valgrind): not measured');
+    return { lines: ['| instructions | valgrind is not installed: not measured | | |'], failed: [] };
+  }
+  const count = async ({ name, args, requests, expect }: Omit<Subject, 'key'>) => {
+    const out = join(mkdtempSync(join(work, 'callgrind-')), 'out');
+    const server = await startServer(args(['--watch-interval', '3600000']), {}, [
+      ...['valgrind', '-q', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file'],
+      `--callgrind-out-file=${out}`,
+    ]);
+    const vgdb = (on: boolean) => execFileSync('vgdb', [`--pid=${server.child.pid}`, 'instrumentation', on ? 'on' : 'off'], { stdio: 'ignore' });
+    let answered: { total: number; unexpected: number };
+    try {
+      await fire(server, requests, expect, { amount: UNCOUNTED });
+      vgdb(true);
+      answered = await fire(server, requests, expect, { amount: COUNTED });
+      vgdb(false);
+    } finally {
+      await server.stop();
+    }
+    // One file per thread: out-01 is the main thread.
+    let main = NaN;
+    let all = 0;
+    for (const file of readdirSync(dirname(out))) {
+      const n = Number(/^totals: (\d+)/m.exec(readFileSync(join(dirname(out), file), 'utf8'))?.[1] ?? 0);
+      all += n;
+      if (file === 'out-01') main = n;
+    }
+    return { name, main: main / answered.total, helpers: (all - main) / answered.total, unexpected: answered.unexpected };
+  };
+  const servers = [{ name: 'baseline', args: () => [BASELINE], requests: baselineRequests(requests), expect: [3] }, ...subjects];
+  const counts: Awaited<ReturnType<typeof count>>[] = [];
+  const next = async (): Promise<void> => {
+    for (let s = servers.shift(); s !== undefined; s = servers.shift()) counts.push(await count(s));
+  };
+  await Promise.all([next(), next()]);
+  const base = counts.find((c) => c.name === 'baseline')!;
+  const lines: string[] = [];
+  for (const { name, main, helpers, unexpected } of counts.sort((x, y) => (x === base ? -1 : y === base ? 1 : 0))) {
+    const ratio = `×${fmt(main / base.main, 2)}`;
+    const bad = unexpected > 0 ? ` (${unexpected} unexpected answers)` : '';
+    console.log(`instructions     ${name.padEnd(16)} main thread ${fmt(main, 0).padStart(7)} per request  ${ratio}  helper threads ${fmt(helpers, 0)}${bad}`);
+    lines.push(`| ${name} | ${fmt(main, 0)} | ${ratio}${bad} | ${fmt(helpers, 0)} |`);
+  }
+  return { lines, failed: counts.filter((c) => c.unexpected > 0 || !Number.isFinite(c.main)).map((c) => `instructions of ${c.name}`) };
+}
+
 /** workers: --workers 2 against 1 worker, same manifest and load. */
 async function workers(count: number): Promise<string[]> {
   const w = fileRules(count);
@@ -274,30 +357,32 @@ async function workers(count: number): Promise<string[]> {
 async function main(): Promise<void> {
   console.log(`bench: node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${quick ? 'quick' : 'full'} mode, ${DURATION}s × ${ROUNDS} rounds, ${CONNECTIONS} connections`);
   const sizes = { k10: Math.round(10_000 * SCALE), k100: Math.round(100_000 * SCALE) };
-  const rows: Row[] = [];
   const file10 = fileRules(10);
-  if (selected('floor')) {
-    rows.push(await versusBaseline('floor', [FLOOR, join(logs, 'floor.jsonl')], file10.requests, [3], '(the baseline + request id + analytics line; no routing)'));
+  // A subject is built for its own row, and for the instruction counts (in
+  // quick mode, file-10's only).
+  const wanted = (key: string) => selected(key) || (selected('instructions') && (!quick || key === 'file-10'));
+  const fileSubject = (key: string, name: string, w: Workload): Subject => {
+    const file = writeManifest(w.manifest);
+    return { key, name, args: (extra) => gatewayArgs(file, extra), requests: w.requests, expect: [3] };
+  };
+  const subjects: Subject[] = [];
+  if (wanted('floor')) {
+    const notes = '(the baseline + request id + analytics line; no routing)';
+    subjects.push({ key: 'floor', name: 'floor', args: () => [FLOOR, join(logs, 'floor.jsonl')], requests: file10.requests, expect: [3], notes });
   }
-  if (selected('file-10')) rows.push(await versusBaseline('file-10', gatewayArgs(writeManifest(file10.manifest)), file10.requests, [3]));
-  if (selected('file-10k')) {
-    const file10k = fileRules(sizes.k10);
-    rows.push(await versusBaseline(`file-${sizes.k10 / 1000}k`, gatewayArgs(writeManifest(file10k.manifest)), file10k.requests, [3]));
-  }
-  if (selected('file-100k')) {
-    const file100k = fileRules(sizes.k100);
-    rows.push(await versusBaseline(`file-${sizes.k100 / 1000}k`, gatewayArgs(writeManifest(file100k.manifest)), file100k.requests, [3]));
-  }
-  if (selected('docker-redirect')) {
-    const docker = dockerRules(sizes.k10);
-    rows.push(await versusBaseline('docker-redirect', gatewayArgs(writeManifest(docker.manifest)), docker.requests, [3]));
-  }
-  if (selected('python-page')) rows.push(await pythonPage(sizes.k10));
+  if (wanted('file-10')) subjects.push(fileSubject('file-10', 'file-10', file10));
+  if (wanted('file-10k')) subjects.push(fileSubject('file-10k', `file-${sizes.k10 / 1000}k`, fileRules(sizes.k10)));
+  if (wanted('file-100k')) subjects.push(fileSubject('file-100k', `file-${sizes.k100 / 1000}k`, fileRules(sizes.k100)));
+  if (wanted('docker-redirect')) subjects.push(fileSubject('docker-redirect', 'docker-redirect', dockerRules(sizes.k10)));
+  if (wanted('python-page')) subjects.push(await pythonSubject(sizes.k10));
+  const rows: Row[] = [];
+  for (const subject of subjects) if (selected(subject.key)) rows.push(await versusBaseline(subject));
   const extra = [
     ...(selected('proxy-blob') ? await proxyBlob() : []),
     ...(selected('reload-100k') ? await reloadUnderLoad(sizes.k100) : []),
     ...(selected('workers') ? await workers(sizes.k10) : []),
   ];
+  const counted = selected('instructions') ? await instructions(subjects.filter((s) => !quick || s.key === 'file-10'), file10.requests) : null;
 
   const table = [
     '| scenario | rps | p50 ms | p99 ms | CPU µs/req | peak RSS MB | baseline rps | baseline CPU µs/req | throughput vs baseline | CPU vs baseline |',
@@ -308,8 +393,11 @@ async function main(): Promise<void> {
     '| scenario | measured | | | |',
     '|---|---|---|---|---|',
     ...extra,
+    ...(counted === null
+      ? []
+      : ['', `| instructions per request (callgrind; ${COUNTED} requests counted after ${UNCOUNTED} uncounted) | main thread | main thread vs baseline | helper threads |`, '|---|---|---|---|', ...counted.lines]),
   ].join('\n');
-  const bad = rows.filter((r) => r.subject.unexpected > 0 || r.subject.total === 0);
+  const bad = [...rows.filter((r) => r.subject.unexpected > 0 || r.subject.total === 0).map((r) => r.name), ...(counted?.failed ?? [])];
   if (outFile !== null) {
     const header = `# Benchmark results\n\nRun: ${new Date().toISOString()} · Node ${process.version} · ${platform()} ${release()} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'} · ${Math.round(totalmem() / 2 ** 30)} GiB · ${quick ? 'quick' : 'full'} mode (${DURATION} s × ${ROUNDS} rounds, medians, ${CONNECTIONS} connections)\n\n`;
     // Keep the hand-written reading below the marker across runs.
@@ -320,7 +408,7 @@ async function main(): Promise<void> {
     console.log(`wrote ${outFile}`);
   }
   if (bad.length > 0) {
-    console.error(`unexpected answers in: ${bad.map((r) => r.name).join(', ')}`);
+    console.error(`unexpected answers in: ${bad.join(', ')}`);
     process.exitCode = 1;
   }
 }

@@ -15,7 +15,11 @@ test('npm run bench -- --quick runs every scenario', { timeout: 180_000 }, () =>
     assert.match(r.stdout, new RegExp(`^${scenario}`, 'm'), scenario);
   }
   assert.match(r.stdout, /throughput ×\d/);
+  // Instructions counted under callgrind (valgrind, installed by .ci/run).
+  assert.match(r.stdout, /^instructions +baseline +main thread +\d+ per request/m);
+  assert.match(r.stdout, /^instructions +file-10 +main thread +\d+ per request +×\d/m);
   const table = readFileSync(out, 'utf8');
   assert.match(table, /^# Benchmark results/);
   assert.match(table, /\| file-20k \| \d+/);
+  assert.match(table, /^\| file-10 \| \d+ \| ×\d/m);
 });

@@ -57,8 +57,13 @@ function statusKb(pid: number, key: string): number {
   }
 }
 
-export async function startServer(args: string[], env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+/**
+ * `node ...args`, run by `wrapper` when one is given (a command line that
+ * ends where node's starts, as `valgrind --tool=callgrind`).
+ */
+export async function startServer(args: string[], env: Record<string, string> = {}, wrapper: readonly string[] = []): Promise<ServerProcess> {
+  const [command, ...rest] = [...wrapper, process.execPath, ...args];
+  const child = spawn(command, rest, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   const logs: Record<string, unknown>[] = [];
   const waiters = new Set<() => void>();
   createInterface({ input: child.stderr! }).on('line', (line) => {
