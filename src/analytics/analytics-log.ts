@@ -33,6 +33,21 @@ export interface AnalyticsLog {
 
 const str = JSON.stringify;
 
+/** What JSON.stringify writes escaped: controls, quote and backslash; and surrogates, which it keeps when paired. */
+const ESCAPED = /[\u0000-\u001f"\\\ud800-\udfff]/;
+
+/**
+ * Hot path. `JSON.stringify(s)`, without a call into V8's runtime when
+ * nothing needs escaping. Seven strings per line: about 2,500 fewer
+ * instructions per request in the floor server (callgrind, 3 alternated
+ * pairs; 78–79k against 81–82k). The capture stays with JSON.stringify: a
+ * walk over its keys in JavaScript cost more.
+ */
+export function quote(s: string | null): string {
+  if (s === null) return 'null';
+  return ESCAPED.test(s) ? str(s) : `"${s}"`;
+}
+
 /**
  * Hot path. One line, serialized by a fixed template, as pino serializes
  * its fixed fields once: only the values are stringified per request.
@@ -41,10 +56,10 @@ const str = JSON.stringify;
 export function serializeLine(line: RequestLine, time: number): string {
   const c = line.client;
   return (
-    `{"level":30,"time":${time},"msg":"request","requestId":"${line.requestId}","method":${str(line.method)},` +
-    `"host":${str(line.host)},"path":${str(line.path)},"query":${str(line.query)},"status":${line.status},` +
-    `"outcome":"${line.outcome}","durationMs":${line.durationMs},"client":{"ip":${str(c.ip)},"userAgent":${str(c.userAgent)},` +
-    `"referer":${str(c.referer)}},"capture":${line.capture === null ? 'null' : str(line.capture)}}\n`
+    `{"level":30,"time":${time},"msg":"request","requestId":"${line.requestId}","method":${quote(line.method)},` +
+    `"host":${quote(line.host)},"path":${quote(line.path)},"query":${quote(line.query)},"status":${line.status},` +
+    `"outcome":"${line.outcome}","durationMs":${line.durationMs},"client":{"ip":${quote(c.ip)},"userAgent":${quote(c.userAgent)},` +
+    `"referer":${quote(c.referer)}},"capture":${line.capture === null ? 'null' : str(line.capture)}}\n`
   );
 }
 

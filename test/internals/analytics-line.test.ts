@@ -1,0 +1,35 @@
+// The analytics line's serializer (src/analytics/analytics-log.ts): its own
+// quoting of strings writes what JSON.stringify writes, for every UTF-16
+// code unit, and a whole line is the JSON of its fields.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { quote, serializeLine, type RequestLine } from '../../src/analytics/analytics-log.ts';
+
+test('quote writes what JSON.stringify writes, for every code unit and for surrogate pairs', () => {
+  for (let unit = 0; unit <= 0xffff; unit++) {
+    const s = `a${String.fromCharCode(unit)}b`;
+    assert.equal(quote(s), JSON.stringify(s), `U+${unit.toString(16)}`);
+  }
+  for (const s of ['', '"', '\\', '\u2028', '😀', 'x\ud83dy', '\ude00😀', '😀\ud800', `/p?q="1"&r=\\`]) {
+    assert.equal(quote(s), JSON.stringify(s), JSON.stringify(s));
+  }
+  assert.equal(quote(null), 'null');
+});
+
+test('a line is the JSON of its fields, in the schema order, user agents with quotes included', () => {
+  const line: RequestLine = {
+    requestId: '01JD0000000000000000000000',
+    method: 'GET',
+    host: 'dl.example.com',
+    path: '/tool-1.4.0.tgz',
+    query: 'a="b"',
+    status: 307,
+    outcome: 'redirect',
+    durationMs: 0.21,
+    client: { ip: '127.0.0.1', userAgent: 'Mozilla/5.0 ("x" \\ é\u0001)', referer: null },
+    capture: { type: 'file', package: 'tool', url: 'https://example.com/tool-1.4.0.tgz', variables: { version: '1.4.0' } },
+  };
+  const text = serializeLine(line, 1764191234567);
+  assert.ok(text.endsWith('}\n'));
+  assert.equal(text.slice(0, -1), JSON.stringify({ level: 30, time: 1764191234567, msg: 'request', ...line }));
+});
