@@ -277,18 +277,19 @@ async function reloadUnderLoad(count: number): Promise<string[]> {
 }
 
 /**
- * instructions: what a server executes per request, counted by callgrind:
- * a count the machine's noise does not move, where CPU time per request
- * moves by 10-20 % between runs. Each server is warmed up uncounted, then
- * counted over a fixed number of requests. The main thread's count is the
- * headline: V8's helper threads add optimizing compiles, whose timing
- * varies with the warm-up, and concurrent garbage collection; their count
- * is shown apart. Valgrind runs a process about 50 times slower, so the
- * gateway's timed work would be counted about 50 times over per request:
- * its manifest check (a stat every second; every tenth one reads and
- * hashes the whole manifest) is turned off here. The CPU table counts it.
- * The baseline answers file-10's requests. Two servers are counted at a
- * time (a count does not depend on the load).
+ * instructions: what a server executes per request, counted by callgrind.
+ * Counts of the same code differ by up to 5 % between runs (with the load,
+ * as the number of requests one turn of the event loop finds, and with the
+ * JIT's timing), where CPU time per request moves by 10-20 %. Each server is
+ * warmed up uncounted, then counted over a fixed number of requests. The
+ * main thread's count is the headline: V8's helper threads add optimizing
+ * compiles, whose timing varies with the warm-up, and concurrent garbage
+ * collection; their count is shown apart. Valgrind runs a process about 50
+ * times slower, so the gateway's timed work would be counted about 50 times
+ * over per request: its manifest check (a stat every second; every tenth
+ * one reads and hashes the whole manifest) is turned off here. The CPU
+ * table counts it. The baseline answers file-10's requests. Two servers are
+ * counted at a time.
  */
 async function instructions(subjects: Subject[], requests: Workload['requests']): Promise<{ lines: string[]; failed: string[] }> {
   if (spawnSync('valgrind', ['--version']).error !== undefined) {
