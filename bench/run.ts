@@ -324,13 +324,14 @@ async function instructions(subjects: Subject[], requests: Workload['requests'])
   };
   const servers = [{ name: 'baseline', args: () => [BASELINE], requests: baselineRequests(requests), expect: [3] }, ...subjects];
   const counts: Awaited<ReturnType<typeof count>>[] = [];
+  let taken = 0;
   const next = async (): Promise<void> => {
-    for (let s = servers.shift(); s !== undefined; s = servers.shift()) counts.push(await count(s));
+    for (let i = taken++; i < servers.length; i = taken++) counts[i] = await count(servers[i]);
   };
   await Promise.all([next(), next()]);
-  const base = counts.find((c) => c.name === 'baseline')!;
+  const base = counts[0];
   const lines: string[] = [];
-  for (const { name, main, helpers, unexpected } of counts.sort((x, y) => (x === base ? -1 : y === base ? 1 : 0))) {
+  for (const { name, main, helpers, unexpected } of counts) {
     const ratio = `×${fmt(main / base.main, 2)}`;
     const bad = unexpected > 0 ? ` (${unexpected} unexpected answers)` : '';
     console.log(`instructions     ${name.padEnd(16)} main thread ${fmt(main, 0).padStart(7)} per request  ${ratio}  helper threads ${fmt(helpers, 0)}${bad}`);
