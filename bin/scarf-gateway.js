@@ -17,6 +17,31 @@ if (major < 22 || (major === 22 && minor < 22)) {
 // else to the temporary directory; node checks every entry against the
 // file's content, and runs on without a cache it cannot write.
 module.enableCompileCache?.();
+// Installed as a package, the sources sit under node_modules, where Node
+// does not strip types (ERR_UNSUPPORTED_NODE_MODULES_TYPE_STRIPPING): this
+// package's own .ts files are stripped here, with Node's own stripper.
+const root = new URL('../', import.meta.url).href;
+if (root.includes('/node_modules/')) {
+  const { readFileSync } = await import('node:fs');
+  const { fileURLToPath } = await import('node:url');
+  const strip = (source) => {
+    // The API warns once that it is experimental: not on stderr, whose
+    // lines are the operational log's JSON.
+    const emitWarning = process.emitWarning;
+    process.emitWarning = () => {};
+    try {
+      return module.stripTypeScriptTypes(source);
+    } finally {
+      process.emitWarning = emitWarning;
+    }
+  };
+  module.registerHooks({
+    load(url, context, nextLoad) {
+      if (!url.startsWith(root) || !url.endsWith('.ts') || url.startsWith(`${root}node_modules/`)) return nextLoad(url, context);
+      return { format: 'module', source: strip(readFileSync(fileURLToPath(url), 'utf8')), shortCircuit: true };
+    },
+  });
+}
 const { main } = await import('../src/cli.ts');
 const { hideBin } = await import('yargs/helpers');
 await main(hideBin(process.argv));

@@ -1,14 +1,19 @@
 // config/scarf-gateway.service and config/gateway.env: the unit reloads with
 // SIGHUP, restarts on failure, is hardened, and every variable of its
-// environment file is a flag the gateway knows.
+// environment file is a flag the gateway knows. The launcher it runs
+// (bin/scarf-gateway.js) uses the compile cache, and runs installed as a
+// package too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { NODE_FLAGS } from '../src/node-flags.ts';
+import { request } from './helpers/http-client.ts';
 
+const ROOT = new URL('..', import.meta.url).pathname;
 const LAUNCHER = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const unit = readFileSync(new URL('../config/scarf-gateway.service', import.meta.url), 'utf8');
 const env = readFileSync(new URL('../config/gateway.env', import.meta.url), 'utf8');
@@ -52,6 +57,44 @@ test('the launcher keeps stripped sources in the compile cache, and reads them b
     const second = run();
     assert.equal(second.status, 0, second.stderr);
     assert.equal(second.stdout, first.stdout);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('installed as a package, under node_modules where Node strips no types, the launcher serves', { timeout: 60_000 }, async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'gateway-installed-'));
+  try {
+    // What `npm install` puts in place: the packed files, under node_modules.
+    const pack = spawnSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(pack.status, 0, pack.stderr);
+    const installed = join(tmp, 'node_modules', 'scarf-gateway-ts');
+    mkdirSync(installed, { recursive: true });
+    const untar = spawnSync('tar', ['-xzf', join(tmp, JSON.parse(pack.stdout)[0].filename), '-C', installed, '--strip-components=1'], { encoding: 'utf8' });
+    assert.equal(untar.status, 0, untar.stderr);
+    symlinkSync(join(ROOT, 'node_modules'), join(installed, 'node_modules')); // its dependencies: this checkout's
+    const launcher = join(installed, 'bin', 'scarf-gateway.js');
+    const manifest = join(installed, 'config', 'manifest.json');
+
+    const validate = spawnSync(process.execPath, [launcher, 'validate', manifest], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(validate.status, 0, validate.stderr);
+    assert.match(validate.stdout, /: ok \(6 rules/);
+    assert.equal(validate.stderr, '', 'nothing but the operational log on stderr (no experimental-API warning)');
+
+    const child = spawn(process.execPath, [launcher, '--manifest', manifest, '--port', '0', '--admin-port', '-1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        createInterface({ input: child.stderr! }).on('line', (line) => {
+          const l = JSON.parse(line) as { msg: string; port: number };
+          if (l.msg === 'listening') resolve(l.port);
+        });
+        child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
+      });
+      const res = await request(port, { path: '/tool-1.4.0.tgz', host: 'dl.example.com' });
+      assert.equal(res.status, 307);
+    } finally {
+      child.kill('SIGTERM');
+    }
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
