@@ -2,15 +2,18 @@
  * `--workers N` (node:cluster): N worker processes share the public port;
  * the primary watches the manifest, decides each reload once (read, hash,
  * check, compile), sends every valid new manifest to all workers, serves the
- * admin port (with the workers' metrics aggregated by prom-client), and
- * stops them gracefully on SIGTERM/SIGINT.
+ * admin port (with the workers' metrics aggregated by prom-client), writes
+ * the workers' analytics lines when the feed is not a regular file
+ * (`LineRelay`), and stops them gracefully on SIGTERM/SIGINT.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminHandler } from './admin/admin-handler.ts';
+import { LineRelay, needsRelay, RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { ManifestMetrics } from './admin/metrics.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
@@ -35,10 +38,18 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   manifestMetrics.manifest(loaded.table);
   const aggregator = new AggregatorRegistry();
 
+  // Each worker's analytics pipe is its fd 4 (3 is the cluster's IPC channel).
+  const destination = options.analytics === '-' ? 1 : options.analytics;
+  const relay = needsRelay(destination)
+    ? new LineRelay(destination, (bytes) => log.error({ bytes }, 'a worker ended in the middle of an analytics line; its start is dropped'))
+    : null;
+  if (relay !== null) cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', 'pipe'] });
+
   const workers = new Set<Worker>();
   let stopping = false;
   const fork = () => {
-    const w = cluster.fork();
+    const w = cluster.fork(relay === null ? {} : { [RELAY_FD_VARIABLE]: '4' });
+    if (relay !== null) relay.add(w.process.stdio[4] as Readable);
     workers.add(w);
     w.on('exit', (code, signal) => {
       workers.delete(w);
@@ -92,6 +103,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
       const exits = [...workers].map((w) => new Promise((resolve) => w.once('exit', resolve)));
       for (const w of workers) w.process.kill('SIGTERM');
       await Promise.all(exits);
+      await relay?.close();
       if (admin !== null) await new Promise((resolve) => admin.close(resolve));
     },
   };

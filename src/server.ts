@@ -8,6 +8,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { analyticsLog, type AnalyticsLog } from './analytics/analytics-log.ts';
+import { RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { createAdminHandler } from './admin/admin-handler.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { createRequestHandler, type HandlerState } from './http/request-handler.ts';
@@ -80,7 +81,11 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const state: HandlerState = { table: loaded.table };
   log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, compileMs }, 'manifest loaded');
 
-  const analytics: AnalyticsLog = analyticsLog(options.analytics === '-' ? 1 : options.analytics, role === 'worker');
+  // A worker writes to its pipe to the primary when the primary relays the
+  // feed (not a regular file), else to the destination, shared.
+  const relayFd = role === 'worker' ? process.env[RELAY_FD_VARIABLE] : undefined;
+  const analytics: AnalyticsLog =
+    relayFd !== undefined ? analyticsLog(Number(relayFd)) : analyticsLog(options.analytics === '-' ? 1 : options.analytics, role === 'worker');
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
   const registry = new Registry();

@@ -13,10 +13,12 @@
  * - lines waiting behind the write in flight are bounded (`maxQueuedBytes`);
  *   past it, the queue is written synchronously, which slows the gateway to
  *   the sink's pace rather than growing without end or dropping lines;
- * - with several processes appending to one pipe (`--workers`), writes are
- *   cut at line boundaries to at most PIPE_BUF bytes, which POSIX makes
- *   atomic, so lines of different workers do not interleave. Regular files
- *   are opened with O_APPEND, where the kernel keeps each write whole.
+ * - with several processes appending to one destination (`shared`), writes
+ *   to a pipe are cut at line boundaries to at most PIPE_BUF bytes, which
+ *   POSIX makes atomic; a longer line is still one write, which is not. So
+ *   the gateway's workers share only regular files, opened with O_APPEND,
+ *   where the kernel keeps each write whole; to anything else the primary
+ *   writes for them (line-relay.ts).
  */
 import { closeSync, fstatSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';

@@ -1,12 +1,16 @@
 // The analytics feed's writer (src/analytics/line-writer.ts): every line
 // arrives whole and in order, through batch boundaries, oversized and
 // multi-byte lines, a slow sink, and several processes sharing one pipe.
+// The primary's relay of the workers' lines (src/analytics/line-relay.ts)
+// passes on whole lines only.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { LineRelay } from '../../src/analytics/line-relay.ts';
 import { LineWriter } from '../../src/analytics/line-writer.ts';
 
 const WRITER = new URL('../../src/analytics/line-writer.ts', import.meta.url).pathname;
@@ -99,4 +103,26 @@ test('two processes sharing one pipe (--workers): no line is torn', { timeout: 6
   const lines = parsed(text) as unknown as { pid: number; i: number }[];
   assert.equal(lines.length, 10_000);
   assert.equal(new Set(lines.map((l) => l.pid)).size, 2);
+});
+
+test('the relay passes on whole lines, split anywhere, and drops the start of a line a pipe ended in', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-relay-')), 'feed.jsonl');
+  const dropped: number[] = [];
+  const relay = new LineRelay(file, (bytes) => dropped.push(bytes));
+  const a = new PassThrough();
+  const b = new PassThrough();
+  relay.add(a);
+  relay.add(b);
+  // Pieces cut inside lines and inside a two-byte character (é is C3 A9).
+  const text = line(1, 10, 'é') + line(2, 3);
+  const bytes = Buffer.from(text);
+  const cut = bytes.indexOf(0xa9);
+  a.write(bytes.subarray(0, cut));
+  b.write(line(3, 5));
+  a.write(bytes.subarray(cut));
+  b.end(Buffer.from('{"i":4,"payl'));
+  a.end();
+  await relay.close();
+  assert.deepEqual(parsed(readFileSync(file, 'utf8')).map((l) => l.i).sort(), [1, 2, 3]);
+  assert.deepEqual(dropped, [12]);
 });
