@@ -302,7 +302,8 @@ async function instructions(subjects: Subject[], requests: Workload['requests'])
       ...['valgrind', '-q', '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', '--smc-check=all-non-file'],
       `--callgrind-out-file=${out}`,
     ]);
-    const vgdb = (on: boolean) => execFileSync('vgdb', [`--pid=${server.child.pid}`, 'instrumentation', on ? 'on' : 'off'], { stdio: 'ignore' });
+    // vgdb reaches an idle process through ptrace; where that is not allowed it would wait for the process to run.
+    const vgdb = (on: boolean) => execFileSync('vgdb', [`--pid=${server.child.pid}`, 'instrumentation', on ? 'on' : 'off'], { stdio: 'ignore', timeout: 30_000 });
     let answered: { total: number; unexpected: number };
     try {
       await fire(server, requests, expect, { amount: UNCOUNTED });
