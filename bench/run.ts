@@ -291,7 +291,7 @@ async function reloadUnderLoad(count: number): Promise<string[]> {
  * table counts it. The baseline answers file-10's requests. Two servers are
  * counted at a time.
  */
-async function instructions(subjects: Subject[], requests: Workload['requests']): Promise<{ lines: string[]; failed: string[] }> {
+async function instructions(subjects: Subject[], baselineWork: Workload['requests']): Promise<{ lines: string[]; failed: string[] }> {
   if (spawnSync('valgrind', ['--version']).error !== undefined) {
     console.log('instructions     valgrind is not installed (apt-get install valgrind): not measured');
     return { lines: ['| instructions | valgrind is not installed: not measured | | |'], failed: [] };
@@ -323,7 +323,7 @@ async function instructions(subjects: Subject[], requests: Workload['requests'])
     }
     return { name, main: main / answered.total, helpers: (all - main) / answered.total, unexpected: answered.unexpected };
   };
-  const servers = [{ name: 'baseline', args: () => [BASELINE], requests: baselineRequests(requests), expect: [3] }, ...subjects];
+  const servers = [{ name: 'baseline', args: () => [BASELINE], requests: baselineRequests(baselineWork), expect: [3] }, ...subjects];
   const counts: Awaited<ReturnType<typeof count>>[] = [];
   let taken = 0;
   const next = async (): Promise<void> => {
@@ -364,7 +364,7 @@ async function main(): Promise<void> {
   // A subject is built for its own row, and for the instruction counts (in
   // quick mode, file-10's only).
   const wanted = (key: string) => selected(key) || (selected('instructions') && (!quick || key === 'file-10'));
-  const fileSubject = (key: string, name: string, w: Workload): Subject => {
+  const manifestSubject = (key: string, name: string, w: Workload): Subject => {
     const file = writeManifest(w.manifest);
     return { key, name, args: (extra) => gatewayArgs(file, extra), requests: w.requests, expect: [3] };
   };
@@ -373,10 +373,10 @@ async function main(): Promise<void> {
     const notes = '(the baseline + request id + analytics line; no routing)';
     subjects.push({ key: 'floor', name: 'floor', args: () => [FLOOR, join(logs, 'floor.jsonl')], requests: file10.requests, expect: [3], notes });
   }
-  if (wanted('file-10')) subjects.push(fileSubject('file-10', 'file-10', file10));
-  if (wanted('file-10k')) subjects.push(fileSubject('file-10k', `file-${sizes.k10 / 1000}k`, fileRules(sizes.k10)));
-  if (wanted('file-100k')) subjects.push(fileSubject('file-100k', `file-${sizes.k100 / 1000}k`, fileRules(sizes.k100)));
-  if (wanted('docker-redirect')) subjects.push(fileSubject('docker-redirect', 'docker-redirect', dockerRules(sizes.k10)));
+  if (wanted('file-10')) subjects.push(manifestSubject('file-10', 'file-10', file10));
+  if (wanted('file-10k')) subjects.push(manifestSubject('file-10k', `file-${sizes.k10 / 1000}k`, fileRules(sizes.k10)));
+  if (wanted('file-100k')) subjects.push(manifestSubject('file-100k', `file-${sizes.k100 / 1000}k`, fileRules(sizes.k100)));
+  if (wanted('docker-redirect')) subjects.push(manifestSubject('docker-redirect', 'docker-redirect', dockerRules(sizes.k10)));
   if (wanted('python-page')) subjects.push(await pythonSubject(sizes.k10));
   const rows: Row[] = [];
   for (const subject of subjects) if (selected(subject.key)) rows.push(await versusBaseline(subject));
