@@ -34,7 +34,7 @@ async function validate(file: string): Promise<number> {
 
 async function serve(options: GatewayOptions): Promise<void> {
   const log = operationsLog(options.logLevel);
-  const starting: Promise<{ reload(reason: string, force?: boolean): Promise<void>; close(): Promise<void> }> =
+  const starting: Promise<{ reload(reason: string, force?: boolean): Promise<void>; reopenAnalytics(): void; close(): Promise<void> }> =
     options.workers > 1 && cluster.isPrimary ? startPrimary(options, log) : startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
   // Signals are handled from the first moment: one that arrives while the
   // gateway is still starting stops it as soon as it is up.
@@ -53,6 +53,8 @@ async function serve(options: GatewayOptions): Promise<void> {
     // Workers take their manifest from the primary; only it reloads.
     if (!cluster.isWorker) void starting.then((gateway) => gateway.reload('SIGHUP', true), () => undefined);
   });
+  // After a rotation (logrotate's postrotate). SIGUSR1 belongs to Node's debugger.
+  process.on('SIGUSR2', () => void starting.then((gateway) => gateway.reopenAnalytics(), () => undefined));
   try {
     await starting;
   } catch (e) {

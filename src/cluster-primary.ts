@@ -24,6 +24,8 @@ import type { ManifestMessage } from './server.ts';
 
 export interface Primary {
   reload(reason: string, force?: boolean): Promise<void>;
+  /** Each worker opens the `--analytics` file again (the signal is passed on). */
+  reopenAnalytics(): void;
   close(): Promise<void>;
 }
 
@@ -97,6 +99,9 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
 
   return {
     reload: (reason, force = false) => reloader.check(reason, force),
+    reopenAnalytics() {
+      for (const w of workers) w.process.kill('SIGUSR2');
+    },
     async close() {
       stopping = true;
       await watcher.close();

@@ -52,6 +52,8 @@ export interface Gateway {
   readonly state: HandlerState;
   /** Look at the manifest file again (SIGHUP forces a reload of identical content). */
   reload(reason: string, force?: boolean): Promise<void>;
+  /** Open the `--analytics` file again, after a rotation renamed it (SIGUSR2). */
+  reopenAnalytics(): void;
   /** Stop accepting, drain in-flight requests, flush analytics. */
   close(): Promise<void>;
 }
@@ -217,5 +219,13 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     return closing;
   }
 
-  return { port, adminPort, state, reload: (reason, force = false) => reloader.check(reason, force), close };
+  function reopenAnalytics(): void {
+    try {
+      if (analytics.reopen()) log.info({ file: options.analytics }, 'analytics file reopened');
+    } catch (e) {
+      log.error({ file: options.analytics, error: (e as Error).message }, 'analytics file cannot be reopened; lines go on to the old one');
+    }
+  }
+
+  return { port, adminPort, state, reload: (reason, force = false) => reloader.check(reason, force), reopenAnalytics, close };
 }

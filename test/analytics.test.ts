@@ -1,9 +1,10 @@
 // SPEC §9: every line matches schema/event.schema.json; a graceful stop loses
-// none; lines of several workers on one pipe arrive whole.
+// none; lines of several workers on one pipe arrive whole; an --analytics
+// file is opened again on SIGUSR2 after a rotation.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -132,3 +133,37 @@ test('--workers 2, stdout a pipe read slowly: body-event lines of 40-56 KB arriv
   const seen = lines.map((l) => (JSON.parse(l) as { capture: { event: { i: number } } }).capture.event.i).sort((a, b) => a - b);
   assert.deepEqual(seen, Array.from({ length: total }, (_, i) => i));
 });
+
+/** The paths of the lines in an analytics file, once it holds `count` of them. */
+async function pathsIn(file: string, count: number): Promise<string[]> {
+  for (let waited = 0; waited < 5000; waited += 50) {
+    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+    if (lines.length >= count) return lines.map((l) => (JSON.parse(l) as { path: string }).path).sort();
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${file} did not get ${count} lines`);
+}
+
+for (const workers of [1, 2]) {
+  test(`SIGUSR2 after a rotation: the --analytics file is opened again (${workers} worker${workers === 1 ? '' : 's'})`, { timeout: 30_000 }, async () => {
+    const file = join(tempDir(), 'feed', 'analytics.jsonl');
+    const gw = await startGateway({ manifest, args: ['--analytics', file, '--workers', String(workers)] });
+    try {
+      // New connections each: with two workers, both write lines.
+      const send = (tag: string) => Promise.all(Array.from({ length: 10 }, (_, i) => request(gw.port, { path: `/f/${tag}${i}`, host: D })));
+      await send('before');
+      // Lines are written within 100 ms: all ten are in the file before it is renamed, as logrotate does.
+      assert.equal((await pathsIn(file, 10)).length, 10);
+      renameSync(file, `${file}.1`);
+      gw.child.kill('SIGUSR2');
+      await gw.waitForLog((l) => l.msg === 'analytics file reopened' && gw.logs.filter((m) => m.msg === 'analytics file reopened').length === workers);
+      await send('after');
+      assert.deepEqual(await pathsIn(file, 10), Array.from({ length: 10 }, (_, i) => `/f/after${i}`).sort());
+      assert.equal(await gw.stop('SIGTERM'), 0);
+      assert.deepEqual(await pathsIn(`${file}.1`, 10), Array.from({ length: 10 }, (_, i) => `/f/before${i}`).sort());
+      assert.equal((await pathsIn(file, 10)).length, 10, 'nothing else in the new file');
+    } finally {
+      await gw.stop();
+    }
+  });
+}

@@ -27,6 +27,8 @@ export interface AnalyticsLog {
   write(line: RequestLine): void;
   /** How often the destination fell behind and lines were written synchronously. */
   readonly blockingWrites: number;
+  /** Opens the file again by its path (after a rotation); false when the destination is a file descriptor. */
+  reopen(): boolean;
   /** Write every buffered line, then close the destination. */
   close(): Promise<void>;
 }
@@ -76,6 +78,7 @@ export function analyticsLog(destination: number | string = 1, shared = false): 
     get blockingWrites() {
       return writer.blockingWrites;
     },
+    reopen: () => writer.reopen(),
     close: () => writer.close(),
   };
 }

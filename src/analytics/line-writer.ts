@@ -39,8 +39,11 @@ export interface LineWriterOptions {
 }
 
 export class LineWriter {
-  readonly #fd: number;
-  readonly #ownsFd: boolean;
+  #fd: number;
+  /** The file it appends to, when it was given a path (`reopen` opens it again). */
+  readonly #path: string | null;
+  /** A file descriptor replaced by `reopen`, closed once the write in flight on it is done. */
+  #retired: number | null = null;
   readonly #batchBytes: number;
   readonly #maxQueuedBytes: number;
   readonly #timer: NodeJS.Timeout;
@@ -57,14 +60,8 @@ export class LineWriter {
 
   /** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
   constructor(destination: number | string, options: LineWriterOptions = {}) {
-    if (typeof destination === 'number') {
-      this.#fd = destination;
-      this.#ownsFd = false;
-    } else {
-      mkdirSync(dirname(destination), { recursive: true });
-      this.#fd = openSync(destination, 'a');
-      this.#ownsFd = true;
-    }
+    this.#path = typeof destination === 'number' ? null : destination;
+    this.#fd = typeof destination === 'number' ? destination : openAppend(destination);
     const atomicLimit = options.shared === true && !fstatSync(this.#fd).isFile() ? PIPE_BUF : Infinity;
     this.#batchBytes = Math.min(options.batchBytes ?? 64 * 1024, atomicLimit);
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
@@ -91,6 +88,22 @@ export class LineWriter {
     if (this.#used >= this.#buffer.length - 256) this.#seal();
   }
 
+  /**
+   * Opens its file again, by path, after a rotation renamed it: what is
+   * written from now on, lines still buffered included, goes to the new
+   * file; the write in flight finishes in the old one. False when the
+   * destination was given as a file descriptor.
+   */
+  reopen(): boolean {
+    if (this.#path === null) return false;
+    const old = this.#fd;
+    this.#fd = openAppend(this.#path);
+    // The write in flight uses the oldest descriptor: keep that one open until it is done.
+    if (this.#writing && this.#retired === null) this.#retired = old;
+    else closeSync(old);
+    return true;
+  }
+
   /** How often the sink fell behind and lines were written synchronously. */
   get blockingWrites(): number {
     return this.#blockingWrites;
@@ -102,7 +115,7 @@ export class LineWriter {
     this.#seal();
     if (this.#writing) await new Promise<void>((resolve) => (this.#drained = resolve));
     this.#writeAllSync();
-    if (this.#ownsFd) closeSync(this.#fd);
+    if (this.#path !== null) closeSync(this.#fd);
   }
 
   /** Ends the current batch and starts writing it. */
@@ -141,6 +154,10 @@ export class LineWriter {
     this.#writing = true;
     write(this.#fd, batch, 0, batch.length, null, (error, written) => {
       this.#writing = false;
+      if (this.#retired !== null) {
+        closeSync(this.#retired);
+        this.#retired = null;
+      }
       if (error !== null) {
         if (error.code === 'EAGAIN') setTimeout(() => this.#next(), BUSY_RETRY_MS);
         // A sink that fails for good (EPIPE, ENOSPC, EBADF): the feed is
@@ -177,4 +194,9 @@ export class LineWriter {
       }
     }
   }
+}
+
+function openAppend(file: string): number {
+  mkdirSync(dirname(file), { recursive: true });
+  return openSync(file, 'a');
 }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -125,4 +125,22 @@ test('the relay passes on whole lines, split anywhere, and drops the start of a 
   await relay.close();
   assert.deepEqual(parsed(readFileSync(file, 'utf8')).map((l) => l.i).sort(), [1, 2, 3]);
   assert.deepEqual(dropped, [12]);
+});
+
+test('reopen: after a rename, lines go to a new file at the path, none lost; a file descriptor is kept', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'gw-reopen-')), 'feed.jsonl');
+  const writer = new LineWriter(file, { batchBytes: 1024 });
+  for (let i = 0; i < 100; i++) writer.write(line(i, 50));
+  renameSync(file, `${file}.1`);
+  // Batches already sealed may still be on their way to the renamed file.
+  assert.equal(writer.reopen(), true);
+  for (let i = 100; i < 200; i++) writer.write(line(i, 50));
+  await writer.close();
+  const old = parsed(readFileSync(`${file}.1`, 'utf8')).map((l) => l.i);
+  const now = parsed(readFileSync(file, 'utf8')).map((l) => l.i);
+  assert.deepEqual([...old, ...now].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i));
+  assert.ok(now.every((i) => i >= old.length), 'the new file starts where the old one ends');
+  assert.ok(now.includes(100) && now.includes(199));
+  const onFd = new LineWriter(1);
+  assert.equal(onFd.reopen(), false);
 });
