@@ -59,10 +59,12 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q + 1);
-    const host = requestHost(req.headers, peerTrusted);
+    // A getter: read once.
+    const headers = req.headers;
+    const host = requestHost(headers, peerTrusted);
     const method = req.method ?? 'GET';
 
-    const client = () => clientIp(req.socket.remoteAddress, peerTrusted, req.headers['x-forwarded-for'], trusted);
+    const client = () => clientIp(req.socket.remoteAddress, peerTrusted, headers['x-forwarded-for'], trusted);
     const line = (status: number, outcome: Outcome, capture: Capture | null) => {
       const ip = client();
       analytics.write({
@@ -76,8 +78,8 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
         durationMs: Math.round((performance.now() - start) * 1000) / 1000,
         client: {
           ip: config.anonymizeIp ? anonymizeIp(ip) : ip,
-          userAgent: req.headers['user-agent'] ?? null,
-          referer: req.headers.referer ?? null,
+          userAgent: headers['user-agent'] ?? null,
+          referer: headers.referer ?? null,
         },
         capture,
       });
@@ -102,10 +104,10 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
                 method,
                 path,
                 query,
-                authorization: req.headers.authorization,
-                userAgent: req.headers['user-agent'],
-                accept: req.headers.accept,
-                ifNoneMatch: req.headers['if-none-match'],
+                authorization: headers.authorization,
+                userAgent: headers['user-agent'],
+                accept: headers.accept,
+                ifNoneMatch: headers['if-none-match'],
               },
               config.services,
             );

@@ -1,9 +1,10 @@
 // The analytics line's serializer (src/analytics/analytics-log.ts): its own
 // quoting of strings writes what JSON.stringify writes, for every UTF-16
-// code unit, and a whole line is the JSON of its fields.
+// code unit, its durations read as JavaScript prints them, and a whole line
+// is the JSON of its fields.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { quote, serializeLine, type RequestLine } from '../../src/analytics/analytics-log.ts';
+import { formatMs, quote, serializeLine, type RequestLine } from '../../src/analytics/analytics-log.ts';
 
 test('quote writes what JSON.stringify writes, for every code unit and for surrogate pairs', () => {
   for (let unit = 0; unit <= 0xffff; unit++) {
@@ -14,6 +15,14 @@ test('quote writes what JSON.stringify writes, for every code unit and for surro
     assert.equal(quote(s), JSON.stringify(s), JSON.stringify(s));
   }
   assert.equal(quote(null), 'null');
+});
+
+test('formatMs prints a duration rounded to the microsecond as String does', () => {
+  for (let micros = 0; micros <= 2_000_000; micros++) {
+    const ms = micros / 1000;
+    if (formatMs(ms) !== String(ms)) assert.fail(`${micros} µs: ${formatMs(ms)} against ${String(ms)}`);
+  }
+  for (const ms of [2147483.647, 2147483.648, 86_400_000, 1e21]) assert.equal(formatMs(ms), String(ms));
 });
 
 test('a line is the JSON of its fields, in the schema order, user agents with quotes included', () => {
