@@ -10,7 +10,7 @@
  * `instructions` counts what the same servers execute per request, under
  * valgrind's callgrind, against the same baseline.
  */
-import { existsSync, readFileSync, readdirSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, totalmem, tmpdir, platform, release } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -39,6 +39,10 @@ const COUNTED = quick ? 200 : 5000;
 const UNCOUNTED = quick ? 300 : 20_000;
 const work = mkdtempSync(join(tmpdir(), 'gw-bench-'));
 const logs = mkdtempSync(join(tmpdir(), 'gw-bench-analytics-'));
+// A full run writes about 3.5 GB of analytics lines and 100 MB of manifests.
+process.once('exit', () => {
+  for (const dir of [work, logs]) rmSync(dir, { recursive: true, force: true });
+});
 /** The launcher npm start and the systemd unit run, with the same node flags. */
 const CLI = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const BASELINE = new URL('./baseline-server.ts', import.meta.url).pathname;
@@ -98,13 +102,18 @@ function gatewayArgs(manifestFile: string, extra: string[] = []): string[] {
   return [...NODE_FLAGS, CLI, '--manifest', manifestFile, '--port', '0', '--admin-port', '0', '--analytics', join(logs, `analytics-${counter}.jsonl`), ...extra];
 }
 
-/** Run `fn` on a fresh process started with `args`, then stop it. */
+/**
+ * Run `fn` on a fresh process started with `args`, then stop it. Its
+ * analytics lines are deleted then: left behind, a full run's gigabytes of
+ * them are written back to disk while later scenarios run.
+ */
 async function withServer<T>(args: string[], fn: (s: ServerProcess) => Promise<T>): Promise<T> {
   const server = await startServer(args);
   try {
     return await fn(server);
   } finally {
     await server.stop();
+    for (const file of readdirSync(logs)) rmSync(join(logs, file), { force: true });
   }
 }
 
