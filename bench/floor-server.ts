@@ -32,7 +32,7 @@ const server = createServer((req, res) => {
     query: q === -1 ? '' : url.slice(q + 1),
     status: 307,
     outcome: 'redirect',
-    durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+    durationMs: performance.now() - start,
     client: { ip: req.socket.remoteAddress ?? null, userAgent: req.headers['user-agent'] ?? null, referer: req.headers.referer ?? null },
     capture: CAPTURE,
   });

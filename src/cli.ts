@@ -14,8 +14,8 @@ import { operationsLog } from './analytics/analytics-log.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
 import { DEFAULTS, parseUpstreams, type GatewayOptions } from './options.ts';
-import { startGateway } from './server.ts';
-import { startPrimary } from './cluster-primary.ts';
+import { startGateway, type Gateway } from './server.ts';
+import { startPrimary, type Primary } from './cluster-primary.ts';
 
 const EXAMPLE_MANIFEST = fileURLToPath(new URL('../config/manifest.json', import.meta.url));
 
@@ -34,7 +34,7 @@ async function validate(file: string): Promise<number> {
 
 async function serve(options: GatewayOptions): Promise<void> {
   const log = operationsLog(options.logLevel);
-  const starting: Promise<{ reload(reason: string, force?: boolean): Promise<void>; reopenAnalytics(): void; close(): Promise<void> }> =
+  const starting: Promise<Primary | Gateway> =
     options.workers > 1 && cluster.isPrimary ? startPrimary(options, log) : startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
   // Signals are handled from the first moment: one that arrives while the
   // gateway is still starting stops it as soon as it is up.

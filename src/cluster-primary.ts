@@ -14,6 +14,7 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminHandler } from './admin/admin-handler.ts';
 import { ManifestMetrics } from './admin/metrics.ts';
+import { feedDestination } from './analytics/analytics-log.ts';
 import { LineRelay, needsRelay, RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
@@ -41,7 +42,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   const aggregator = new AggregatorRegistry();
 
   // Each worker's analytics pipe is its fd 4 (3 is the cluster's IPC channel).
-  const destination = options.analytics === '-' ? 1 : options.analytics;
+  const destination = feedDestination(options.analytics);
   const relay = needsRelay(destination)
     ? new LineRelay(destination, (bytes) => log.error({ bytes }, 'a worker ended in the middle of an analytics line; its start is dropped'))
     : null;

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { analyticsLog, type AnalyticsLog } from './analytics/analytics-log.ts';
+import { analyticsLog, feedDestination, type AnalyticsLog } from './analytics/analytics-log.ts';
 import { RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { createAdminHandler } from './admin/admin-handler.ts';
 import { formatProblem, ManifestError } from './errors.ts';
@@ -87,7 +87,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // feed (not a regular file), else to the destination, shared.
   const relayFd = role === 'worker' ? process.env[RELAY_FD_VARIABLE] : undefined;
   const analytics: AnalyticsLog =
-    relayFd !== undefined ? analyticsLog(Number(relayFd)) : analyticsLog(options.analytics === '-' ? 1 : options.analytics, role === 'worker');
+    relayFd !== undefined ? analyticsLog(Number(relayFd)) : analyticsLog(feedDestination(options.analytics), role === 'worker');
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
   const registry = new Registry();

@@ -54,14 +54,14 @@ export function quote(s: string | null): string {
 const FRACTIONS = Array.from({ length: 1000 }, (_, i) => String(i / 1000).slice(1));
 
 /**
- * Hot path. `String(ms)` for a duration rounded to the microsecond, from
- * integers and a table instead of formatting a double (with the request's
- * headers read once in the handler: 86.1–87.6k → 85.0–85.5k instructions
- * per request for file-10, callgrind, 3 alternated pairs).
+ * Hot path. A duration in ms, rounded to the microsecond, as `String` prints
+ * it: from integers and a table instead of formatting a double (with the
+ * request's headers read once in the handler: 86.1–87.6k → 85.0–85.5k
+ * instructions per request for file-10, callgrind, 3 alternated pairs).
  */
 export function formatMs(ms: number): string {
   const micros = Math.round(ms * 1000);
-  if (!(micros >= 0 && micros <= 0x7fffffff)) return String(ms);
+  if (!(micros >= 0 && micros <= 0x7fffffff)) return String(micros / 1000);
   const whole = Math.floor(micros / 1000);
   return `${whole}${FRACTIONS[micros - whole * 1000]}`;
 }
@@ -79,6 +79,11 @@ export function serializeLine(line: RequestLine, time: number): string {
     `"outcome":"${line.outcome}","durationMs":${formatMs(line.durationMs)},"client":{"ip":${quote(c.ip)},"userAgent":${quote(c.userAgent)},` +
     `"referer":${quote(c.referer)}},"capture":${line.capture === null ? 'null' : str(line.capture)}}\n`
   );
+}
+
+/** The destination of `--analytics`: `-` is stdout (fd 1), anything else a file path. */
+export function feedDestination(analytics: string): number | string {
+  return analytics === '-' ? 1 : analytics;
 }
 
 /**

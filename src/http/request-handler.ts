@@ -75,7 +75,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
         query,
         status,
         outcome,
-        durationMs: Math.round((performance.now() - start) * 1000) / 1000,
+        durationMs: performance.now() - start,
         client: {
           ip: config.anonymizeIp ? anonymizeIp(ip) : ip,
           userAgent: headers['user-agent'] ?? null,
