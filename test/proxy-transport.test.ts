@@ -1,0 +1,187 @@
+// The registry proxy's own HTTP/1.1 client (src/proxy/backend-client.ts)
+// against backends scripted byte by byte: body framings, kept-alive and
+// stale connections, interim answers, malformed answers, and the bytes of a
+// blob through a client slower than the backend. The gateway is the real
+// process; the backend is a plain TCP server on 127.0.0.1.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const D = 'cr.test';
+/** Answers one request: `socket` is the backend connection, `connection` its number, `nth` the request's number on it. */
+type Script = (socket: Socket, connection: number, nth: number) => void;
+const scripts = new Map<string, Script>();
+let connections = 0;
+let backend: Server;
+let gw: GatewayProcess;
+
+before(async () => {
+  backend = createServer((socket) => {
+    const connection = ++connections;
+    let nth = 0;
+    let pending = '';
+    socket.on('data', (d) => {
+      pending += d.toString('latin1');
+      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+        const target = pending.slice(0, end).split(' ')[1];
+        pending = pending.slice(end + 4);
+        const script = scripts.get(target.replace(/^\/v2\/org\/app\/blobs\//, ''));
+        if (script === undefined) socket.destroy();
+        else script(socket, connection, ++nth);
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  gw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'backend.test', 'always-proxy': true }] },
+    args: ['--upstream', `backend.test=http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--upstream-timeout', '500'],
+  });
+});
+after(async () => {
+  await gw.stop();
+  backend.close();
+});
+
+const get = (name: string, method = 'GET') => request(gw.port, { method, path: `/v2/org/app/blobs/${name}`, host: D });
+const answer = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
+
+/** Writes `parts` one by one, `gap` ms apart, so that the gateway reads them separately. */
+function trickle(socket: Socket, parts: (string | Buffer)[], gap = 15, then?: () => void): void {
+  const next = (i: number): void => {
+    if (i === parts.length) return then?.();
+    socket.write(parts[i]);
+    setTimeout(() => next(i + 1), gap);
+  };
+  next(0);
+}
+
+test('chunked bodies: sizes, extensions and trailers split anywhere; the connection is kept', async () => {
+  scripts.set('chunked', (socket) =>
+    trickle(socket, ['HTTP/1.1 200 OK\r\ntransfer-en', 'coding: chunked\r\ncontent-type: text/plain\r\n\r\n5\r', '\nhello\r\n', '1', '0;name="x y"\r\n0123456789', 'abcdef\r\n0\r\nx-trailer: 1\r', '\n\r\n']),
+  );
+  scripts.set('after', (socket) => socket.write(answer('next')));
+  const before = connections;
+  const res = await get('chunked');
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'hello0123456789abcdef');
+  assert.equal(res.headers['content-type'], 'text/plain');
+  assert.equal(res.headers['x-trailer'], undefined);
+  assert.equal((await get('after')).text, 'next');
+  assert.equal(connections - before, 1, 'the second request went over the same backend connection');
+});
+
+test('a body read until the backend closes, then a new connection', async () => {
+  const used: number[] = [];
+  scripts.set('until-close', (socket, connection) => {
+    used.push(connection);
+    trickle(socket, ['HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nfirst part, ', 'second part'], 15, () => socket.end());
+  });
+  scripts.set('after-close', (socket, connection) => {
+    used.push(connection);
+    socket.write(answer('fresh'));
+  });
+  const res = await get('until-close');
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'first part, second part');
+  assert.equal((await get('after-close')).text, 'fresh');
+  assert.notEqual(used[0], used[1]);
+});
+
+test('a kept-alive connection the backend drops is retried once on a new one', async () => {
+  const used: [number, string][] = [];
+  scripts.set('first', (socket, connection) => {
+    used.push([connection, 'answered']);
+    socket.write(answer('one'));
+  });
+  scripts.set('dropped', (socket, connection, nth) => {
+    used.push([connection, nth > 1 ? 'dropped' : 'answered']);
+    if (nth > 1) socket.destroy();
+    else socket.write(answer('two'));
+  });
+  assert.equal((await get('first')).text, 'one');
+  const res = await get('dropped');
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'two');
+  assert.equal(used.length, 3);
+  assert.deepEqual(used[1], [used[0][0], 'dropped'], 'the kept connection was tried first');
+  assert.equal(used[2][1], 'answered');
+  assert.notEqual(used[2][0], used[0][0]);
+});
+
+test('interim 1xx answers are skipped', async () => {
+  scripts.set('hints', (socket) => trickle(socket, ['HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok']));
+  const res = await get('hints');
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'ok');
+  assert.equal(res.headers.link, undefined);
+});
+
+test('malformed answers give 502, and the gateway keeps serving', async () => {
+  scripts.set('garbage', (socket) => socket.write('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
+  scripts.set('huge-head', (socket) => socket.write(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`));
+  scripts.set('two-lengths', (socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc'));
+  scripts.set('bad-field', (socket) => socket.write('HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 0\r\n\r\n'));
+  scripts.set('bad-chunk', (socket) => socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'));
+  for (const name of ['garbage', 'huge-head', 'two-lengths', 'bad-field']) assert.equal((await get(name)).status, 502, name);
+  // The head was fine and has gone to the client: the response is cut off.
+  await assert.rejects(get('bad-chunk'));
+  scripts.set('fine', (socket) => socket.write(answer('fine')));
+  assert.equal((await get('fine')).text, 'fine');
+});
+
+test('a backend that stops midway cuts the client response off', async () => {
+  scripts.set('cut', (socket) => trickle(socket, ['HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n', Buffer.alloc(1000, 1)], 15, () => socket.destroy()));
+  const got = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
+    httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/cut', headers: { host: D }, agent: false }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('error', () => undefined);
+      res.on('close', () => resolve({ bytes, complete: res.complete }));
+    }).end();
+  });
+  assert.equal(got.complete, false);
+  assert.equal(got.bytes, 1000);
+});
+
+test('a blob arrives byte for byte through a client slower than the backend, even one that stops longer than the silence timeout', async () => {
+  const blob = randomBytes(24 * 1024 * 1024);
+  scripts.set('random', (socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${blob.length}\r\n\r\n`);
+    // Pieces of odd sizes, so that reads end anywhere.
+    let at = 0;
+    const pump = (): void => {
+      while (at < blob.length) {
+        const next = Math.min(blob.length, at + 100_003);
+        const more = socket.write(blob.subarray(at, next));
+        at = next;
+        if (!more) return void socket.once('drain', pump);
+      }
+    };
+    pump();
+  });
+  const digest = await new Promise<string>((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/random', headers: { host: D }, agent: false }, (res) => {
+      const hash = createHash('sha256');
+      let got = 0;
+      let stops = 0;
+      res.on('data', (c: Buffer) => {
+        hash.update(c);
+        const before = got;
+        got += c.length;
+        // Every 2 MiB, stop reading: once for longer than --upstream-timeout (500 ms).
+        if (Math.floor(before / 2097152) !== Math.floor(got / 2097152)) {
+          res.pause();
+          setTimeout(() => res.resume(), stops++ === 3 ? 900 : 20);
+        }
+      });
+      res.on('end', () => resolve(hash.digest('hex')));
+      res.on('error', reject);
+    }).end();
+  });
+  assert.equal(digest, createHash('sha256').update(blob).digest('hex'));
+});
