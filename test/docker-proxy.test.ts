@@ -309,9 +309,9 @@ test('proxy: a 1 GiB blob streams through without growing the gateway memory', a
   });
   clearInterval(sampler);
   assert.equal(received, size);
-  // Streaming, not buffering: the growth is a fixed GC allowance for socket
-  // read buffers (measured: ~70 MiB for 128 MiB, ~100 MiB for 512 MiB and
-  // 2 GiB blobs), far below the blob's size, and it does not scale with it.
+  // Streaming, not buffering, from one reused read buffer per backend
+  // connection: measured 3-5 MiB for 1 GiB (about 100 MiB with node:http's
+  // client, whose every read was a new buffer left for the GC).
   const growth = (peak - before) / 1024 / 1024;
-  assert.ok(growth < 160, `RSS grew by ${growth.toFixed(1)} MiB for a ${size / 1024 / 1024} MiB blob`);
+  assert.ok(growth < 32, `RSS grew by ${growth.toFixed(1)} MiB for a ${size / 1024 / 1024} MiB blob`);
 });
