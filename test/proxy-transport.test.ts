@@ -9,11 +9,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { request } from './helpers/http-client.ts';
+import { rawRequest, request } from './helpers/http-client.ts';
 
 const D = 'cr.test';
-/** Answers one request: `socket` is the backend connection, `connection` its number, `nth` the request's number on it. */
-type Script = (socket: Socket, connection: number, nth: number) => void;
+/** Answers one request: `socket` is the backend connection, `connection` its number, `nth` the request's number on it, `head` the request's head as latin1. */
+type Script = (socket: Socket, connection: number, nth: number, head: string) => void;
 const scripts = new Map<string, Script>();
 let connections = 0;
 let backend: Server;
@@ -27,11 +27,11 @@ before(async () => {
     socket.on('data', (d) => {
       pending += d.toString('latin1');
       for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
-        const target = pending.slice(0, end).split(' ')[1];
+        const head = pending.slice(0, end);
         pending = pending.slice(end + 4);
-        const script = scripts.get(target.replace(/^\/v2\/org\/app\/blobs\//, ''));
+        const script = scripts.get(head.split(' ')[1].replace(/^\/v2\/org\/app\/blobs\//, ''));
         if (script === undefined) socket.destroy();
-        else script(socket, connection, ++nth);
+        else script(socket, connection, ++nth, head);
       }
     });
     socket.on('error', () => undefined);
@@ -184,4 +184,33 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
     }).end();
   });
   assert.equal(digest, createHash('sha256').update(blob).digest('hex'));
+});
+
+test('a head that has no body but is followed by bytes: the connection is not used again', async () => {
+  const used: number[] = [];
+  scripts.set('head-and-junk', (socket, connection) => {
+    used.push(connection);
+    socket.write('HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello');
+  });
+  scripts.set('after-junk', (socket, connection) => {
+    used.push(connection);
+    socket.write(answer('clean'));
+  });
+  const head = await get('head-and-junk', 'HEAD');
+  assert.equal(head.status, 200);
+  assert.equal(head.headers['content-length'], '5');
+  assert.equal((await get('after-junk')).text, 'clean');
+  assert.notEqual(used[1], used[0]);
+});
+
+test('request field values reach the backend byte for byte, obs-text included', async () => {
+  let seen = '';
+  scripts.set('bytes', (socket, _c, _n, head) => {
+    seen = head;
+    socket.write(answer('ok'));
+  });
+  const raw = await rawRequest(gw.port, `GET /v2/org/app/blobs/bytes HTTP/1.1\r\nhost: ${D}\r\nx-name: caf\xe9 \xff\r\nconnection: close\r\n\r\n`);
+  assert.match(raw, /^HTTP\/1\.1 200/);
+  // rawRequest sends the text as UTF-8: é and ÿ are two bytes each, which the backend reads back as latin1.
+  assert.match(seen, /\r\nx-name: caf\xc3\xa9 \xc3\xbf\r\n/);
 });

@@ -36,7 +36,8 @@ const MAX_IDLE = 32;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
-const BAD_VALUE = /[\0\r\n]/;
+/** Field values: visible ASCII, spaces, tabs and obs-text (RFC 9110 §5.5), written as latin1 bytes. */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 
 export type BackendFailure = 'timeout' | 'unreachable';
 
@@ -227,7 +228,7 @@ class Connection {
       this.#onHead = resolve;
       this.#onFail = reject;
       this.#socket.setTimeout(this.#options.silenceTimeout);
-      this.#socket.write(head);
+      this.#socket.write(head, 'latin1');
     });
   }
 
@@ -364,8 +365,12 @@ class Connection {
       });
       if (this.#broken) return this.#break();
       this.#phase = 'body';
-      if (this.#framing.kind === 'none') return this.#finish();
       const { from, to } = this.#held;
+      if (this.#framing.kind === 'none') {
+        // Bytes after a head that has no body: the backend cannot be trusted with the next request.
+        if (from < to) this.#reusable = false;
+        return this.#finish();
+      }
       if (from === to || this.#readBody(from, to)) this.#go();
     });
   }
