@@ -31,8 +31,8 @@ const MAX_HEAD = 64 * 1024;
 const MAX_LINE = 4096;
 /** An idle connection is closed after this long, before most servers do (5 s and up). */
 const IDLE_MS = 4000;
-/** Idle connections kept per backend. */
-const MAX_IDLE = 32;
+/** Idle connections kept per backend (node:http's Agent keeps 256). */
+const MAX_IDLE = 256;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
