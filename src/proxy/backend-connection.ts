@@ -1,0 +1,347 @@
+/**
+ * One kept-alive connection to a backend, and the answer in flight on it.
+ *
+ * It reads into one buffer of its own, reused for its whole life
+ * (`onread`), and a body goes to the client straight from that buffer: the
+ * connection stops reading until the client's socket has taken the bytes,
+ * so nothing is copied or allocated per read. node:http's client allocates
+ * a fresh 64 KiB buffer for every read instead; a 1 GiB blob then set off
+ * some 40 full garbage collections, each marking the whole routing table
+ * (bench/results.md, proxy-blob).
+ */
+import { connect as netConnect, isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls';
+import type { ServerResponse } from 'node:http';
+import { BackendError, StaleConnection } from './backend-error.ts';
+import { ChunkedDecoder, firstField, framing, HeadReader, keepsConnection, type Framing, type ResponseHead } from './http1-wire.ts';
+
+/**
+ * Bytes read at a time. A 1 GiB blob over loopback took 0.73 s of CPU with
+ * 64 KiB reads, 0.52 s with 256 KiB and 0.39 s with 1 MiB. Pages of the
+ * buffer are touched only by reads that fill them, so a connection that
+ * only ever carried manifests holds a few KiB of it.
+ */
+const READ_SIZE = 256 * 1024;
+/** A parked connection is closed after this long, before most servers do (5 s and up). */
+const IDLE_MS = 4000;
+
+export interface ConnectionOptions {
+  /** Time to open a connection, in ms. */
+  readonly connectTimeout: number;
+  /** Time the backend may stay silent: before the head, and between reads of the body, in ms. */
+  readonly silenceTimeout: number;
+}
+
+/** A backend's answer: its head, then its body, taken once. */
+export interface BackendAnswer {
+  readonly status: number;
+  /** Header fields in the order received: name (lower case), value, name, value, ... */
+  readonly fields: readonly string[];
+  /** The first value of a field, or undefined. */
+  field(name: string): string | undefined;
+  /** Writes the body to `res` and ends it; resolves when the body is complete or broken (then `res` is destroyed). */
+  pipeTo(res: ServerResponse): Promise<void>;
+  /** Drops the body; the connection is kept when it ends cleanly. Once the body is taken, does nothing. */
+  discard(): void;
+}
+
+/**
+ * Where a connection is: opening; waiting for an answer's head; holding the
+ * head's first body bytes until the caller takes the body; reading the
+ * body; ending the client's response; parked in the pool; closed.
+ */
+type Phase = 'opening' | 'head' | 'held' | 'body' | 'ending' | 'idle' | 'closed';
+
+/** One connection to a backend and the parse state of the answer in flight. */
+export class Connection {
+  readonly #socket: Socket;
+  readonly #buffer: Buffer;
+  readonly #options: ConnectionOptions;
+  readonly #release: (c: Connection) => void;
+  #phase: Phase = 'opening';
+  /** Answers completed on this connection. */
+  #served = 0;
+  /** Bytes of the current answer seen so far. */
+  #received = 0;
+  #method = 'GET';
+  #head = new HeadReader();
+  #framing: Framing = { kind: 'none' };
+  #chunked = new ChunkedDecoder();
+  #reusable = true;
+  /** The body broke while held: the caller's response is cut off when it takes it. */
+  #broken = false;
+  /** Where the body goes; null drops it. */
+  #sink: ServerResponse | null = null;
+  /** Unprocessed bytes of the read that ended the head. */
+  #held = { from: 0, to: 0 };
+  #onHead: ((a: BackendAnswer) => void) | null = null;
+  #onFail: ((e: Error) => void) | null = null;
+  #onBodyEnd: (() => void) | null = null;
+  #onIdleClose: (() => void) | null = null;
+
+  private constructor(socket: Socket, buffer: Buffer, options: ConnectionOptions, release: (c: Connection) => void) {
+    this.#socket = socket;
+    this.#buffer = buffer;
+    this.#options = options;
+    this.#release = release;
+    socket.on('error', (e) => this.#fail(e));
+    socket.on('end', () => this.#fail(new Error('the backend closed the connection')));
+    socket.on('close', () => this.#fail(new Error('connection closed')));
+    socket.on('timeout', () => this.#fail(new BackendError('timeout', 'the backend stayed silent')));
+  }
+
+  /** Opens a connection; `release` parks it for the next request once an answer is complete and it may carry another. */
+  static open(url: URL, options: ConnectionOptions, release: (c: Connection) => void): Promise<Connection> {
+    const buffer = Buffer.allocUnsafe(READ_SIZE);
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    let connection: Connection | null = null;
+    const onread = { buffer, callback: (n: number) => connection!.read(n) };
+    const socket =
+      url.protocol === 'https:'
+        ? // `onread` works for TLS too (node ≥ 15.1), though @types/node does not list it.
+          tlsConnect({ host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], onread } as TlsOptions)
+        : netConnect({ host, port, onread });
+    connection = new Connection(socket, buffer, options, release);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new BackendError('timeout', 'the backend did not accept the connection in time'));
+      }, options.connectTimeout);
+      const failed = (e: Error): void => {
+        clearTimeout(timer);
+        reject(new BackendError('unreachable', e.message, e));
+      };
+      socket.once('error', failed);
+      socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        socket.off('error', failed);
+        socket.setNoDelay(true);
+        resolve(connection!);
+      });
+    });
+  }
+
+  /** Writes a request and resolves with the answer's head. */
+  exchange(head: string, method: string): Promise<BackendAnswer> {
+    this.#phase = 'head';
+    this.#method = method;
+    this.#received = 0;
+    this.#head = new HeadReader();
+    this.#broken = false;
+    this.#sink = null;
+    return new Promise((resolve, reject) => {
+      this.#onHead = resolve;
+      this.#onFail = reject;
+      this.#socket.setTimeout(this.#options.silenceTimeout);
+      this.#socket.write(head, 'latin1');
+    });
+  }
+
+  /** Parked in the pool: any byte, close or the idle time ends it. */
+  sleep(onClose: () => void): void {
+    this.#phase = 'idle';
+    this.#onIdleClose = onClose;
+    this.#socket.setTimeout(IDLE_MS);
+    // Reading on, so that a close by the backend is seen.
+    this.#socket.resume();
+  }
+
+  wake(): void {
+    this.#onIdleClose = null;
+    this.#socket.setTimeout(0);
+  }
+
+  destroy(): void {
+    this.#close();
+  }
+
+  /** onread: `n` new bytes at the start of the buffer. Returns false to stop reading. */
+  read(n: number): boolean {
+    if (this.#phase !== 'head' && this.#phase !== 'body') {
+      // Bytes nobody asked for: the connection cannot be trusted.
+      this.#fail(new BackendError('unreachable', 'unexpected bytes from the backend'));
+      return false;
+    }
+    this.#received += n;
+    try {
+      let at = 0;
+      if (this.#phase === 'head') {
+        const read = this.#head.read(this.#buffer, 0, n);
+        if (read === null) return true;
+        this.#answer(read.head);
+        // The caller decides what becomes of the body; until then, stop.
+        this.#held = { from: read.bodyAt, to: n };
+        this.#stop();
+        return false;
+      }
+      return this.#readBody(at, n);
+    } catch (e) {
+      this.#fail(e as Error);
+      return false;
+    }
+  }
+
+  /** Reads no further until #go; the silence timer is off meanwhile. */
+  #stop(): void {
+    this.#socket.setTimeout(0);
+    this.#socket.pause();
+  }
+
+  #go(): void {
+    if (this.#phase !== 'body') return;
+    this.#socket.setTimeout(this.#options.silenceTimeout);
+    this.#socket.resume();
+  }
+
+  /** The final head: settles the head promise. */
+  #answer(head: ResponseHead): void {
+    this.#framing = framing(this.#method, head);
+    this.#reusable = keepsConnection(head, this.#framing);
+    this.#chunked = new ChunkedDecoder();
+    this.#phase = 'held';
+    const onHead = this.#onHead!;
+    this.#onHead = null;
+    this.#onFail = null;
+    const { status, fields } = head;
+    onHead({ status, fields, field: (name) => firstField(fields, name), pipeTo: (res) => this.#take(res), discard: () => void this.#take(null) });
+  }
+
+  /** The caller takes the body: go on with the bytes held since the head. */
+  #take(sink: ServerResponse | null): Promise<void> {
+    if (this.#phase !== 'held') return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#sink = sink;
+      this.#onBodyEnd = resolve;
+      sink?.once('close', () => {
+        if (this.#sink === sink && (this.#phase === 'body' || this.#phase === 'ending')) this.#break();
+      });
+      if (this.#broken) return this.#break();
+      this.#phase = 'body';
+      const { from, to } = this.#held;
+      if (this.#framing.kind === 'none') {
+        // Bytes after a head that has no body: the backend cannot be trusted with the next request.
+        if (from < to) this.#reusable = false;
+        return this.#finish();
+      }
+      if (from === to || this.#readBody(from, to)) this.#go();
+    });
+  }
+
+  /** Writes the body bytes in [from, to) to the sink. Returns false to stop reading until they are out. */
+  #readBody(from: number, to: number): boolean {
+    const pieces: number[] = [];
+    let at = from;
+    let complete = false;
+    const f = this.#framing;
+    if (f.kind === 'length') {
+      const take = Math.min(f.remaining, to - at);
+      pieces.push(at, at + take);
+      at += take;
+      f.remaining -= take;
+      complete = f.remaining === 0;
+    } else if (f.kind === 'close') {
+      pieces.push(at, to);
+      at = to;
+    } else if (f.kind === 'chunked') {
+      at = this.#chunked.decode(this.#buffer, at, to, pieces);
+      complete = this.#chunked.done;
+    }
+    if (complete && at < to) this.#reusable = false;
+    const sink = this.#sink;
+    let waiting = false;
+    if (sink !== null && !sink.destroyed) {
+      for (let i = 0; i < pieces.length; i += 2) {
+        const piece = this.#buffer.subarray(pieces[i], pieces[i + 1]);
+        if (complete || i + 2 < pieces.length) sink.write(piece);
+        else {
+          // The buffer is read into again only once these bytes are out.
+          waiting = true;
+          sink.write(piece, () => this.#go());
+        }
+      }
+    }
+    if (complete) {
+      this.#finish();
+      return false;
+    }
+    if (waiting) this.#stop();
+    return !waiting;
+  }
+
+  /**
+   * The body is complete: end the client's response. The connection goes
+   * back to the pool only once the response is out, since its last bytes
+   * may still be in the buffer.
+   */
+  #finish(): void {
+    this.#phase = 'ending';
+    this.#socket.setTimeout(0);
+    const sink = this.#sink;
+    if (sink === null || sink.destroyed) return this.#settle();
+    sink.end(() => {
+      if (this.#phase === 'ending') this.#settle();
+    });
+  }
+
+  #settle(): void {
+    this.#served++;
+    const resolve = this.#onBodyEnd;
+    this.#onBodyEnd = null;
+    if (this.#reusable) this.#release(this);
+    else this.#close();
+    resolve?.();
+  }
+
+  /** The body cannot complete: the client's response is cut off, the connection closed. */
+  #break(): void {
+    this.#close();
+    if (this.#sink !== null && !this.#sink.destroyed) this.#sink.destroy();
+    const resolve = this.#onBodyEnd;
+    this.#onBodyEnd = null;
+    resolve?.();
+  }
+
+  #close(): void {
+    this.#phase = 'closed';
+    this.#socket.destroy();
+  }
+
+  #fail(e: Error): void {
+    switch (this.#phase) {
+      case 'idle': {
+        const onClose = this.#onIdleClose;
+        this.#onIdleClose = null;
+        this.#close();
+        return onClose?.();
+      }
+      case 'head': {
+        const reject = this.#onFail!;
+        this.#onHead = null;
+        this.#onFail = null;
+        this.#close();
+        if (this.#received === 0 && this.#served > 0 && !(e instanceof BackendError)) return reject(new StaleConnection(e.message));
+        return reject(e instanceof BackendError ? e : new BackendError('unreachable', e.message, e));
+      }
+      case 'held':
+        this.#broken = this.#framing.kind !== 'none';
+        this.#reusable = false;
+        if (this.#broken) this.#close();
+        return;
+      case 'body':
+        // The end of a body read until close is its completion.
+        if (this.#framing.kind === 'close' && !(e instanceof BackendError)) {
+          this.#reusable = false;
+          return this.#finish();
+        }
+        return this.#break();
+      case 'ending':
+        // The client went away before the last bytes were out.
+        this.#reusable = false;
+        if (this.#sink?.destroyed === true) this.#settle();
+        return;
+      default:
+        this.#close();
+    }
+  }
+}

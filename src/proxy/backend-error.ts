@@ -1,0 +1,14 @@
+/** How a request to a backend failed: the registry proxy answers 504 or 502 for it. */
+export type BackendFailure = 'timeout' | 'unreachable';
+
+/** A backend failed before its answer's head, or sent something that is not HTTP/1.1. */
+export class BackendError extends Error {
+  readonly failure: BackendFailure;
+  constructor(failure: BackendFailure, message: string, cause?: unknown) {
+    super(message, { cause });
+    this.failure = failure;
+  }
+}
+
+/** A kept-alive connection failed before any byte of the answer: the request may go again on a new one. */
+export class StaleConnection extends Error {}
