@@ -13,8 +13,8 @@ const MAX_LINE = 4096;
 
 /** RFC 9110 §5.6.2 token: a field name. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** RFC 9112 §4: the status line; interim (1xx) answers included. */
-const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: |$)/;
+/** RFC 9112 §4: the status line, interim (1xx) answers included; the space before an empty reason phrase may be missing, as with node:http's parser. */
+const STATUS_LINE = /^HTTP\/1\.([01]) ([1-9]\d\d)(?:[ \r]|$)/;
 /** Field values: visible ASCII, spaces, tabs and obs-text (RFC 9110 §5.5), written as latin1 bytes. */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 /** RFC 9112 §7.1: chunk-size, then extensions, which are ignored. */

@@ -29,9 +29,17 @@ test('a head split anywhere gives the same fields and body start; interim answer
   }
 });
 
+test('a status line without a reason phrase, with or without its space', () => {
+  for (const wire of ['HTTP/1.1 204\r\nx: 1\r\n\r\n', 'HTTP/1.1 204 \r\nx: 1\r\n\r\n', 'HTTP/1.0 204\r\n\r\n']) {
+    const read = new HeadReader().read(Buffer.from(wire, 'latin1'), 0, wire.length);
+    assert.equal(read?.head.status, 204, JSON.stringify(wire));
+  }
+});
+
 test('heads that are refused', () => {
   const refused = (wire: string) => assert.throws(() => new HeadReader().read(Buffer.from(wire, 'latin1'), 0, wire.length), BackendError, JSON.stringify(wire));
   refused('HTTP/2 200\r\n\r\n');
+  refused('HTTP/1.1 2000 OK\r\n\r\n');
   refused('SSH-2.0-OpenSSH\r\n\r\n');
   refused('HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n');
   refused('HTTP/1.1 200 OK\r\nname : value\r\n\r\n');
