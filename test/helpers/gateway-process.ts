@@ -4,7 +4,7 @@
  * stderr, and stops it with a signal. Used by every integration test.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -52,8 +52,17 @@ export interface StartOptions {
   env?: Record<string, string>;
 }
 
+/** Folders made by tempDir, removed when the test process exits. */
+const madeDirs: string[] = [];
+process.once('exit', () => {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new folder under the system's temporary folder; it goes away with the test process. */
 export function tempDir(prefix = 'gw-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeDirs.push(dir);
+  return dir;
 }
 
 export async function startGateway(opts: StartOptions): Promise<GatewayProcess> {

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, renameSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { LineRelay } from '../../src/analytics/line-relay.ts';
 import { LineWriter } from '../../src/analytics/line-writer.ts';
+import { tempDir } from '../helpers/gateway-process.ts';
 
 const WRITER = new URL('../../src/analytics/line-writer.ts', import.meta.url).pathname;
 
@@ -26,7 +26,7 @@ function parsed(text: string): { i: number; payload: string }[] {
 }
 
 test('lines arrive whole and in order across batches, with oversized and multi-byte lines', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'gw-writer-')), 'sub', 'feed.jsonl');
+  const file = join(tempDir('gw-writer-'), 'sub', 'feed.jsonl');
   const writer = new LineWriter(file, { batchBytes: 1024 });
   const sizes = [10, 500, 1013, 1014, 3000, 0, 700];
   const expected: string[] = [];
@@ -41,7 +41,7 @@ test('lines arrive whole and in order across batches, with oversized and multi-b
 });
 
 test('a line written alone is on disk within the flush delay, before close', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'gw-writer-')), 'feed.jsonl');
+  const file = join(tempDir('gw-writer-'), 'feed.jsonl');
   const writer = new LineWriter(file, { maxDelayMs: 20 });
   writer.write(line(1, 5));
   await new Promise((r) => setTimeout(r, 200));
@@ -106,7 +106,7 @@ test('two processes sharing one pipe (--workers): no line is torn', { timeout: 6
 });
 
 test('the relay passes on whole lines, split anywhere, and drops the start of a line a pipe ended in', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'gw-relay-')), 'feed.jsonl');
+  const file = join(tempDir('gw-relay-'), 'feed.jsonl');
   const dropped: number[] = [];
   const relay = new LineRelay(file, (bytes) => dropped.push(bytes));
   const a = new PassThrough();
@@ -128,7 +128,7 @@ test('the relay passes on whole lines, split anywhere, and drops the start of a 
 });
 
 test('reopen: after a rename, lines go to a new file at the path, none lost; a file descriptor is kept', async () => {
-  const file = join(mkdtempSync(join(tmpdir(), 'gw-reopen-')), 'feed.jsonl');
+  const file = join(tempDir('gw-reopen-'), 'feed.jsonl');
   const writer = new LineWriter(file, { batchBytes: 1024 });
   for (let i = 0; i < 100; i++) writer.write(line(i, 50));
   renameSync(file, `${file}.1`);
