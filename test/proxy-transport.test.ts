@@ -214,3 +214,22 @@ test('request field values reach the backend byte for byte, obs-text included', 
   // rawRequest sends the text as UTF-8: é and ÿ are two bytes each, which the backend reads back as latin1.
   assert.match(seen, /\r\nx-name: caf\xc3\xa9 \xc3\xbf\r\n/);
 });
+
+test('a client that leaves before the head arrives: the backend connection is closed, not read to the end', { timeout: 15_000 }, async () => {
+  let backendClosed!: () => void;
+  const closed = new Promise<void>((r) => (backendClosed = r));
+  scripts.set('late-endless', (socket) => {
+    socket.on('close', backendClosed);
+    setTimeout(() => {
+      socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+      const chunk = `10000\r\n${'x'.repeat(0x10000)}\r\n`;
+      const timer = setInterval(() => socket.writable && socket.write(chunk), 5);
+      socket.on('close', () => clearInterval(timer));
+    }, 300);
+  });
+  const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/late-endless', headers: { host: D }, agent: false });
+  req.on('error', () => undefined);
+  req.end();
+  setTimeout(() => req.destroy(), 100);
+  await closed;
+});

@@ -216,7 +216,8 @@ export class Connection {
       sink?.once('close', () => {
         if (this.#sink === sink && (this.#phase === 'body' || this.#phase === 'ending')) this.#break();
       });
-      if (this.#broken) return this.#break();
+      // A client that left while the head was on its way does not get the body read for it.
+      if (this.#broken || sink?.destroyed === true) return this.#break();
       this.#phase = 'body';
       const { from, to } = this.#held;
       if (this.#framing.kind === 'none') {
