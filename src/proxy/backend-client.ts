@@ -56,7 +56,8 @@ export class BackendClient {
 
   #takeIdle(origin: string): Connection | null {
     const list = this.#idle.get(origin);
-    const c = list?.pop() ?? null;
+    let c = list?.pop() ?? null;
+    while (c !== null && !c.usable) c = list?.pop() ?? null;
     if (list?.length === 0) this.#idle.delete(origin);
     c?.wake();
     return c;

@@ -147,6 +147,11 @@ export class Connection {
     this.#socket.resume();
   }
 
+  /** Parked and still open: it can carry a request. */
+  get usable(): boolean {
+    return this.#phase === 'idle' && !this.#socket.destroyed;
+  }
+
   wake(): void {
     this.#onIdleClose = null;
     this.#socket.setTimeout(0);
@@ -165,7 +170,6 @@ export class Connection {
     }
     this.#received += n;
     try {
-      let at = 0;
       if (this.#phase === 'head') {
         const read = this.#head.read(this.#buffer, 0, n);
         if (read === null) return true;
@@ -175,7 +179,7 @@ export class Connection {
         this.#stop();
         return false;
       }
-      return this.#readBody(at, n);
+      return this.#readBody(0, n);
     } catch (e) {
       this.#fail(e as Error);
       return false;
@@ -325,9 +329,10 @@ export class Connection {
         return reject(e instanceof BackendError ? e : new BackendError('unreachable', e.message, e));
       }
       case 'held':
+        // Still 'held': the caller takes the body next, and is told then.
         this.#broken = this.#framing.kind !== 'none';
         this.#reusable = false;
-        if (this.#broken) this.#close();
+        this.#socket.destroy();
         return;
       case 'body':
         // The end of a body read until close is its completion.
