@@ -5,6 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
@@ -23,7 +24,10 @@ let imageDigest: string;
 before(async () => {
   ca = makeCerts(join(work, 'certs'));
   mkdirSync(join(work, 'img'));
-  image = buildImage(join(work, 'img'), `hello from the gateway test ${Date.now()}\n`);
+  // 8 MiB of incompressible text: the layer spans many of the proxy's reads,
+  // so that real clients (skopeo, podman, dockerd) pull it through the relay's
+  // backpressure, and their digest checks vouch for every byte.
+  image = buildImage(join(work, 'img'), `hello from the gateway test ${Date.now()}\n${randomBytes(6 * 1024 * 1024).toString('base64')}\n`);
   imageDigest = await digestOf(`oci:${image}`);
 });
 

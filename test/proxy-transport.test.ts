@@ -7,8 +7,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { makeCerts } from './helpers/registry.ts';
 import { rawRequest, request } from './helpers/http-client.ts';
 
 const D = 'cr.test';
@@ -148,24 +152,25 @@ test('a backend that stops midway cuts the client response off', async () => {
   assert.equal(got.bytes, 1000);
 });
 
-test('a blob arrives byte for byte through a client slower than the backend, even one that stops longer than the silence timeout', async () => {
-  const blob = randomBytes(24 * 1024 * 1024);
-  scripts.set('random', (socket) => {
-    socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${blob.length}\r\n\r\n`);
-    // Pieces of odd sizes, so that reads end anywhere.
-    let at = 0;
-    const pump = (): void => {
-      while (at < blob.length) {
-        const next = Math.min(blob.length, at + 100_003);
-        const more = socket.write(blob.subarray(at, next));
-        at = next;
-        if (!more) return void socket.once('drain', pump);
-      }
-    };
-    pump();
-  });
-  const digest = await new Promise<string>((resolve, reject) => {
-    httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/random', headers: { host: D }, agent: false }, (res) => {
+/** Writes the head and `blob` in pieces of odd sizes, so that reads end anywhere, with backpressure. */
+function sendRandom(socket: Socket, blob: Buffer): void {
+  socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${blob.length}\r\n\r\n`);
+  let at = 0;
+  const pump = (): void => {
+    while (at < blob.length) {
+      const next = Math.min(blob.length, at + 100_003);
+      const more = socket.write(blob.subarray(at, next));
+      at = next;
+      if (!more) return void socket.once('drain', pump);
+    }
+  };
+  pump();
+}
+
+/** Downloads through `port`, stopping every 2 MiB (once for 900 ms, longer than --upstream-timeout); the SHA-256 of what arrived. */
+function slowDigest(port: number, path: string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port, path, headers: { host: D }, agent: false }, (res) => {
       const hash = createHash('sha256');
       let got = 0;
       let stops = 0;
@@ -173,7 +178,6 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
         hash.update(c);
         const before = got;
         got += c.length;
-        // Every 2 MiB, stop reading: once for longer than --upstream-timeout (500 ms).
         if (Math.floor(before / 2097152) !== Math.floor(got / 2097152)) {
           res.pause();
           setTimeout(() => res.resume(), stops++ === 3 ? 900 : 20);
@@ -183,7 +187,36 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
       res.on('error', reject);
     }).end();
   });
-  assert.equal(digest, createHash('sha256').update(blob).digest('hex'));
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+test('a blob arrives byte for byte through a client slower than the backend, even one that stops longer than the silence timeout', async () => {
+  const blob = randomBytes(24 * 1024 * 1024);
+  scripts.set('random', (socket) => sendRandom(socket, blob));
+  assert.equal(await slowDigest(gw.port, '/v2/org/app/blobs/random'), sha256(blob));
+});
+
+test('over TLS too, where node decodes records into the read buffer after reading stopped', async () => {
+  const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
+  const blob = randomBytes(24 * 1024 * 1024);
+  const backendTls = createTlsServer({ key: readFileSync(ca.key), cert: readFileSync(ca.cert) }, (socket) => {
+    // One request per read: a GET head is small.
+    socket.on('data', () => sendRandom(socket, blob));
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => backendTls.listen(0, '127.0.0.1', r));
+  const tlsGw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'tls.test', 'always-proxy': true }] },
+    args: ['--upstream', `tls.test=https://127.0.0.1:${(backendTls.address() as AddressInfo).port}`, '--upstream-timeout', '500'],
+    env: { NODE_EXTRA_CA_CERTS: ca.caCert },
+  });
+  try {
+    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/random'), sha256(blob), `round ${round}`);
+  } finally {
+    await tlsGw.stop();
+    backendTls.close();
+  }
 });
 
 test('a head that has no body but is followed by bytes: the connection is not used again', async () => {

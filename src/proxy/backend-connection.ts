@@ -1,12 +1,12 @@
 /**
  * One kept-alive connection to a backend, and the answer in flight on it.
  *
- * It reads into one buffer of its own, reused for its whole life
- * (`onread`), and a body goes to the client straight from that buffer: the
- * connection stops reading until the client's socket has taken the bytes,
- * so nothing is copied or allocated per read. node:http's client allocates
- * a fresh 64 KiB buffer for every read instead; a 1 GiB blob then set off
- * some 40 full garbage collections, each marking the whole routing table
+ * It reads into buffers of its own, reused for its whole life (`onread`),
+ * and a body goes to the client straight from them: the connection stops
+ * reading until the client's socket has taken a read's bytes, so nothing is
+ * copied or allocated per read. node:http's client allocates a fresh
+ * 64 KiB buffer for every read instead; a 1 GiB blob then set off some 40
+ * full garbage collections, each marking the whole routing table
  * (bench/results.md, proxy-blob).
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
@@ -55,7 +55,7 @@ type Phase = 'opening' | 'head' | 'held' | 'body' | 'ending' | 'idle' | 'closed'
 /** One connection to a backend and the parse state of the answer in flight. */
 export class Connection {
   readonly #socket: Socket;
-  readonly #buffer: Buffer;
+  readonly #buffers: ReadBuffers;
   readonly #options: ConnectionOptions;
   readonly #release: (c: Connection) => void;
   #phase: Phase = 'opening';
@@ -72,16 +72,16 @@ export class Connection {
   #broken = false;
   /** Where the body goes; null drops it. */
   #sink: ServerResponse | null = null;
-  /** Unprocessed bytes of the read that ended the head. */
-  #held = { from: 0, to: 0 };
+  /** Body bytes read before the caller took the body, in order; their buffers are lent until then. */
+  #held: { buffer: Buffer; from: number; to: number }[] = [];
   #onHead: ((a: BackendAnswer) => void) | null = null;
   #onFail: ((e: Error) => void) | null = null;
   #onBodyEnd: (() => void) | null = null;
   #onIdleClose: (() => void) | null = null;
 
-  private constructor(socket: Socket, buffer: Buffer, options: ConnectionOptions, release: (c: Connection) => void) {
+  private constructor(socket: Socket, buffers: ReadBuffers, options: ConnectionOptions, release: (c: Connection) => void) {
     this.#socket = socket;
-    this.#buffer = buffer;
+    this.#buffers = buffers;
     this.#options = options;
     this.#release = release;
     socket.on('error', (e) => this.#fail(e));
@@ -92,17 +92,17 @@ export class Connection {
 
   /** Opens a connection; `release` parks it for the next request once an answer is complete and it may carry another. */
   static open(url: URL, options: ConnectionOptions, release: (c: Connection) => void): Promise<Connection> {
-    const buffer = Buffer.allocUnsafe(READ_SIZE);
+    const buffers = new ReadBuffers();
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     let connection: Connection | null = null;
-    const onread = { buffer, callback: (n: number) => connection!.read(n) };
+    const onread = { buffer: buffers.next, callback: (n: number, buffer: Buffer) => connection!.read(n, buffer) };
     const socket =
       url.protocol === 'https:'
         ? // `onread` works for TLS too (node ≥ 15.1), though @types/node does not list it.
           tlsConnect({ host, port, servername: isIP(host) === 0 ? host : undefined, ALPNProtocols: ['http/1.1'], onread } as TlsOptions)
         : netConnect({ host, port, onread });
-    connection = new Connection(socket, buffer, options, release);
+    connection = new Connection(socket, buffers, options, release);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.destroy();
@@ -130,6 +130,7 @@ export class Connection {
     this.#head = new HeadReader();
     this.#broken = false;
     this.#sink = null;
+    this.#held = [];
     return new Promise((resolve, reject) => {
       this.#onHead = resolve;
       this.#onFail = reject;
@@ -161,8 +162,13 @@ export class Connection {
     this.#close();
   }
 
-  /** onread: `n` new bytes at the start of the buffer. Returns false to stop reading. */
-  read(n: number): boolean {
+  /** onread: `n` new bytes at the start of `buffer`. Returns false to stop reading. */
+  read(n: number, buffer: Buffer): boolean {
+    if (this.#phase === 'held') {
+      // Read although reading was stopped (TLS decrypts what it has): kept for the taker.
+      this.#hold(buffer, 0, n);
+      return false;
+    }
     if (this.#phase !== 'head' && this.#phase !== 'body') {
       // Bytes nobody asked for: the connection cannot be trusted.
       this.#fail(new BackendError('unreachable', 'unexpected bytes from the backend'));
@@ -171,19 +177,24 @@ export class Connection {
     this.#received += n;
     try {
       if (this.#phase === 'head') {
-        const read = this.#head.read(this.#buffer, 0, n);
+        const read = this.#head.read(buffer, 0, n);
         if (read === null) return true;
-        this.#answer(read.head);
         // The caller decides what becomes of the body; until then, stop.
-        this.#held = { from: read.bodyAt, to: n };
         this.#stop();
+        this.#answer(read.head);
+        if (read.bodyAt < n) this.#hold(buffer, read.bodyAt, n);
         return false;
       }
-      return this.#readBody(0, n);
+      return this.#readBody(buffer, 0, n);
     } catch (e) {
       this.#fail(e as Error);
       return false;
     }
+  }
+
+  #hold(buffer: Buffer, from: number, to: number): void {
+    this.#buffers.lend(buffer);
+    this.#held.push({ buffer, from, to });
   }
 
   /** Reads no further until #go; the silence timer is off meanwhile. */
@@ -223,18 +234,32 @@ export class Connection {
       // A client that left while the head was on its way does not get the body read for it.
       if (this.#broken || sink?.destroyed === true) return this.#break();
       this.#phase = 'body';
-      const { from, to } = this.#held;
+      const held = this.#held;
+      this.#held = [];
       if (this.#framing.kind === 'none') {
         // Bytes after a head that has no body: the backend cannot be trusted with the next request.
-        if (from < to) this.#reusable = false;
+        if (held.length > 0) this.#reusable = false;
+        for (const h of held) this.#buffers.giveBack(h.buffer);
         return this.#finish();
       }
-      if (from === to || this.#readBody(from, to)) this.#go();
+      let more = true;
+      for (const h of held) {
+        if (this.#phase === 'body') more = this.#readBody(h.buffer, h.from, h.to);
+        else {
+          // Bytes after the body's end.
+          this.#reusable = false;
+          this.#buffers.giveBack(h.buffer);
+        }
+      }
+      if (more) this.#go();
     });
   }
 
-  /** Writes the body bytes in [from, to) to the sink. Returns false to stop reading until they are out. */
-  #readBody(from: number, to: number): boolean {
+  /**
+   * Writes the body bytes in [from, to) of `buffer` to the sink; the buffer
+   * is lent until they are out. Returns false to stop reading meanwhile.
+   */
+  #readBody(buffer: Buffer, from: number, to: number): boolean {
     const pieces: number[] = [];
     let at = from;
     let complete = false;
@@ -249,23 +274,25 @@ export class Connection {
       pieces.push(at, to);
       at = to;
     } else if (f.kind === 'chunked') {
-      at = this.#chunked.decode(this.#buffer, at, to, pieces);
+      at = this.#chunked.decode(buffer, at, to, pieces);
       complete = this.#chunked.done;
     }
     if (complete && at < to) this.#reusable = false;
     const sink = this.#sink;
-    let waiting = false;
-    if (sink !== null && !sink.destroyed) {
+    const waiting = sink !== null && !sink.destroyed && pieces.length > 0;
+    if (waiting) {
+      // The buffer is read into again only once these bytes are out.
+      this.#buffers.lend(buffer);
       for (let i = 0; i < pieces.length; i += 2) {
-        const piece = this.#buffer.subarray(pieces[i], pieces[i + 1]);
-        if (complete || i + 2 < pieces.length) sink.write(piece);
-        else {
-          // The buffer is read into again only once these bytes are out.
-          waiting = true;
-          sink.write(piece, () => this.#go());
-        }
+        const piece = buffer.subarray(pieces[i], pieces[i + 1]);
+        if (i + 2 < pieces.length) sink.write(piece);
+        else
+          sink.write(piece, () => {
+            this.#buffers.giveBack(buffer);
+            this.#go();
+          });
       }
-    }
+    } else this.#buffers.giveBack(buffer);
     if (complete) {
       this.#finish();
       return false;
@@ -349,5 +376,36 @@ export class Connection {
       default:
         this.#close();
     }
+  }
+}
+
+/**
+ * A connection's read buffers: the socket reads into the one `next` gives,
+ * and a buffer lent to writes to the client is not given out again until
+ * they are done. One buffer is usually enough, since reading stops while a
+ * read's bytes go out; but over TLS node goes on decrypting the records it
+ * already has into the read buffer after reading was stopped (tls_wrap's
+ * ClearOut loop), and those reads go into another one.
+ */
+class ReadBuffers {
+  /** Spare buffers kept beyond the one in use. */
+  static readonly SPARE = 2;
+  readonly #spare: Buffer[] = [];
+  readonly #lent = new Set<Buffer>();
+  #current: Buffer | null = null;
+
+  /** onread.buffer, asked before each read: the buffer used last, unless it is lent. */
+  readonly next = (): Buffer => {
+    if (this.#current !== null && !this.#lent.has(this.#current)) return this.#current;
+    return (this.#current = this.#spare.pop() ?? Buffer.allocUnsafe(READ_SIZE));
+  };
+
+  lend(buffer: Buffer): void {
+    this.#lent.add(buffer);
+  }
+
+  giveBack(buffer: Buffer): void {
+    if (!this.#lent.delete(buffer)) return;
+    if (buffer !== this.#current && this.#spare.length < ReadBuffers.SPARE) this.#spare.push(buffer);
   }
 }
