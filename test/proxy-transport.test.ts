@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { startGateway, tempDir, type AnalyticsLine, type GatewayProcess } from './helpers/gateway-process.ts';
 import { makeCerts } from './helpers/registry.ts';
 import { rawRequest, request } from './helpers/http-client.ts';
 
@@ -54,6 +54,16 @@ after(async () => {
 
 const get = (name: string, method = 'GET') => request(gw.port, { method, path: `/v2/org/app/blobs/${name}`, host: D });
 const answer = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
+
+/** The analytics line of the request for `path`, once it arrived (undefined after 2 s). */
+async function lineForPath(path: string): Promise<AnalyticsLine | undefined> {
+  for (let i = 0; i < 100; i++) {
+    const line = gw.lines.find((l) => l.path === path);
+    if (line !== undefined) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return undefined;
+}
 
 /** Writes `parts` one by one, `gap` ms apart, so that the gateway reads them separately. */
 function trickle(socket: Socket, parts: (string | Buffer)[], gap = 15, then?: () => void): void {
@@ -126,15 +136,25 @@ test('interim 1xx answers are skipped', async () => {
   assert.equal(res.headers.link, undefined);
 });
 
-test('malformed answers give 502, and the gateway keeps serving', async () => {
+test('malformed answers give 502, and the gateway keeps serving', { timeout: 15_000 }, async () => {
   scripts.set('garbage', (socket) => socket.write('SSH-2.0-OpenSSH_9.2\r\n\r\n'));
   scripts.set('huge-head', (socket) => socket.write(`HTTP/1.1 200 OK\r\nx-big: ${'a'.repeat(70 * 1024)}\r\n\r\n`));
   scripts.set('two-lengths', (socket) => socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc'));
   scripts.set('bad-field', (socket) => socket.write('HTTP/1.1 200 OK\r\nno colon here\r\ncontent-length: 0\r\n\r\n'));
-  scripts.set('bad-chunk', (socket) => socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'));
+  let badChunkClosed!: () => void;
+  const closed = new Promise<void>((r) => (badChunkClosed = r));
+  scripts.set('bad-chunk', (socket) => {
+    socket.on('close', badChunkClosed);
+    socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n');
+  });
   for (const name of ['garbage', 'huge-head', 'two-lengths', 'bad-field']) assert.equal((await get(name)).status, 502, name);
-  // The head was fine and has gone to the client: the response is cut off.
+  // The head was fine and has gone to the client: the response is cut off, and the backend connection closed.
   await assert.rejects(get('bad-chunk'));
+  await closed;
+  // Its analytics line keeps the status the client was sent.
+  const line = await lineForPath('/v2/org/app/blobs/bad-chunk');
+  assert.equal(line?.status, 200);
+  assert.equal(line?.outcome, 'proxy');
   scripts.set('fine', (socket) => socket.write(answer('fine')));
   assert.equal((await get('fine')).text, 'fine');
 });

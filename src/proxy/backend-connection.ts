@@ -243,13 +243,18 @@ export class Connection {
         return this.#finish();
       }
       let more = true;
-      for (const h of held) {
-        if (this.#phase === 'body') more = this.#readBody(h.buffer, h.from, h.to);
-        else {
-          // Bytes after the body's end.
-          this.#reusable = false;
-          this.#buffers.giveBack(h.buffer);
+      try {
+        for (const h of held) {
+          if (this.#phase === 'body') more = this.#readBody(h.buffer, h.from, h.to);
+          else {
+            // Bytes after the body's end.
+            this.#reusable = false;
+            this.#buffers.giveBack(h.buffer);
+          }
         }
+      } catch (e) {
+        // A malformed body: cut off, connection closed.
+        return this.#fail(e as Error);
       }
       if (more) this.#go();
     });
