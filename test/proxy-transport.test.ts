@@ -159,6 +159,16 @@ test('malformed answers give 502, and the gateway keeps serving', { timeout: 15_
   assert.equal((await get('fine')).text, 'fine');
 });
 
+test('a malformed body of a redirect followed inside the gateway is dropped with its connection', async () => {
+  scripts.set('moved-bad', (socket) => socket.write('HTTP/1.1 307 Temporary Redirect\r\nlocation: /v2/org/app/blobs/moved-here\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n'));
+  scripts.set('moved-here', (socket) => socket.write(answer('here')));
+  const res = await get('moved-bad');
+  assert.equal(res.status, 200);
+  assert.equal(res.text, 'here');
+  scripts.set('still-up', (socket) => socket.write(answer('up')));
+  assert.equal((await get('still-up')).text, 'up');
+});
+
 test('a backend that stops midway cuts the client response off', async () => {
   scripts.set('cut', (socket) => trickle(socket, ['HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n', Buffer.alloc(1000, 1)], 15, () => socket.destroy()));
   const got = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
