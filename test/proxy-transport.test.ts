@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { startGateway, tempDir, type AnalyticsLine, type GatewayProcess } from './helpers/gateway-process.ts';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 import { makeCerts } from './helpers/registry.ts';
 import { rawRequest, request } from './helpers/http-client.ts';
 
@@ -54,16 +54,6 @@ after(async () => {
 
 const get = (name: string, method = 'GET') => request(gw.port, { method, path: `/v2/org/app/blobs/${name}`, host: D });
 const answer = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
-
-/** The analytics line of the request for `path`, once it arrived (undefined after 2 s). */
-async function lineForPath(path: string): Promise<AnalyticsLine | undefined> {
-  for (let i = 0; i < 100; i++) {
-    const line = gw.lines.find((l) => l.path === path);
-    if (line !== undefined) return line;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return undefined;
-}
 
 /** Writes `parts` one by one, `gap` ms apart, so that the gateway reads them separately. */
 function trickle(socket: Socket, parts: (string | Buffer)[], gap = 15, then?: () => void): void {
@@ -152,9 +142,9 @@ test('malformed answers give 502, and the gateway keeps serving', { timeout: 15_
   await assert.rejects(get('bad-chunk'));
   await closed;
   // Its analytics line keeps the status the client was sent.
-  const line = await lineForPath('/v2/org/app/blobs/bad-chunk');
-  assert.equal(line?.status, 200);
-  assert.equal(line?.outcome, 'proxy');
+  const line = await gw.waitForLine((l) => l.path === '/v2/org/app/blobs/bad-chunk');
+  assert.equal(line.status, 200);
+  assert.equal(line.outcome, 'proxy');
   scripts.set('fine', (socket) => socket.write(answer('fine')));
   assert.equal((await get('fine')).text, 'fine');
 });

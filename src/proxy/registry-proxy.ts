@@ -42,8 +42,10 @@ export interface RegistryProxyOptions {
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus those a proxy must not forward. */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection'];
-/** Request fields the gateway sets itself, or drops. */
-const NOT_FORWARDED = ['host', 'accept-encoding', 'content-length', 'authorization', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'];
+/** Fields not passed on, made once: of a request (the gateway sets some itself), of an answer, of a redirect given a new Location. */
+const REQUEST_DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'accept-encoding', 'content-length', 'authorization', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+const ANSWER_DROP: ReadonlySet<string> = new Set(HOP_BY_HOP);
+const RELOCATED_DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'location']);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_HOPS = 10;
 
@@ -55,11 +57,14 @@ class UpstreamError extends Error {
   }
 }
 
-/** Fields (name, value, name, value, ...) without the hop-by-hop ones, those `Connection` names, and `extra`; names in lower case. */
-function endToEnd(fields: readonly string[], extra: readonly string[]): string[] {
-  const drop = new Set([...HOP_BY_HOP, ...extra]);
+/** Fields (name, value, name, value, ...) without those in `dropped` and those `Connection` names; names in lower case. */
+function endToEnd(fields: readonly string[], dropped: ReadonlySet<string>): string[] {
+  let drop = dropped;
   for (let i = 0; i < fields.length; i += 2) {
-    if (fields[i].toLowerCase() === 'connection') for (const name of fields[i + 1].split(',')) drop.add(name.trim().toLowerCase());
+    if (fields[i].toLowerCase() !== 'connection') continue;
+    const more = new Set(drop);
+    for (const name of fields[i + 1].split(',')) more.add(name.trim().toLowerCase());
+    drop = more;
   }
   const out: string[] = [];
   for (let i = 0; i < fields.length; i += 2) {
@@ -80,7 +85,7 @@ export class RegistryProxy {
 
   /** Forward one pull; resolves when the client's response is finished. */
   async forward(req: IncomingMessage, res: ServerResponse, registry: string, pathAndQuery: string, clientIp: string | null): Promise<{ status: number; outcome: Outcome }> {
-    const fields = endToEnd(req.rawHeaders, NOT_FORWARDED);
+    const fields = endToEnd(req.rawHeaders, REQUEST_DROP);
     if (clientIp !== null) fields.push('x-forwarded-for', clientIp);
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
     const clientAuth = req.headers.authorization;
@@ -145,7 +150,7 @@ export class RegistryProxy {
   /** Writes the backend's answer to the client, streaming the body; `location` replaces the backend's. */
   async #relay(res: ServerResponse, upstream: BackendAnswer, location: string | null): Promise<{ status: number; outcome: Outcome }> {
     const status = upstream.status;
-    const fields = endToEnd(upstream.fields, location === null ? [] : ['content-length', 'location']);
+    const fields = endToEnd(upstream.fields, location === null ? ANSWER_DROP : RELOCATED_DROP);
     if (location !== null) fields.push('location', location);
     res.writeHead(status, fields);
     // A body cut off midway destroys the client's response; the status stays as sent.

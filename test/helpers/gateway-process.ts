@@ -37,6 +37,8 @@ export interface GatewayProcess {
   readonly logs: Record<string, unknown>[];
   /** Resolves with the lines of one request id once `count` of them arrived. */
   linesFor(requestId: string, count?: number): Promise<AnalyticsLine[]>;
+  /** Waits for an analytics line that satisfies `predicate` (for requests whose id the client never saw). */
+  waitForLine(predicate: (l: AnalyticsLine) => boolean, timeoutMs?: number): Promise<AnalyticsLine>;
   /** Waits for an operational log line that satisfies `predicate`. */
   waitForLog(predicate: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Sends a signal and resolves with the exit code. */
@@ -142,6 +144,7 @@ export async function startGateway(opts: StartOptions): Promise<GatewayProcess> 
         10_000,
         `${count} analytics line(s) for ${id}`,
       ),
+    waitForLine: (predicate, timeoutMs = 10_000) => waitFor(() => lines.find(predicate), timeoutMs, 'an analytics line'),
     waitForLog,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);
