@@ -64,7 +64,8 @@ export class Connection {
   /** Bytes of the current answer seen so far. */
   #received = 0;
   #method = 'GET';
-  #head = new HeadReader();
+  /** Empty between answers: it starts over after each head, and a connection that failed mid-head is closed. */
+  readonly #head = new HeadReader();
   #framing: Framing = { kind: 'none' };
   #chunked = new ChunkedDecoder();
   #reusable = true;
@@ -127,7 +128,6 @@ export class Connection {
     this.#phase = 'head';
     this.#method = method;
     this.#received = 0;
-    this.#head = new HeadReader();
     this.#broken = false;
     this.#sink = null;
     this.#held = [];
