@@ -49,13 +49,21 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   if (relay !== null) cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', 'pipe'] });
 
   const workers = new Set<Worker>();
+  /** Workers not listening yet: a SIGUSR2 could come before their handler and end them; they get it once up. */
+  const starting = new Map<Worker, { reopen: boolean }>();
   let stopping = false;
   const fork = () => {
     const w = cluster.fork(relay === null ? {} : { [RELAY_FD_VARIABLE]: '4' });
     if (relay !== null) relay.add(w.process.stdio[4] as Readable);
     workers.add(w);
+    starting.set(w, { reopen: false });
+    w.once('listening', () => {
+      if (starting.get(w)?.reopen === true) w.process.kill('SIGUSR2');
+      starting.delete(w);
+    });
     w.on('exit', (code, signal) => {
       workers.delete(w);
+      starting.delete(w);
       if (!stopping) {
         log.error({ pid: w.process.pid, code, signal }, 'worker died, starting another');
         fork();
@@ -101,7 +109,11 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   return {
     reload: (reason, force = false) => reloader.check(reason, force),
     reopenAnalytics() {
-      for (const w of workers) w.process.kill('SIGUSR2');
+      for (const w of workers) {
+        const pending = starting.get(w);
+        if (pending === undefined) w.process.kill('SIGUSR2');
+        else pending.reopen = true;
+      }
     },
     async close() {
       stopping = true;
