@@ -137,7 +137,11 @@ test('malformed answers give 502, and the gateway keeps serving', { timeout: 15_
     socket.on('close', badChunkClosed);
     socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n');
   });
-  for (const name of ['garbage', 'huge-head', 'two-lengths', 'bad-field']) assert.equal((await get(name)).status, 502, name);
+  // Lines ending in bare LFs: refused at once, not after the silence timeout (a 504).
+  scripts.set('bare-lf', (socket) => socket.write('HTTP/1.1 200 OK\ncontent-length: 2\n\nok'));
+  // gzip-coded bytes would reach the client with nothing saying so.
+  scripts.set('gzip-coded', (socket) => socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'));
+  for (const name of ['garbage', 'huge-head', 'two-lengths', 'bad-field', 'bare-lf', 'gzip-coded']) assert.equal((await get(name)).status, 502, name);
   // The head was fine and has gone to the client: the response is cut off, and the backend connection closed.
   await assert.rejects(get('bad-chunk'));
   await closed;

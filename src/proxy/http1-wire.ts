@@ -73,6 +73,7 @@ export class HeadReader {
       else {
         const k = buffer.subarray(from, to).indexOf('\r\n\r\n');
         if (k < 0) {
+          bareLineFeed(buffer, from, to, tail);
           this.#text += buffer.toString('latin1', from, to);
           if (this.#text.length > MAX_HEAD) throw new BackendError('unreachable', 'response head too large');
           return null;
@@ -80,6 +81,7 @@ export class HeadReader {
         end = from + k + 4;
       }
       if (this.#text.length + end - from > MAX_HEAD) throw new BackendError('unreachable', 'response head too large');
+      bareLineFeed(buffer, from, end, tail);
       const text = (this.#text + buffer.toString('latin1', from, end)).slice(0, -4);
       this.#text = '';
       const head = parseHead(text);
@@ -87,6 +89,20 @@ export class HeadReader {
       if (head.status === 101) throw new BackendError('unreachable', 'unexpected protocol switch');
       from = end;
     }
+  }
+}
+
+/**
+ * Throws on a line feed without its carriage return in [from, to) of
+ * `buffer`; `before` ends with the bytes that came before `from`. A head
+ * whose lines end in bare LFs would otherwise never end here, and the
+ * client would wait for the silence timeout; node:http's client refuses
+ * them too (RFC 9112 §2.2 allows either).
+ */
+function bareLineFeed(buffer: Buffer, from: number, to: number, before: string): void {
+  const bytes = buffer.subarray(from, to);
+  for (let lf = bytes.indexOf(10); lf >= 0; lf = bytes.indexOf(10, lf + 1)) {
+    if ((lf > 0 ? bytes[lf - 1] : before.charCodeAt(before.length - 1)) !== 13) throw new BackendError('unreachable', 'a line of the response head ends in a bare LF');
   }
 }
 
@@ -112,7 +128,11 @@ function parseHead(text: string): ResponseHead {
 export function framing(method: string, head: ResponseHead): Framing {
   if (method === 'HEAD' || head.status === 204 || head.status === 304) return { kind: 'none' };
   const codings = fieldList(head.fields, 'transfer-encoding');
-  if (codings.length > 0) return codings.at(-1) === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
+  if (codings.length > 0) {
+    // Other codings (gzip, chunked) would reach the client decoded of chunked only, and labelled as nothing: refused.
+    if (codings.length > 1 || codings[0] !== 'chunked') throw new BackendError('unreachable', `transfer coding not supported: ${codings.join(', ')}`);
+    return { kind: 'chunked' };
+  }
   const lengths = fieldList(head.fields, 'content-length');
   if (lengths.length > 0) {
     if (!lengths.every((v) => /^\d{1,15}$/.test(v) && v === lengths[0])) throw new BackendError('unreachable', 'invalid Content-Length');
@@ -156,7 +176,8 @@ export class ChunkedDecoder {
       this.#line += buffer.toString('latin1', at, end);
       at = end;
       if (this.#line.length > MAX_LINE) throw new BackendError('unreachable', 'chunk line too long');
-      if (!this.#line.endsWith('\r\n')) continue;
+      if (!this.#line.endsWith('\n')) continue;
+      if (!this.#line.endsWith('\r\n')) throw new BackendError('unreachable', 'a chunk line ends in a bare LF');
       const line = this.#line.slice(0, -2);
       this.#line = '';
       if (this.#state === 'data-end') {

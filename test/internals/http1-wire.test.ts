@@ -46,6 +46,15 @@ test('heads that are refused', () => {
   refused('HTTP/1.1 200 OK\r\nx: a\r\n folded\r\n\r\n');
   refused('HTTP/1.1 200 OK\r\nx: a\x00b\r\n\r\n');
   refused(`HTTP/1.1 200 OK\r\nx: ${'a'.repeat(64 * 1024)}\r\n\r\n`);
+  // Bare LF line ends, at once: such a head would never end here.
+  refused('HTTP/1.1 200 OK\ncontent-length: 2\n\nok');
+  refused('HTTP/1.1 200 OK\r\nx: 1\n');
+  for (let at = 0; at <= 27; at++) {
+    const wire = 'HTTP/1.1 200 OK\r\nx: 1\r\ny: 2\n\r\n';
+    const reader = new HeadReader();
+    const parts = [wire.slice(0, at), wire.slice(at)].map((p) => Buffer.from(p, 'latin1'));
+    assert.throws(() => parts.forEach((b) => reader.read(b, 0, b.length)), /bare LF/, `split at ${at}`);
+  }
   const reader = new HeadReader();
   const big = Buffer.from('HTTP/1.1 200 OK\r\n' + 'x: y\r\n'.repeat(12000), 'latin1');
   assert.throws(() => reader.read(big, 0, big.length), /too large/);
@@ -59,8 +68,10 @@ test('framing (RFC 9112 §6.3) and whether the connection is kept', () => {
   assert.deepEqual(framing('GET', head(204, [])), { kind: 'none' });
   assert.deepEqual(framing('GET', head(200, ['content-length', '0'])), { kind: 'none' });
   assert.deepEqual(framing('GET', head(200, ['content-length', '7, 7'])), { kind: 'length', remaining: 7 });
-  assert.deepEqual(framing('GET', head(200, ['transfer-encoding', 'gzip, Chunked', 'content-length', '3'])), { kind: 'chunked' });
-  assert.deepEqual(framing('GET', head(200, ['transfer-encoding', 'gzip'])), { kind: 'close' });
+  assert.deepEqual(framing('GET', head(200, ['transfer-encoding', 'Chunked', 'content-length', '3'])), { kind: 'chunked' });
+  // Codings other than chunked could not be passed on as they came: refused.
+  for (const codings of ['gzip, chunked', 'gzip', 'chunked, chunked']) assert.throws(() => framing('GET', head(200, ['transfer-encoding', codings])), /transfer coding not supported/, codings);
+  assert.throws(() => framing('GET', head(200, ['transfer-encoding', 'gzip', 'transfer-encoding', 'chunked'])), /not supported/);
   assert.deepEqual(framing('GET', head(200, [])), { kind: 'close' });
   for (const bad of ['7, 8', '-1', '0x10', '1e3', '']) assert.throws(() => framing('GET', head(200, ['content-length', bad])), BackendError, bad);
   const kept = (h: ResponseHead) => keepsConnection(h, framing('GET', h));
@@ -95,7 +106,7 @@ test('a chunked body split at every byte decodes to the same data and stops at i
 });
 
 test('chunked bodies that are refused', () => {
-  for (const wire of ['zz\r\n', '5\r\nhelloX\r\n', `${'1'.repeat(13)}\r\n`, `5;${'x'.repeat(5000)}`]) {
+  for (const wire of ['zz\r\n', '5\r\nhelloX\r\n', `${'1'.repeat(13)}\r\n`, `5;${'x'.repeat(5000)}`, '5\n', '5\r\nhello\n', '0\r\nx-trailer: 1\n']) {
     const buffer = Buffer.from(wire, 'latin1');
     assert.throws(() => new ChunkedDecoder().decode(buffer, 0, buffer.length, []), BackendError, JSON.stringify(wire.slice(0, 20)));
   }
