@@ -12,13 +12,15 @@
  *
  * Failures reject with a BackendError before the head, and cut the
  * client's response off after it; a kept-alive connection that fails before
- * answering is retried once on a new one (GET and HEAD are idempotent).
+ * answering is retried once on a new one (GET and HEAD are idempotent). A
+ * client that leaves before the head (`signal`) rejects with ClientLeft and
+ * closes the connection at once.
  */
-import { StaleConnection } from './backend-error.ts';
+import { ClientLeft, StaleConnection } from './backend-error.ts';
 import { Connection, type BackendAnswer, type ConnectionOptions } from './backend-connection.ts';
 import { requestHead } from './http1-wire.ts';
 
-export { BackendError } from './backend-error.ts';
+export { BackendError, ClientLeft } from './backend-error.ts';
 export type { BackendAnswer } from './backend-connection.ts';
 
 /** Idle connections kept per backend (node:http's Agent keeps 256). */
@@ -32,20 +34,21 @@ export class BackendClient {
     this.#options = options;
   }
 
-  /** Sends GET or HEAD for `url` with `fields` (name, value, name, value, ...; Host is added). */
-  async request(url: URL, method: 'GET' | 'HEAD', fields: readonly string[]): Promise<BackendAnswer> {
+  /** Sends GET or HEAD for `url` with `fields` (name, value, name, value, ...; Host is added); `signal` aborts when the client has left. */
+  async request(url: URL, method: 'GET' | 'HEAD', fields: readonly string[], signal: AbortSignal): Promise<BackendAnswer> {
     const head = requestHead(url, method, fields);
+    if (signal.aborted) throw new ClientLeft();
     const reused = this.#takeIdle(url.origin);
     if (reused !== null) {
       try {
-        return await reused.exchange(head, method);
+        return await reused.exchange(head, method, signal);
       } catch (e) {
         // The backend closed it while idle: try once more, on a new one.
         if (!(e instanceof StaleConnection)) throw e;
       }
     }
     const fresh = await Connection.open(url, this.#options, (c) => this.#keep(url.origin, c));
-    return fresh.exchange(head, method);
+    return fresh.exchange(head, method, signal);
   }
 
   /** Closes the idle connections. */

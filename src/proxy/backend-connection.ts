@@ -12,7 +12,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls';
 import type { ServerResponse } from 'node:http';
-import { BackendError, StaleConnection } from './backend-error.ts';
+import { BackendError, ClientLeft, StaleConnection } from './backend-error.ts';
 import { ChunkedDecoder, firstField, framing, HeadReader, keepsConnection, type Framing, type ResponseHead } from './http1-wire.ts';
 
 /**
@@ -77,6 +77,8 @@ export class Connection {
   #held: { buffer: Buffer; from: number; to: number }[] = [];
   #onHead: ((a: BackendAnswer) => void) | null = null;
   #onFail: ((e: Error) => void) | null = null;
+  /** Stops listening for the client's leaving, once the head is in or the request failed. */
+  #unlisten: (() => void) | null = null;
   #onBodyEnd: (() => void) | null = null;
   #onIdleClose: (() => void) | null = null;
 
@@ -123,8 +125,8 @@ export class Connection {
     });
   }
 
-  /** Writes a request and resolves with the answer's head. */
-  exchange(head: string, method: string): Promise<BackendAnswer> {
+  /** Writes a request and resolves with the answer's head; `signal` gives it up (ClientLeft) until the head is in. */
+  exchange(head: string, method: string, signal: AbortSignal): Promise<BackendAnswer> {
     this.#phase = 'head';
     this.#method = method;
     this.#received = 0;
@@ -134,6 +136,10 @@ export class Connection {
     return new Promise((resolve, reject) => {
       this.#onHead = resolve;
       this.#onFail = reject;
+      if (signal.aborted) return this.#fail(new ClientLeft());
+      const left = () => this.#fail(new ClientLeft());
+      signal.addEventListener('abort', left, { once: true });
+      this.#unlisten = () => signal.removeEventListener('abort', left);
       this.#socket.setTimeout(this.#options.silenceTimeout);
       this.#socket.write(head, 'latin1');
     });
@@ -218,6 +224,8 @@ export class Connection {
     const onHead = this.#onHead!;
     this.#onHead = null;
     this.#onFail = null;
+    this.#unlisten?.();
+    this.#unlisten = null;
     const { status, fields } = head;
     onHead({ status, fields, field: (name) => firstField(fields, name), pipeTo: (res) => this.#take(res), discard: () => void this.#take(null) });
   }
@@ -356,7 +364,10 @@ export class Connection {
         const reject = this.#onFail!;
         this.#onHead = null;
         this.#onFail = null;
+        this.#unlisten?.();
+        this.#unlisten = null;
         this.#close();
+        if (e instanceof ClientLeft) return reject(e);
         if (this.#received === 0 && this.#served > 0 && !(e instanceof BackendError)) return reject(new StaleConnection(e.message));
         return reject(e instanceof BackendError ? e : new BackendError('unreachable', e.message, e));
       }

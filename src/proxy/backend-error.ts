@@ -10,5 +10,12 @@ export class BackendError extends Error {
   }
 }
 
+/** The client left before the backend's answer began: the request to the backend is given up. */
+export class ClientLeft extends Error {
+  constructor() {
+    super('the client left before the backend answered');
+  }
+}
+
 /** A kept-alive connection failed before any byte of the answer: the request may go again on a new one. */
 export class StaleConnection extends Error {}

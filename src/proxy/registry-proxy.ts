@@ -13,7 +13,8 @@
  *    with gateway-held credentials (registry-auth.ts) and retry once;
  * 5. stream the answer with its status and end-to-end headers, never
  *    buffered, with backpressure; a client abort closes the backend
- *    connection.
+ *    connection, also while its answer has not begun (analytics status 499,
+ *    nginx's "client closed request": nothing was sent).
  *
  * Upstream failures become 502/504 with an OCI error body; nothing here
  * throws at the caller.
@@ -23,7 +24,7 @@ import type { Outcome } from '../analytics/capture.ts';
 import type { ErrorCode } from '../errors.ts';
 import { ERRORS } from '../errors.ts';
 import { ociBody } from '../rules/docker-errors.ts';
-import { BackendClient, BackendError, type BackendAnswer } from './backend-client.ts';
+import { BackendClient, BackendError, ClientLeft, type BackendAnswer } from './backend-client.ts';
 import { parseChallenge, type RegistryAuth } from './registry-auth.ts';
 import type { Upstreams } from './upstreams.ts';
 
@@ -48,6 +49,8 @@ const ANSWER_DROP: ReadonlySet<string> = new Set(HOP_BY_HOP);
 const RELOCATED_DROP: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'location']);
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_HOPS = 10;
+/** The analytics status of a request whose client left before the backend answered (nginx's "client closed request"). */
+const CLIENT_LEFT = 499;
 
 class UpstreamError extends Error {
   readonly code: ErrorCode;
@@ -93,9 +96,11 @@ export class RegistryProxy {
     let url = new URL(this.#options.upstreams.resolve(registry) + pathAndQuery);
     let authorization = clientAuth ?? this.#options.auth?.cached(registry, scope);
     let triedAuth = false;
+    const left = new AbortController();
+    res.once('close', () => left.abort());
     try {
       for (let hop = 0; ; hop++) {
-        const upstream = await this.#send(url, method, authorization === undefined ? fields : [...fields, 'authorization', authorization]);
+        const upstream = await this.#send(url, method, authorization === undefined ? fields : [...fields, 'authorization', authorization], left.signal);
         try {
           const status = upstream.status;
           const location = upstream.field('location');
@@ -125,6 +130,7 @@ export class RegistryProxy {
         }
       }
     } catch (e) {
+      if (e instanceof ClientLeft) return { status: CLIENT_LEFT, outcome: 'proxy' };
       const code = e instanceof UpstreamError ? e.code : 'UPSTREAM_UNREACHABLE';
       this.#options.onUpstreamError?.(code);
       const status = ERRORS[code].status;
@@ -139,10 +145,11 @@ export class RegistryProxy {
   }
 
   /** One request to the backend; resolves with its answer's head. */
-  async #send(url: URL, method: 'GET' | 'HEAD', fields: readonly string[]): Promise<BackendAnswer> {
+  async #send(url: URL, method: 'GET' | 'HEAD', fields: readonly string[], signal: AbortSignal): Promise<BackendAnswer> {
     try {
-      return await this.#client.request(url, method, fields);
+      return await this.#client.request(url, method, fields, signal);
     } catch (e) {
+      if (e instanceof ClientLeft) throw e;
       throw new UpstreamError(e instanceof BackendError && e.failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE', e);
     }
   }
