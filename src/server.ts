@@ -84,10 +84,9 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, compileMs }, 'manifest loaded');
 
   // A worker writes to its pipe to the primary when the primary relays the
-  // feed (not a regular file), else to the destination, shared.
+  // feed (not a regular file), else it appends to the file itself.
   const relayFd = role === 'worker' ? process.env[RELAY_FD_VARIABLE] : undefined;
-  const analytics: AnalyticsLog =
-    relayFd !== undefined ? analyticsLog(Number(relayFd)) : analyticsLog(feedDestination(options.analytics), role === 'worker');
+  const analytics: AnalyticsLog = analyticsLog(relayFd !== undefined ? Number(relayFd) : feedDestination(options.analytics));
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
   const registry = new Registry();

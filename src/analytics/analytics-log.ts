@@ -86,12 +86,9 @@ export function feedDestination(analytics: string): number | string {
   return analytics === '-' ? 1 : analytics;
 }
 
-/**
- * `destination`: a file descriptor (1 = stdout) or a file path to append to.
- * `shared`: other processes append to the same destination (`--workers`).
- */
-export function analyticsLog(destination: number | string = 1, shared = false): AnalyticsLog {
-  const writer = new LineWriter(destination, { shared });
+/** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
+export function analyticsLog(destination: number | string = 1): AnalyticsLog {
+  const writer = new LineWriter(destination);
   return {
     write(line) {
       writer.write(serializeLine(line, Date.now()));

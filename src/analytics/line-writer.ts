@@ -13,18 +13,14 @@
  * - lines waiting behind the write in flight are bounded (`maxQueuedBytes`);
  *   past it, the queue is written synchronously, which slows the gateway to
  *   the sink's pace rather than growing without end or dropping lines;
- * - with several processes appending to one destination (`shared`), writes
- *   to a pipe are cut at line boundaries to at most PIPE_BUF bytes, which
- *   POSIX makes atomic; a longer line is still one write, which is not. So
- *   the gateway's workers share only regular files, opened with O_APPEND,
- *   where the kernel keeps each write whole; to anything else the primary
+ * - several processes (`--workers`) share only regular files, opened with
+ *   O_APPEND, where the kernel keeps each write whole; a write of more than
+ *   PIPE_BUF bytes to a pipe is not atomic, so to anything else the primary
  *   writes for them (line-relay.ts).
  */
-import { closeSync, fstatSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** Writes of at most this size to a pipe are atomic (POSIX PIPE_BUF on Linux). */
-const PIPE_BUF = 4096;
 /** Retry delay when a non-blocking sink is full (EAGAIN). */
 const BUSY_RETRY_MS = 10;
 
@@ -34,8 +30,6 @@ export interface LineWriterOptions {
   readonly maxDelayMs?: number;
   /** Bytes waiting behind the write in flight before writes turn synchronous. */
   readonly maxQueuedBytes?: number;
-  /** Other processes append to the same destination (`--workers`). */
-  readonly shared?: boolean;
 }
 
 export class LineWriter {
@@ -62,8 +56,7 @@ export class LineWriter {
   constructor(destination: number | string, options: LineWriterOptions = {}) {
     this.#path = typeof destination === 'number' ? null : destination;
     this.#fd = typeof destination === 'number' ? destination : openAppend(destination);
-    const atomicLimit = options.shared === true && !fstatSync(this.#fd).isFile() ? PIPE_BUF : Infinity;
-    this.#batchBytes = Math.min(options.batchBytes ?? 64 * 1024, atomicLimit);
+    this.#batchBytes = options.batchBytes ?? 64 * 1024;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
     this.#buffer = Buffer.allocUnsafeSlow(this.#batchBytes);
     this.#timer = setInterval(() => this.#seal(), options.maxDelayMs ?? 100);

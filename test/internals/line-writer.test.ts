@@ -1,8 +1,8 @@
 // The analytics feed's writer (src/analytics/line-writer.ts): every line
 // arrives whole and in order, through batch boundaries, oversized and
-// multi-byte lines, a slow sink, and several processes sharing one pipe.
-// The primary's relay of the workers' lines (src/analytics/line-relay.ts)
-// passes on whole lines only.
+// multi-byte lines, and a slow sink. The primary's relay of the workers'
+// lines (src/analytics/line-relay.ts) passes on whole lines only; workers
+// sharing one pipe through it: test/analytics.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -88,21 +88,6 @@ test('a slow reader: the queue turns synchronous past its bound and no line is l
   assert.equal(lines.length, 20_000);
   assert.deepEqual(new Set(lines.map((l) => l.i)).size, 20_000);
   assert.ok(JSON.parse(stderr).blockingWrites > 0, `the bound was reached: ${stderr}`);
-});
-
-test('two processes sharing one pipe (--workers): no line is torn', { timeout: 60_000 }, async () => {
-  // Both children write to the same pipe (a shell joins their stdout).
-  const script = childWriter(5_000, 900, { shared: true });
-  const child = spawn('sh', ['-c', `"$0" --input-type=module -e "$1" & "$0" --input-type=module -e "$1" & wait`, process.execPath, script], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  // With a full pipe, writes of more than PIPE_BUF bytes would be split.
-  const { code, text } = await readSlowly(child);
-  assert.equal(code, 0);
-  // JSON.parse throws on a line that holds pieces of two lines.
-  const lines = parsed(text) as unknown as { pid: number; i: number }[];
-  assert.equal(lines.length, 10_000);
-  assert.equal(new Set(lines.map((l) => l.pid)).size, 2);
 });
 
 test('the relay passes on whole lines, split anywhere, and drops the start of a line a pipe ended in', async () => {
