@@ -66,6 +66,23 @@ export function formatMs(ms: number): string {
   return `${whole}${FRACTIONS[micros - whole * 1000]}`;
 }
 
+let lastMs = -1;
+let lastMsText = '';
+
+/**
+ * Hot path. `String(ms)` of the line's time, made once per millisecond
+ * (at the gateway's rates a millisecond holds dozens of lines): a time in
+ * ms is not a small integer, and V8 prints it as a double, about 1,000
+ * instructions each time (callgrind).
+ */
+function timeText(ms: number): string {
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastMsText = String(ms);
+  }
+  return lastMsText;
+}
+
 /**
  * Hot path. One line, serialized by a fixed template, as pino serializes
  * its fixed fields once: only the values are stringified per request.
@@ -74,7 +91,7 @@ export function formatMs(ms: number): string {
 export function serializeLine(line: RequestLine, time: number): string {
   const c = line.client;
   return (
-    `{"level":30,"time":${time},"msg":"request","requestId":"${line.requestId}","method":${quote(line.method)},` +
+    `{"level":30,"time":${timeText(time)},"msg":"request","requestId":"${line.requestId}","method":${quote(line.method)},` +
     `"host":${quote(line.host)},"path":${quote(line.path)},"query":${quote(line.query)},"status":${line.status},` +
     `"outcome":"${line.outcome}","durationMs":${formatMs(line.durationMs)},"client":{"ip":${quote(c.ip)},"userAgent":${quote(c.userAgent)},` +
     `"referer":${quote(c.referer)}},"capture":${line.capture === null ? 'null' : str(line.capture)}}\n`

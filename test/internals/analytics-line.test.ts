@@ -41,4 +41,8 @@ test('a line is the JSON of its fields, in the schema order, user agents with qu
   const text = serializeLine(line, 1764191234567);
   assert.ok(text.endsWith('}\n'));
   assert.equal(text.slice(0, -1), JSON.stringify({ level: 30, time: 1764191234567, msg: 'request', ...line }));
+  // The time's text is kept for its millisecond: each line still has its own.
+  for (const time of [1764191234567, 1764191234568, 1764191234568, 1764191234567, 0]) {
+    assert.equal(JSON.parse(serializeLine(line, time)).time, time);
+  }
 });
