@@ -97,7 +97,8 @@ export class RegistryProxy {
     let authorization = clientAuth ?? this.#options.auth?.cached(registry, scope);
     let triedAuth = false;
     const left = new AbortController();
-    res.once('close', () => left.abort());
+    // Not on every close: dispatching the abort event costs, and a finished response needs none.
+    res.once('close', () => res.writableFinished || left.abort());
     try {
       for (let hop = 0; ; hop++) {
         const upstream = await this.#send(url, method, authorization === undefined ? fields : [...fields, 'authorization', authorization], left.signal);
