@@ -11,9 +11,10 @@ import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
+import { Duplex } from 'node:stream';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
-import { makeCerts } from './helpers/registry.ts';
+import { makeCerts, type TestCa } from './helpers/registry.ts';
 import { rawRequest, request } from './helpers/http-client.ts';
 
 const D = 'cr.test';
@@ -257,6 +258,22 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
   assert.equal(await slowDigest(gw.port, '/v2/org/app/blobs/random'), sha256(blob));
 });
 
+/** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */
+async function withTlsBackend(ca: TestCa, backend: Server, fn: (port: number) => Promise<void>): Promise<void> {
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const tlsGw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'tls.test', 'always-proxy': true }] },
+    args: ['--upstream', `tls.test=https://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--upstream-timeout', '500'],
+    env: { NODE_EXTRA_CA_CERTS: ca.caCert },
+  });
+  try {
+    await fn(tlsGw.port);
+  } finally {
+    await tlsGw.stop();
+    backend.close();
+  }
+}
+
 test('over TLS too, where node decodes records into the read buffer after reading stopped', async () => {
   const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
   const blob = randomBytes(24 * 1024 * 1024);
@@ -265,18 +282,46 @@ test('over TLS too, where node decodes records into the read buffer after readin
     socket.on('data', () => sendRandom(socket, blob));
     socket.on('error', () => undefined);
   });
-  await new Promise<void>((r) => backendTls.listen(0, '127.0.0.1', r));
-  const tlsGw = await startGateway({
-    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'tls.test', 'always-proxy': true }] },
-    args: ['--upstream', `tls.test=https://127.0.0.1:${(backendTls.address() as AddressInfo).port}`, '--upstream-timeout', '500'],
-    env: { NODE_EXTRA_CA_CERTS: ca.caCert },
+  await withTlsBackend(ca, backendTls, async (port) => {
+    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(port, '/v2/org/app/blobs/random'), sha256(blob), `round ${round}`);
   });
-  try {
-    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/random'), sha256(blob), `round ${round}`);
-  } finally {
-    await tlsGw.stop();
-    backendTls.close();
-  }
+});
+
+test('a TLS record that cannot be decrypted, sent in the same TCP write as the head: the client response is cut off at once', { timeout: 15_000 }, async () => {
+  const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
+  // The TLS layer runs over a stream of our own, so that its records can be
+  // sent in one TCP write with bytes that are no TLS record. (node reports
+  // the decryption error only once the gateway reads again, that is after
+  // the proxy took the body: the break of a connection whose body is still
+  // held, backend-connection.ts's 'held' case, is not reached this way.)
+  const backend = createServer((raw) => {
+    let held: Buffer[] | null = null;
+    const duplex = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, done) {
+        if (held === null) raw.write(chunk);
+        else held.push(chunk);
+        done();
+      },
+    });
+    raw.on('data', (d) => duplex.push(d));
+    raw.on('error', () => undefined);
+    const tlsSocket = new TLSSocket(duplex, { isServer: true, key: readFileSync(ca.key), cert: readFileSync(ca.cert) });
+    tlsSocket.on('error', () => undefined);
+    tlsSocket.once('data', () => {
+      held = [];
+      tlsSocket.write('HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\npart', () => {
+        raw.write(Buffer.concat([...held!, Buffer.from('\x17\x03\x03\x00\x05junk!', 'latin1')]));
+        held = null;
+      });
+    });
+  });
+  await withTlsBackend(ca, backend, async (port) => {
+    const started = Date.now();
+    await assert.rejects(request(port, { path: '/v2/org/app/blobs/broken', host: D }));
+    // At once, not after the client's or the silence timeout.
+    assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+  });
 });
 
 test('a head that has no body but is followed by bytes: the connection is not used again', async () => {
