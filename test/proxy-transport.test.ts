@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Duplex } from 'node:stream';
@@ -353,10 +353,16 @@ test('request field values reach the backend byte for byte, obs-text included', 
   assert.match(seen, /\r\nx-name: caf\xc3\xa9 \xc3\xbf\r\n/);
 });
 
-test('a client that leaves before the head arrives: the backend connection is closed at once, not read to the end', { timeout: 15_000 }, async () => {
+/**
+ * A backend that answers `name` only after 300 ms, then without end; `leave`
+ * makes the client go before that. The backend connection must be closed
+ * before the head (not held until it, nor read to the end), and the line
+ * must say 499.
+ */
+async function clientLeavesBeforeHead(name: string, leave: () => void): Promise<void> {
   let backendClosed!: (headSent: boolean) => void;
   const closed = new Promise<boolean>((r) => (backendClosed = r));
-  scripts.set('late-endless', (socket) => {
+  scripts.set(name, (socket) => {
     let headSent = false;
     socket.on('close', () => backendClosed(headSent));
     setTimeout(() => {
@@ -368,14 +374,28 @@ test('a client that leaves before the head arrives: the backend connection is cl
       socket.on('close', () => clearInterval(timer));
     }, 300);
   });
-  const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/late-endless', headers: { host: D }, agent: false });
-  req.on('error', () => undefined);
-  req.end();
-  setTimeout(() => req.destroy(), 100);
+  leave();
   // Given up when the client left, not held until the backend's head.
   assert.equal(await closed, false);
   // Nothing was sent: the line says so with nginx's 499 (client closed request), not as a backend failure.
-  const line = await gw.waitForLine((l) => l.path === '/v2/org/app/blobs/late-endless');
+  const line = await gw.waitForLine((l) => l.path === `/v2/org/app/blobs/${name}`);
   assert.equal(line.status, 499);
   assert.equal(line.outcome, 'proxy');
-});
+}
+
+test('a client that leaves before the head arrives: the backend connection is closed at once, not read to the end', { timeout: 15_000 }, () =>
+  clientLeavesBeforeHead('late-endless', () => {
+    const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/late-endless', headers: { host: D }, agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    setTimeout(() => req.destroy(), 100);
+  }),
+);
+
+test("a client that half-closes after its request counts as gone (node:http's default), as README says", { timeout: 15_000 }, () =>
+  clientLeavesBeforeHead('late-half-closed', () => {
+    const socket = connect(gw.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.end(`GET /v2/org/app/blobs/late-half-closed HTTP/1.1\r\nhost: ${D}\r\n\r\n`);
+  }),
+);
