@@ -145,8 +145,9 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // oversized head): answer 4xx and still write an analytics line.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
+    const id = requestId();
     analytics.write({
-      requestId: requestId(),
+      requestId: id,
       method: '',
       host: '',
       path: '',
@@ -161,7 +162,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     // response has already begun (the error is in bytes after a request).
     const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
     if (socket.writable && err.code !== 'ECONNRESET' && current?.headersSent !== true) {
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-request-id: ${id}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
     } else socket.destroy();
   });
 
