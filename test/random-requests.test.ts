@@ -1,0 +1,99 @@
+// Seeded random requests against every rule type at once: the example
+// manifest, plus docker, python and npm rules whose backends are down (on
+// 127.0.0.1). Methods, paths, queries, hosts, headers and bodies are drawn
+// from values that reach the rules and from bytes that should not. Each
+// request gets an answer that is no server error (502 only: a backend was
+// asked and is down), each answer's request id has its analytics line, and
+// the gateway keeps serving and logs no error.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { startGateway } from './helpers/gateway-process.ts';
+import { rawRequest, statusOf } from './helpers/http-client.ts';
+
+const REQUESTS = 1500;
+const AT_ONCE = 20;
+
+/** mulberry32: the same requests on every run. */
+function random(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('random requests over every rule type: no server error, a line for each answer, still serving', { timeout: 120_000 }, async () => {
+  const manifest = JSON.parse(readFileSync(new URL('../config/manifest.json', import.meta.url), 'utf8')) as { rules: object[] };
+  manifest.rules.push(
+    { type: 'docker-v1', domain: 'cr.example.com', 'package-id': 'd', 'repository-name': 'org/app', registry: 'ghcr.io' },
+    { type: 'python-v1', domain: 'py.example.com', 'package-id': 'p', 'package-name': 'tool', 'file-name': 'tool-1.0-py3-none-any.whl', version: '1.0', 'backend-url': 'https://files.example/tool-1.0-py3-none-any.whl' },
+    { type: 'npm-v1', domain: 'npm.example.com', 'package-id': 'n', 'package-name': 'tool', registry: 'http://127.0.0.1:1' },
+  );
+  const gw = await startGateway({ manifest, args: ['--upstream', 'ghcr.io=http://127.0.0.1:1'] });
+  try {
+    const rnd = random(20261127);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    const safe = [...'abcxyz/%2F%41%zz..?&=:@!$()*+,;~-_0123456789AZ.whl.tgz'];
+    const odd = [...'#{}[]\'"<>\\^`|\u00e9\u2603\x7f\x00\t '];
+    const text = (max: number) => Array.from({ length: Math.floor(rnd() * max) }, () => (rnd() < 0.97 ? pick(safe) : pick(odd))).join('');
+    // Requests the rules answer, as they are or with a tail or a query added...
+    const valid: readonly (readonly [string, string])[] = [
+      ['dl.example.com', '/tool-1.4.0.tgz'],
+      ['DL.example.com:8080', '/install.sh'],
+      ['dl.example.com', '/releases/linux/1.2.3'],
+      ['dl.example.com', '/telemetry'],
+      ['www.example.com', '/docs/a'],
+      ['cr.example.com', '/v2/'],
+      ['cr.example.com', '/v2/org/app/manifests/1.0'],
+      ['cr.example.com', '/v2/org/app/blobs/sha256:0123'],
+      ['py.example.com', '/simple/'],
+      ['py.example.com', '/simple/tool/'],
+      ['npm.example.com', '/tool'],
+      ['npm.example.com', '/tool/-/tool-1.0.0.tgz'],
+    ];
+    // ...and anything else.
+    const hosts = ['dl.example.com', 'cr.example.com', 'py.example.com', 'npm.example.com', 'unknown.test', '', '[::1]', 'a'.repeat(300), 'a b'];
+    const paths = ['/', '/v2/', '/v2/org/app/manifests/', '/simple/', '/tool/', '/-/', '/a/../', '//', '*', 'http://x/'];
+    const methods = ['GET', 'GET', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'BREW', 'get'];
+    const one = async (): Promise<{ raw: string; answer: string }> => {
+      const method = pick(methods);
+      const [host, path] = rnd() < 0.6 ? pick(valid) : [pick(hosts), pick(paths) + text(30)];
+      const target = (rnd() < 0.3 ? path + text(10) : path) + (rnd() < 0.3 ? `?${text(20)}` : '');
+      const fields = [
+        rnd() < 0.3 ? `user-agent: ${pick(['docker/27.3.1 go/go1.22.7', 'pip/24.0', 'npm/10.8.2', text(40)])}` : '',
+        rnd() < 0.2 ? `accept: ${pick(['application/vnd.pypi.simple.v1+json', 'text/html', text(20)])}` : '',
+        rnd() < 0.1 ? `if-none-match: ${text(20)}` : '',
+        rnd() < 0.1 ? `x-forwarded-for: ${text(20)}` : '',
+        rnd() < 0.1 ? `authorization: ${text(20)}` : '',
+      ].filter((f) => f !== '');
+      const body = method === 'POST' && rnd() < 0.7 ? text(200) : '';
+      if (body !== '') fields.push(`content-length: ${Buffer.byteLength(body)}`);
+      const raw = [`${method} ${target} HTTP/1.1`, `host: ${host}`, ...fields, 'connection: close', '', body].join('\r\n');
+      return { raw, answer: await rawRequest(gw.port, raw) };
+    };
+    const ids: string[] = [];
+    const statuses = new Map<number, number>();
+    for (let sent = 0; sent < REQUESTS; sent += AT_ONCE) {
+      for (const { raw, answer } of await Promise.all(Array.from({ length: AT_ONCE }, one))) {
+        const status = statusOf(answer);
+        statuses.set(status, (statuses.get(status) ?? 0) + 1);
+        assert.ok((status >= 200 && status < 500) || status === 502, `${status} for ${JSON.stringify(raw)}`);
+        // Every answer names its request, those the HTTP parser refused included.
+        const id = /\r\nx-request-id: (\S+)/i.exec(answer)?.[1];
+        assert.ok(id !== undefined, `no request id for ${JSON.stringify(raw)}: ${JSON.stringify(answer.slice(0, 200))}`);
+        ids.push(id);
+      }
+    }
+    // Each answer's request has its line (with the status it was sent).
+    for (const id of ids) assert.ok((await gw.linesFor(id)).length >= 1, id);
+    // The draw reaches the rules, not only the parser's refusals.
+    for (const status of [200, 307, 400, 404, 502]) assert.ok((statuses.get(status) ?? 0) > 0, `no ${status} among ${JSON.stringify([...statuses])}`);
+    assert.equal(statusOf(await rawRequest(gw.port, 'GET /tool-1.4.0.tgz HTTP/1.1\r\nhost: dl.example.com\r\nconnection: close\r\n\r\n')), 307);
+    assert.deepEqual(gw.logs.filter((l) => typeof l.level === 'number' && l.level >= 50), []);
+  } finally {
+    await gw.stop();
+  }
+});
