@@ -98,7 +98,9 @@ export class RegistryProxy {
     let triedAuth = false;
     const left = new AbortController();
     // Not on every close: dispatching the abort event costs, and a finished response needs none.
-    res.once('close', () => res.writableFinished || left.abort());
+    res.once('close', () => {
+      if (!res.writableFinished) left.abort();
+    });
     try {
       for (let hop = 0; ; hop++) {
         const upstream = await this.#send(url, method, authorization === undefined ? fields : [...fields, 'authorization', authorization], left.signal);
