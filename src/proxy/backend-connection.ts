@@ -52,6 +52,14 @@ export interface BackendAnswer {
  */
 type Phase = 'opening' | 'head' | 'held' | 'body' | 'ending' | 'idle' | 'closed';
 
+/** A request waiting for its answer's head. */
+interface Waiting {
+  resolve(answer: BackendAnswer): void;
+  reject(e: Error): void;
+  /** Stops listening for the client's leaving. */
+  unlisten(): void;
+}
+
 /** One connection to a backend and the parse state of the answer in flight. */
 export class Connection {
   readonly #socket: Socket;
@@ -75,10 +83,8 @@ export class Connection {
   #sink: ServerResponse | null = null;
   /** Body bytes read before the caller took the body, in order; their buffers are lent until then. */
   #held: { buffer: Buffer; from: number; to: number }[] = [];
-  #onHead: ((a: BackendAnswer) => void) | null = null;
-  #onFail: ((e: Error) => void) | null = null;
-  /** Stops listening for the client's leaving, once the head is in or the request failed. */
-  #unlisten: (() => void) | null = null;
+  /** The request waiting for its head, settled once: by the head, or by a failure (the client's leaving included). */
+  #waiting: Waiting | null = null;
   #onBodyEnd: (() => void) | null = null;
   #onIdleClose: (() => void) | null = null;
 
@@ -134,12 +140,10 @@ export class Connection {
     this.#sink = null;
     this.#held = [];
     return new Promise((resolve, reject) => {
-      this.#onHead = resolve;
-      this.#onFail = reject;
-      if (signal.aborted) return this.#fail(new ClientLeft());
       const left = () => this.#fail(new ClientLeft());
+      this.#waiting = { resolve, reject, unlisten: () => signal.removeEventListener('abort', left) };
+      if (signal.aborted) return left();
       signal.addEventListener('abort', left, { once: true });
-      this.#unlisten = () => signal.removeEventListener('abort', left);
       this.#socket.setTimeout(this.#options.silenceTimeout);
       this.#socket.write(head, 'latin1');
     });
@@ -215,19 +219,22 @@ export class Connection {
     this.#socket.resume();
   }
 
+  /** The waiting request, no longer waited on nor listening for its client. */
+  #stopWaiting(): Waiting {
+    const waiting = this.#waiting!;
+    this.#waiting = null;
+    waiting.unlisten();
+    return waiting;
+  }
+
   /** The final head: settles the head promise. */
   #answer(head: ResponseHead): void {
     this.#framing = framing(this.#method, head);
     this.#reusable = keepsConnection(head, this.#framing);
     this.#chunked = new ChunkedDecoder();
     this.#phase = 'held';
-    const onHead = this.#onHead!;
-    this.#onHead = null;
-    this.#onFail = null;
-    this.#unlisten?.();
-    this.#unlisten = null;
     const { status, fields } = head;
-    onHead({ status, fields, field: (name) => firstField(fields, name), pipeTo: (res) => this.#take(res), discard: () => void this.#take(null) });
+    this.#stopWaiting().resolve({ status, fields, field: (name) => firstField(fields, name), pipeTo: (res) => this.#take(res), discard: () => void this.#take(null) });
   }
 
   /** The caller takes the body: go on with the bytes held since the head. */
@@ -361,11 +368,7 @@ export class Connection {
         return onClose?.();
       }
       case 'head': {
-        const reject = this.#onFail!;
-        this.#onHead = null;
-        this.#onFail = null;
-        this.#unlisten?.();
-        this.#unlisten = null;
+        const { reject } = this.#stopWaiting();
         this.#close();
         if (e instanceof ClientLeft) return reject(e);
         if (this.#received === 0 && this.#served > 0 && !(e instanceof BackendError)) return reject(new StaleConnection(e.message));
