@@ -88,7 +88,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const relayFd = role === 'worker' ? process.env[RELAY_FD_VARIABLE] : undefined;
   const analytics: AnalyticsLog = analyticsLog(relayFd !== undefined ? Number(relayFd) : feedDestination(options.analytics));
   const trusted = trustedProxies(options.trustProxy);
-  const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken);
+  const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
   const registry = new Registry();
   const metrics = new RequestMetrics(registry, { tokenStats: () => auth?.stats ?? null, analyticsBlockingWrites: () => analytics.blockingWrites });
   // With workers the primary owns the manifest metrics; a worker's stay private.

@@ -6,11 +6,15 @@
  * the challenge's realm (Docker token authentication:
  * https://distribution.github.io/distribution/spec/auth/token/).
  * Tokens are cached per registry and scope until they expire (lru-cache,
- * bounded) and never reach the client.
+ * bounded) and never reach the client. Requests that need the same token
+ * while it is being fetched share one fetch; a request whose client leaves
+ * stops waiting for it at once, and the fetch goes on (bounded by its
+ * deadline) so that the next request finds the token cached.
  */
 import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { normalizeRegistry } from '../rules/docker.ts';
+import { BackendError, ClientLeft } from './backend-error.ts';
 
 /** A parsed `WWW-Authenticate` challenge (RFC 9110 §11.6.1). */
 export interface Challenge {
@@ -54,18 +58,34 @@ export function readCredentials(file: string): Map<string, string> {
   return creds;
 }
 
-export type TokenFetcher = (url: string, basic: string) => Promise<{ token: string; expiresIn: number } | null>;
+interface Token {
+  readonly token: string;
+  readonly expiresIn: number;
+}
+
+/** Fetches a token from `url` with Basic credentials; null when the realm refuses them. `signal` ends the fetch. */
+export type TokenFetcher = (url: string, basic: string, signal: AbortSignal) => Promise<Token | null>;
+
+export interface RegistryAuthOptions {
+  /** The whole token exchange's deadline, in ms: past it the request fails as an upstream timeout. */
+  readonly timeout: number;
+  readonly maxTokens?: number;
+}
 
 export class RegistryAuth {
   readonly #creds: ReadonlyMap<string, string>;
   readonly #tokens: LRUCache<string, string>;
   readonly #fetchToken: TokenFetcher;
+  readonly #timeout: number;
+  /** Token fetches in flight, by realm URL (service and scope included) and registry. */
+  readonly #inflight = new Map<string, Promise<Token | null>>();
   readonly stats: TokenCacheStats = { hits: 0, misses: 0 };
 
-  constructor(creds: ReadonlyMap<string, string>, fetchToken: TokenFetcher, maxTokens = 1000) {
+  constructor(creds: ReadonlyMap<string, string>, fetchToken: TokenFetcher, options: RegistryAuthOptions) {
     this.#creds = creds;
     this.#fetchToken = fetchToken;
-    this.#tokens = new LRUCache<string, string>({ max: maxTokens, ttlAutopurge: false });
+    this.#timeout = options.timeout;
+    this.#tokens = new LRUCache<string, string>({ max: options.maxTokens ?? 1000, ttlAutopurge: false });
   }
 
   has(registry: string): boolean {
@@ -84,8 +104,12 @@ export class RegistryAuth {
     return `Bearer ${token}`;
   }
 
-  /** Answers a challenge; resolves with an `Authorization` value, or null. */
-  async answer(registry: string, challenge: Challenge, realmUrl: (realm: string) => string): Promise<string | null> {
+  /**
+   * Answers a challenge; resolves with an `Authorization` value, or null.
+   * Rejects with ClientLeft when `left` aborts first, and with a
+   * BackendError when the realm cannot be reached or misses the deadline.
+   */
+  async answer(registry: string, challenge: Challenge, realmUrl: (realm: string) => string, left: AbortSignal): Promise<string | null> {
     const basic = this.#creds.get(registry);
     if (basic === undefined) return null;
     if (challenge.scheme === 'basic') return `Basic ${basic}`;
@@ -93,18 +117,46 @@ export class RegistryAuth {
     const url = new URL(realmUrl(challenge.params.realm));
     if (challenge.params.service !== undefined) url.searchParams.set('service', challenge.params.service);
     if (challenge.params.scope !== undefined) url.searchParams.set('scope', challenge.params.scope);
-    const got = await this.#fetchToken(url.href, basic);
-    if (got === null) return null;
+    const key = `${registry} ${url.href}`;
+    let pending = this.#inflight.get(key);
+    if (pending === undefined) {
+      pending = this.#fetch(url.href, basic, `${registry} ${challenge.params.scope ?? ''}`).finally(() => this.#inflight.delete(key));
+      // Its waiters may all have left: a failure nobody waits for is not an unhandled rejection.
+      pending.catch(() => undefined);
+      this.#inflight.set(key, pending);
+    }
+    const got = await untilLeft(pending, left);
+    return got === null ? null : `Bearer ${got.token}`;
+  }
+
+  /** One fetch, to its deadline; the token is cached under `cacheKey`. */
+  async #fetch(url: string, basic: string, cacheKey: string): Promise<Token | null> {
+    let got: Token | null;
+    try {
+      got = await this.#fetchToken(url, basic, AbortSignal.timeout(this.#timeout));
+    } catch (e) {
+      const timedOut = e instanceof DOMException && e.name === 'TimeoutError';
+      throw new BackendError(timedOut ? 'timeout' : 'unreachable', `token realm ${new URL(url).origin}: ${timedOut ? 'no answer in time' : (e as Error).message}`, e);
+    }
     // Expire a little early so a token is never used as it runs out.
-    const ttl = Math.max(1, got.expiresIn - 5) * 1000;
-    this.#tokens.set(`${registry} ${challenge.params.scope ?? ''}`, got.token, { ttl });
-    return `Bearer ${got.token}`;
+    if (got !== null) this.#tokens.set(cacheKey, got.token, { ttl: Math.max(1, got.expiresIn - 5) * 1000 });
+    return got;
   }
 }
 
+/** `pending`, unless `left` aborts first: then ClientLeft. */
+function untilLeft<T>(pending: Promise<T>, left: AbortSignal): Promise<T> {
+  if (left.aborted) return Promise.reject(new ClientLeft());
+  return new Promise((resolve, reject) => {
+    const onLeft = () => reject(new ClientLeft());
+    left.addEventListener('abort', onLeft, { once: true });
+    pending.then(resolve, reject).finally(() => left.removeEventListener('abort', onLeft));
+  });
+}
+
 /** Token endpoint client (GET realm with Basic credentials). */
-export const fetchRegistryToken: TokenFetcher = async (url, basic) => {
-  const res = await fetch(url, { headers: { authorization: `Basic ${basic}` }, signal: AbortSignal.timeout(10_000) });
+export const fetchRegistryToken: TokenFetcher = async (url, basic, signal) => {
+  const res = await fetch(url, { headers: { authorization: `Basic ${basic}` }, signal });
   if (!res.ok) return null;
   const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
   const token = body.token ?? body.access_token;

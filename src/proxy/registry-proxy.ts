@@ -10,7 +10,9 @@
  *    any other redirect (signed blob storage) goes to the client with an
  *    absolute Location, so the storage host never sees our headers;
  * 4. backend 401 and the client sent no credentials: answer the challenge
- *    with gateway-held credentials (registry-auth.ts) and retry once;
+ *    with gateway-held credentials (registry-auth.ts) and retry once; the
+ *    token realm is an upstream too (its failures give 502/504, a client
+ *    leaving while it answers gives 499);
  * 5. stream the answer with its status and end-to-end headers, never
  *    buffered, with backpressure; a client abort closes the backend
  *    connection, also while its answer has not begun (analytics status 499,
@@ -51,14 +53,6 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const MAX_HOPS = 10;
 /** The analytics status of a request whose client left before the backend answered (nginx's "client closed request"). */
 const CLIENT_LEFT = 499;
-
-class UpstreamError extends Error {
-  readonly code: ErrorCode;
-  constructor(code: ErrorCode, cause?: unknown) {
-    super(ERRORS[code].message, { cause });
-    this.code = code;
-  }
-}
 
 /** Fields (name, value, name, value, ...) without those in `dropped` and those `Connection` names; names in lower case. */
 function endToEnd(fields: readonly string[], dropped: ReadonlySet<string>): string[] {
@@ -103,7 +97,7 @@ export class RegistryProxy {
     });
     try {
       for (let hop = 0; ; hop++) {
-        const upstream = await this.#send(url, method, authorization === undefined ? fields : [...fields, 'authorization', authorization], left.signal);
+        const upstream = await this.#client.request(url, method, authorization === undefined ? fields : [...fields, 'authorization', authorization], left.signal);
         try {
           const status = upstream.status;
           const location = upstream.field('location');
@@ -123,7 +117,8 @@ export class RegistryProxy {
             upstream.discard();
             triedAuth = true;
             // No token: resend without one, so that the client sees the challenge.
-            authorization = challenge === null ? undefined : ((await this.#options.auth.answer(registry, challenge, (realm) => this.#options.upstreams.resolveUrl(new URL(realm)))) ?? undefined);
+            const answered = challenge === null ? null : await this.#options.auth.answer(registry, challenge, (realm) => this.#options.upstreams.resolveUrl(new URL(realm)), left.signal);
+            authorization = answered ?? undefined;
             continue;
           }
           return await this.#relay(res, upstream, null);
@@ -134,7 +129,8 @@ export class RegistryProxy {
       }
     } catch (e) {
       if (e instanceof ClientLeft) return { status: CLIENT_LEFT, outcome: 'proxy' };
-      const code = e instanceof UpstreamError ? e.code : 'UPSTREAM_UNREACHABLE';
+      // The backend's or the token realm's failure; anything else thrown on the way counts as unreachable.
+      const code: ErrorCode = e instanceof BackendError && e.failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE';
       this.#options.onUpstreamError?.(code);
       const status = ERRORS[code].status;
       if (res.headersSent) res.destroy();
@@ -144,16 +140,6 @@ export class RegistryProxy {
         res.end(method === 'HEAD' ? undefined : body);
       }
       return { status, outcome: 'upstream-error' };
-    }
-  }
-
-  /** One request to the backend; resolves with its answer's head. */
-  async #send(url: URL, method: 'GET' | 'HEAD', fields: readonly string[], signal: AbortSignal): Promise<BackendAnswer> {
-    try {
-      return await this.#client.request(url, method, fields, signal);
-    } catch (e) {
-      if (e instanceof ClientLeft) throw e;
-      throw new UpstreamError(e instanceof BackendError && e.failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE', e);
     }
   }
 

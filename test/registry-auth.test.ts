@@ -1,0 +1,128 @@
+// Gateway-held registry credentials (SPEC §4, README "Backends that need a
+// login") against a scripted registry and token realm on 127.0.0.1: the
+// realm is an upstream like the registry (its failures give 502/504 and a
+// client leaving while it answers gives 499), and requests that need the
+// same token while it is fetched share one fetch. The flow against a real
+// registry and token server is in docker-e2e.test.ts.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
+
+const D = 'cr.test';
+const REG = 'registry.test';
+const BASIC = Buffer.from('bob:hunter2').toString('base64');
+const TOKEN = 'tok-granted';
+
+/** What the realm does, by the repository the token is for: answer when `release` is called, or never. */
+type Realm = (req: IncomingMessage, res: ServerResponse) => void;
+const realms = new Map<string, Realm>();
+/** Token requests seen, by repository: their Authorization. */
+const tokenRequests = new Map<string, string[]>();
+let upstream: Server;
+let port: number;
+let gw: GatewayProcess;
+
+const REPOS = ['shared', 'silent', 'leave'];
+
+before(async () => {
+  upstream = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const token = /^\/token\/(\w+)$/.exec(url.pathname);
+    if (token !== null) {
+      const repo = token[1];
+      tokenRequests.set(repo, [...(tokenRequests.get(repo) ?? []), req.headers.authorization ?? '']);
+      return realms.get(repo)!(req, res);
+    }
+    const pull = /^\/v2\/org\/(\w+)\/manifests\//.exec(url.pathname);
+    if (pull === null) return void res.writeHead(404).end();
+    if (req.headers.authorization === `Bearer ${TOKEN}`) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"manifest":true}');
+    // The realm of repository "unreachable" is a port nobody listens on.
+    const realm = pull[1] === 'unreachable' ? 'http://127.0.0.1:1/token' : `http://127.0.0.1:${port}/token/${pull[1]}`;
+    res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="${REG}",scope="repository:org/${pull[1]}:pull"` }).end('{"errors":[]}');
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  port = (upstream.address() as AddressInfo).port;
+  const auth = join(tempDir(), 'config.json');
+  writeFileSync(auth, JSON.stringify({ auths: { [REG]: { auth: BASIC } } }));
+  gw = await startGateway({
+    manifest: {
+      rules: [...REPOS, 'unreachable'].map((repo) => ({
+        type: 'docker-v1', domain: D, 'package-id': repo, 'repository-name': `org/${repo}`, registry: REG, 'always-proxy': true,
+      })),
+    },
+    args: ['--upstream', `${REG}=http://127.0.0.1:${port}`, '--registry-auth', auth, '--upstream-timeout', '500'],
+  });
+});
+after(async () => {
+  await gw.stop();
+  upstream.closeAllConnections();
+  await new Promise((r) => upstream.close(r));
+});
+
+const grant = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: TOKEN, expires_in: 300 }));
+const pull = (repo: string) => request(gw.port, { path: `/v2/org/${repo}/manifests/1.0`, host: D });
+
+test('requests that need the same token while it is fetched share one fetch; the token is never shown', async () => {
+  realms.set('shared', (_req, res) => setTimeout(() => grant(res), 300));
+  const answers = await Promise.all(Array.from({ length: 5 }, () => pull('shared')));
+  for (const res of answers) {
+    assert.equal(res.status, 200);
+    assert.equal(res.text, '{"manifest":true}');
+    assert.ok(!JSON.stringify(res.headers).includes(TOKEN));
+  }
+  assert.deepEqual(tokenRequests.get('shared'), [`Basic ${BASIC}`]);
+  // Later requests find it cached.
+  assert.equal((await pull('shared')).status, 200);
+  assert.equal(tokenRequests.get('shared')?.length, 1);
+});
+
+test('a token realm that stays silent past --upstream-timeout gives 504, as a silent registry does', async () => {
+  realms.set('silent', () => undefined);
+  const started = performance.now();
+  const res = await pull('silent');
+  assert.equal(res.status, 504);
+  assert.equal(JSON.parse(res.text).errors[0].code, 'UNAVAILABLE');
+  // The deadline is the gateway's --upstream-timeout (500 ms), not a fixed one.
+  assert.ok(performance.now() - started < 3000, `answered after ${Math.round(performance.now() - started)} ms`);
+  const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+  assert.equal(line.status, 504);
+  assert.equal(line.outcome, 'upstream-error');
+  const metrics = (await request(gw.adminPort, { path: '/metrics' })).text;
+  assert.match(metrics, /gateway_upstream_errors_total\{code="UPSTREAM_TIMEOUT"\} [1-9]/);
+});
+
+test('a token realm that cannot be reached gives 502, and the gateway keeps serving', async () => {
+  const res = await pull('unreachable');
+  assert.equal(res.status, 502);
+  assert.equal(JSON.parse(res.text).errors[0].code, 'UNAVAILABLE');
+  assert.equal((await pull('shared')).status, 200);
+});
+
+test('a client that leaves while the token is fetched is let go at once (499); the fetch goes on and the token is cached', { timeout: 15_000 }, async () => {
+  let release!: () => void;
+  const asked = new Promise<void>((asking) =>
+    realms.set('leave', (_req, res) => {
+      release = () => grant(res);
+      asking();
+    }),
+  );
+  const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/leave/manifests/1.0', headers: { host: D }, agent: false });
+  req.on('error', () => undefined);
+  req.end();
+  await asked;
+  req.destroy();
+  // The realm has not answered: the line comes from the client leaving, not from the end of the fetch.
+  const line = await gw.waitForLine((l) => l.path === '/v2/org/leave/manifests/1.0', 5000);
+  assert.equal(line.status, 499);
+  assert.equal(line.outcome, 'proxy');
+  release();
+  // The fetch the client started goes on for the next request (cached, or still in flight): no second one.
+  const res = await pull('leave');
+  assert.equal(res.status, 200);
+  assert.equal(tokenRequests.get('leave')?.length, 1);
+});
