@@ -259,7 +259,7 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
 });
 
 /** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */
-async function withTlsBackend(ca: TestCa, backend: Server, fn: (port: number) => Promise<void>): Promise<void> {
+async function withTlsBackend(ca: TestCa, backend: Server, fn: (tlsGw: GatewayProcess) => Promise<void>): Promise<void> {
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   const tlsGw = await startGateway({
     manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'tls.test', 'always-proxy': true }] },
@@ -267,7 +267,7 @@ async function withTlsBackend(ca: TestCa, backend: Server, fn: (port: number) =>
     env: { NODE_EXTRA_CA_CERTS: ca.caCert },
   });
   try {
-    await fn(tlsGw.port);
+    await fn(tlsGw);
   } finally {
     await tlsGw.stop();
     backend.close();
@@ -282,8 +282,8 @@ test('over TLS too, where node decodes records into the read buffer after readin
     socket.on('data', () => sendRandom(socket, blob));
     socket.on('error', () => undefined);
   });
-  await withTlsBackend(ca, backendTls, async (port) => {
-    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(port, '/v2/org/app/blobs/random'), sha256(blob), `round ${round}`);
+  await withTlsBackend(ca, backendTls, async (tlsGw) => {
+    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/random'), sha256(blob), `round ${round}`);
   });
 });
 
@@ -316,11 +316,40 @@ test('a TLS record that cannot be decrypted, sent in the same TCP write as the h
       });
     });
   });
-  await withTlsBackend(ca, backend, async (port) => {
+  await withTlsBackend(ca, backend, async (tlsGw) => {
     const started = Date.now();
-    await assert.rejects(request(port, { path: '/v2/org/app/blobs/broken', host: D }));
+    await assert.rejects(request(tlsGw.port, { path: '/v2/org/app/blobs/broken', host: D }));
     // At once, not after the client's or the silence timeout.
     assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
+  });
+});
+
+test('a client that leaves while the connection to the backend is still opening (TLS handshake unanswered): the socket is closed at once, the line says 499', { timeout: 30_000 }, async () => {
+  const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
+  let backendClosed!: () => void;
+  const closed = new Promise<void>((r) => (backendClosed = r));
+  // Takes the TCP connection and never answers the ClientHello: the gateway's
+  // connection stays opening until --upstream-connect-timeout (10 s here).
+  const mute = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.on('close', backendClosed);
+    // Reading, so that the gateway's closing is seen.
+    socket.resume();
+  });
+  await withTlsBackend(ca, mute, async (tlsGw) => {
+    const req = httpRequest({ host: '127.0.0.1', port: tlsGw.port, path: '/v2/org/app/blobs/never', headers: { host: D }, agent: false });
+    req.on('error', () => undefined);
+    req.end();
+    await new Promise((r) => setTimeout(r, 300));
+    const left = Date.now();
+    req.destroy();
+    // Bounded, so that the gateway is stopped whatever happens.
+    const timedOut = new Promise<void>((r) => setTimeout(r, 12_000).unref());
+    await Promise.race([closed, timedOut]);
+    assert.ok(Date.now() - left < 3000, `the backend socket closed ${Date.now() - left} ms after the client left`);
+    const line = await tlsGw.waitForLine((l) => l.path === '/v2/org/app/blobs/never');
+    assert.equal(line.status, 499);
+    assert.equal(line.outcome, 'proxy');
   });
 });
 

@@ -13,8 +13,9 @@
  * Failures reject with a BackendError before the head, and cut the
  * client's response off after it; a kept-alive connection that fails before
  * answering is retried once on a new one (GET and HEAD are idempotent). A
- * client that leaves before the head (`signal`) rejects with ClientLeft and
- * closes the connection at once.
+ * client that leaves before the head (`signal`), the connection still
+ * opening included, rejects with ClientLeft and closes the connection at
+ * once.
  */
 import { ClientLeft, StaleConnection } from './backend-error.ts';
 import { Connection, type BackendAnswer, type ConnectionOptions } from './backend-connection.ts';
@@ -47,7 +48,7 @@ export class BackendClient {
         if (!(e instanceof StaleConnection)) throw e;
       }
     }
-    const fresh = await Connection.open(url, this.#options, (c) => this.#keep(url.origin, c));
+    const fresh = await Connection.open(url, this.#options, (c) => this.#keep(url.origin, c), signal);
     return fresh.exchange(head, method, signal);
   }
 

@@ -99,8 +99,12 @@ export class Connection {
     socket.on('timeout', () => this.#fail(new BackendError('timeout', 'the backend stayed silent')));
   }
 
-  /** Opens a connection; `release` parks it for the next request once an answer is complete and it may carry another. */
-  static open(url: URL, options: ConnectionOptions, release: (c: Connection) => void): Promise<Connection> {
+  /**
+   * Opens a connection; `release` parks it for the next request once an
+   * answer is complete and it may carry another. `signal` (the client left)
+   * gives it up at once: ClientLeft, the socket closed.
+   */
+  static open(url: URL, options: ConnectionOptions, release: (c: Connection) => void, signal: AbortSignal): Promise<Connection> {
     const buffers = new ReadBuffers();
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
@@ -113,17 +117,22 @@ export class Connection {
         : netConnect({ host, port, onread });
     connection = new Connection(socket, buffers, options, release);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        socket.destroy();
-        reject(new BackendError('timeout', 'the backend did not accept the connection in time'));
-      }, options.connectTimeout);
-      const failed = (e: Error): void => {
+      const settle = (): void => {
         clearTimeout(timer);
-        reject(new BackendError('unreachable', e.message, e));
+        signal.removeEventListener('abort', left);
       };
+      const giveUp = (e: Error): void => {
+        settle();
+        socket.destroy();
+        reject(e);
+      };
+      const timer = setTimeout(() => giveUp(new BackendError('timeout', 'the backend did not accept the connection in time')), options.connectTimeout);
+      const left = (): void => giveUp(new ClientLeft());
+      signal.addEventListener('abort', left, { once: true });
+      const failed = (e: Error): void => giveUp(new BackendError('unreachable', e.message, e));
       socket.once('error', failed);
       socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
-        clearTimeout(timer);
+        settle();
         socket.off('error', failed);
         socket.setNoDelay(true);
         resolve(connection!);
