@@ -283,10 +283,10 @@ async function reloadUnderLoad(count: number): Promise<string[]> {
   const name = `reload-${count / 1000}k`;
   console.log(
     `${name.padEnd(16)} start-up compile ${fmt(m('startup'), 0)} ms, reload compile ${fmt(m('compile'), 0)} ms (one rule changed: ${fmt(m('one'), 0)} ms), longest event-loop stall ${fmt(m('stall'))} ms (worst ${fmt(worst)}; under the same load without a reload ${fmt(m('steadyStall'))}), ` +
-      `p99 steady ${fmt(m('steady'))} ms vs during reload ${fmt(m('during'))} ms (×${fmt(ratio, 2)}), ${unexpected} unexpected answers, peak RSS ${fmt(m('rss'), 0)} MB`,
+      `p99 steady ${fmt(m('steady'))} ms vs during reload ${fmt(m('during'))} ms (medians; ratio within each round, median ×${fmt(ratio, 2)}), ${unexpected} unexpected answers, peak RSS ${fmt(m('rss'), 0)} MB`,
   );
   return [
-    `| ${name} | compile of every rule ${fmt(m('compile'), 0)} ms (start-up ${fmt(m('startup'), 0)} ms; one rule changed ${fmt(m('one'), 0)} ms) | longest stall ${fmt(m('stall'))} ms, worst of ${rounds.length} rounds ${fmt(worst)} ms (target ≤ 50; ${fmt(m('steadyStall'))} ms under the same load without a reload) | p99 ${fmt(m('during'))} ms during vs ${fmt(m('steady'))} ms steady, ×${fmt(ratio, 2)} (target < 2) | peak RSS ${fmt(m('rss'), 0)} MB |`,
+    `| ${name} | compile of every rule ${fmt(m('compile'), 0)} ms (start-up ${fmt(m('startup'), 0)} ms; one rule changed ${fmt(m('one'), 0)} ms) | longest stall ${fmt(m('stall'))} ms, worst of ${rounds.length} rounds ${fmt(worst)} ms (target ≤ 50; ${fmt(m('steadyStall'))} ms under the same load without a reload) | p99 ${fmt(m('during'))} ms during vs ${fmt(m('steady'))} ms steady (medians); ratio within each round, median ×${fmt(ratio, 2)} (target < 2) | peak RSS ${fmt(m('rss'), 0)} MB |`,
   ];
 }
 
