@@ -19,6 +19,8 @@ export const ERRORS = {
   UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },
   DOCKER_NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   DOCKER_UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
+  DOCKER_NAME_INVALID: { status: 400, message: 'invalid repository name' },
+  DOCKER_NOT_A_PULL: { status: 400, message: 'not a pull: after the repository name, manifests/<tag or digest>, blobs/<digest> or tags/list' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -189,6 +189,38 @@ describe('registry with token auth', { timeout: 300_000 }, () => {
     await tokens.stop();
   });
 
+  test("gateway-held credentials reach no repository but the rule's: dot segments and escaped slashes get 400", async () => {
+    // A repository on the same registry that no rule names, readable with the gateway's credentials.
+    mkdirSync(join(work, 'img-private'));
+    await pushImage(buildImage(join(work, 'img-private'), 'private\n'), registry.host, 'test/private:v1', { certDir: ca.dir, creds: 'bob:hunter2' });
+    const cfg = join(work, 'docker-config-private.json');
+    writeFileSync(cfg, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('bob:hunter2').toString('base64') } } }));
+    const glob = { type: 'docker-v2', domain: '127.0.0.1', 'rule-id': 'glob', pattern: 'test/h*', registry: registry.host };
+    const manifest = dockerRule(registry.host);
+    const gw = await startGateway({ manifest: { rules: [...manifest.rules, glob] }, args: ['--registry-auth', cfg], env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+    try {
+      const accept = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
+      const get = (path: string) => request(gw.port, { path, host: '127.0.0.1', headers: { accept } });
+      assert.equal((await get('/v2/test/hello/manifests/v1')).status, 200);
+      const before = tokens.requests.length;
+      for (const path of [
+        // The WHATWG URL parser, which the proxy builds its backend URL with, removes these.
+        '/v2/test/hello/manifests/../../private/manifests/v1',
+        '/v2/test/hello/manifests/%2e%2e/%2e%2e/private/manifests/v1',
+        // The registry's router decodes the escaped slashes, cleans the path and redirects to
+        // /v2/test/private/..., a /v2/ redirect the proxy would follow with its credentials.
+        '/v2/test/hx%2F..%2Fprivate/manifests/v1',
+      ]) {
+        const res = await get(path);
+        assert.equal(res.status, 400, path);
+        assert.doesNotMatch(res.text, /schemaVersion/, path);
+      }
+      assert.deepEqual(tokens.requests.slice(before).filter((r) => r.scope?.includes('private')), [], 'no token was asked for test/private');
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test("the client's own token flow works through the gateway", async () => {
     const gw = await startGateway({ manifest: dockerRule(registry.host), env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
     try {

@@ -93,7 +93,10 @@ test('docker-v2 patterns: alternatives, * within a segment, escapes, segment cou
   assert.equal(cli.res.headers.location, 'https://ghcr.io/v2/tools/cli/manifests/1');
   assert.deepEqual(cli.line.capture, { type: 'docker', package: null, rule: 'glob-1', image: 'tools/cli', reference: '1', registry: 'ghcr.io' });
   assert.equal((await pull('/v2/tools/srv-x/blobs/sha256:aa', ua)).res.status, 307);
-  assert.equal((await pull('/v2/lit/a*b/manifests/1', ua)).res.status, 307);
+  // The escaped `*` is matched, so the rule claims the request, but `a*b` is no repository name (it would fall through to the file rule's 307 if the escape failed).
+  const literal = await pull('/v2/lit/a*b/manifests/1', ua);
+  assert.equal(literal.res.status, 400);
+  assert.equal(JSON.parse(literal.res.text).errors[0].code, 'NAME_INVALID');
   // Not matched by any docker rule: falls through to the file rule.
   assert.equal((await pull('/v2/lit/axb/manifests/1', ua)).res.headers.location, 'https://files.example/v2/lit/axb/manifests/1');
   assert.equal((await pull('/v2/tools/cli/x/manifests/1', ua)).res.headers.location, 'https://files.example/v2/tools/cli/x/manifests/1');
@@ -127,6 +130,44 @@ test('writes get 405 UNSUPPORTED', async () => {
     assert.equal(res.status, 405, method);
     assert.equal(JSON.parse(res.text).errors[0].code, 'UNSUPPORTED');
   }
+});
+
+test('a request a rule claims reaches the backend only as a pull of that repository: dot segments, escapes and other paths get 400', async () => {
+  routes.set('/v2/org/app/manifests/sha256:abc', (_req, res) => res.writeHead(200).end('by digest'));
+  routes.set('/v2/org/app/tags/list', (_req, res) => res.writeHead(200).end('{"tags":[]}'));
+  const from = seen.length;
+  const refused: [string, string][] = [
+    // URL normalization (WHATWG, or the registry's router) would make these org/secret.
+    ['/v2/org/app/manifests/../../../org/secret/manifests/1', 'UNSUPPORTED'],
+    ['/v2/org/app/manifests/%2e%2e/%2E%2E/%2e%2e/org/secret/manifests/1', 'UNSUPPORTED'],
+    ['/v2/org/app/blobs/./../../secret/blobs/sha256:aa', 'UNSUPPORTED'],
+    // A glob's * within a segment matches these, but they are no repository names.
+    ['/v2/tools/srv-x%2F..%2F..%2Forg%2Fsecret/manifests/1', 'NAME_INVALID'],
+    ['/v2/tools/srv-..%5C..%5Csecret/manifests/1', 'NAME_INVALID'],
+    ['/v2/tools/srv-X/manifests/1', 'NAME_INVALID'],
+    // Not a pull: a blob by tag, another tags endpoint, more segments, a tag no registry accepts.
+    ['/v2/org/app/blobs/latest', 'UNSUPPORTED'],
+    ['/v2/org/app/tags/other', 'UNSUPPORTED'],
+    ['/v2/org/app/manifests/1/more', 'UNSUPPORTED'],
+    ['/v2/org/app/manifests/.hidden', 'UNSUPPORTED'],
+    ['/v2/org/app/manifests/' + 'x'.repeat(129), 'UNSUPPORTED'],
+  ];
+  for (const [path, code] of refused) {
+    // Neither proxied nor redirected.
+    for (const headers of [{}, { 'user-agent': DOCKER_UA }] as Record<string, string>[]) {
+      const { res, line } = await pull(path, headers);
+      assert.equal(res.status, 400, path);
+      assert.equal(res.headers.location, undefined, path);
+      assert.equal(JSON.parse(res.text).errors[0].code, code, path);
+      assert.equal(line.outcome, 'rejected', path);
+      assert.equal(line.capture, null, path);
+    }
+  }
+  assert.deepEqual(seen.slice(from), [], 'nothing reached the backend');
+  // Pulls by digest, by a 128-character tag and of the tag list still pass.
+  assert.equal((await pull('/v2/org/app/manifests/sha256:abc')).res.text, 'by digest');
+  assert.equal((await pull('/v2/org/app/tags/list')).res.text, '{"tags":[]}');
+  assert.equal((await pull('/v2/org/app/manifests/' + 'x'.repeat(128), { 'user-agent': DOCKER_UA })).res.status, 307);
 });
 
 test('unknown names under /v2 on a domain without a fallback: NAME_UNKNOWN', async () => {

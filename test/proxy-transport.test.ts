@@ -35,7 +35,7 @@ before(async () => {
       for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
         const head = pending.slice(0, end);
         pending = pending.slice(end + 4);
-        const script = scripts.get(head.split(' ')[1].replace(/^\/v2\/org\/app\/blobs\//, ''));
+        const script = scripts.get(head.split(' ')[1].replace(/^\/v2\/org\/app\/blobs\/(sha256:)?/, ''));
         if (script === undefined) socket.destroy();
         else script(socket, connection, ++nth, head);
       }
@@ -53,7 +53,7 @@ after(async () => {
   backend.close();
 });
 
-const get = (name: string, method = 'GET') => request(gw.port, { method, path: `/v2/org/app/blobs/${name}`, host: D });
+const get = (name: string, method = 'GET') => request(gw.port, { method, path: `/v2/org/app/blobs/sha256:${name}`, host: D });
 const answer = (body: string, extra = '') => `HTTP/1.1 200 OK\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`;
 
 /** Writes `parts` one by one, `gap` ms apart, so that the gateway reads them separately. */
@@ -147,7 +147,7 @@ test('malformed answers give 502, and the gateway keeps serving', { timeout: 15_
   await assert.rejects(get('bad-chunk'));
   await closed;
   // Its analytics line keeps the status the client was sent.
-  const line = await gw.waitForLine((l) => l.path === '/v2/org/app/blobs/bad-chunk');
+  const line = await gw.waitForLine((l) => l.path === '/v2/org/app/blobs/sha256:bad-chunk');
   assert.equal(line.status, 200);
   assert.equal(line.outcome, 'proxy');
   scripts.set('fine', (socket) => socket.write(answer('fine')));
@@ -202,7 +202,7 @@ test('random framings, chunk sizes and read boundaries: every body arrives as se
 test('a backend that stops midway cuts the client response off', async () => {
   scripts.set('cut', (socket) => trickle(socket, ['HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n', Buffer.alloc(1000, 1)], 15, () => socket.destroy()));
   const got = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
-    httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/cut', headers: { host: D }, agent: false }, (res) => {
+    httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/sha256:cut', headers: { host: D }, agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (c: Buffer) => (bytes += c.length));
       res.on('error', () => undefined);
@@ -255,7 +255,7 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 test('a blob arrives byte for byte through a client slower than the backend, even one that stops longer than the silence timeout', async () => {
   const blob = randomBytes(24 * 1024 * 1024);
   scripts.set('random', (socket) => sendRandom(socket, blob));
-  assert.equal(await slowDigest(gw.port, '/v2/org/app/blobs/random'), sha256(blob));
+  assert.equal(await slowDigest(gw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob));
 });
 
 /** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */
@@ -283,7 +283,7 @@ test('over TLS too, where node decodes records into the read buffer after readin
     socket.on('error', () => undefined);
   });
   await withTlsBackend(ca, backendTls, async (tlsGw) => {
-    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/random'), sha256(blob), `round ${round}`);
+    for (let round = 0; round < 2; round++) assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob), `round ${round}`);
   });
 });
 
@@ -318,7 +318,7 @@ test('a TLS record that cannot be decrypted, sent in the same TCP write as the h
   });
   await withTlsBackend(ca, backend, async (tlsGw) => {
     const started = Date.now();
-    await assert.rejects(request(tlsGw.port, { path: '/v2/org/app/blobs/broken', host: D }));
+    await assert.rejects(request(tlsGw.port, { path: '/v2/org/app/blobs/sha256:broken', host: D }));
     // At once, not after the client's or the silence timeout.
     assert.ok(Date.now() - started < 2000, `${Date.now() - started} ms`);
   });
@@ -337,7 +337,7 @@ test('a client that leaves while the connection to the backend is still opening 
     socket.resume();
   });
   await withTlsBackend(ca, mute, async (tlsGw) => {
-    const req = httpRequest({ host: '127.0.0.1', port: tlsGw.port, path: '/v2/org/app/blobs/never', headers: { host: D }, agent: false });
+    const req = httpRequest({ host: '127.0.0.1', port: tlsGw.port, path: '/v2/org/app/blobs/sha256:never', headers: { host: D }, agent: false });
     req.on('error', () => undefined);
     req.end();
     await new Promise((r) => setTimeout(r, 300));
@@ -347,7 +347,7 @@ test('a client that leaves while the connection to the backend is still opening 
     const timedOut = new Promise<void>((r) => setTimeout(r, 12_000).unref());
     await Promise.race([closed, timedOut]);
     assert.ok(Date.now() - left < 3000, `the backend socket closed ${Date.now() - left} ms after the client left`);
-    const line = await tlsGw.waitForLine((l) => l.path === '/v2/org/app/blobs/never');
+    const line = await tlsGw.waitForLine((l) => l.path === '/v2/org/app/blobs/sha256:never');
     assert.equal(line.status, 499);
     assert.equal(line.outcome, 'proxy');
   });
@@ -376,7 +376,7 @@ test('request field values reach the backend byte for byte, obs-text included', 
     seen = head;
     socket.write(answer('ok'));
   });
-  const raw = await rawRequest(gw.port, `GET /v2/org/app/blobs/bytes HTTP/1.1\r\nhost: ${D}\r\nx-name: caf\xe9 \xff\r\nconnection: close\r\n\r\n`);
+  const raw = await rawRequest(gw.port, `GET /v2/org/app/blobs/sha256:bytes HTTP/1.1\r\nhost: ${D}\r\nx-name: caf\xe9 \xff\r\nconnection: close\r\n\r\n`);
   assert.match(raw, /^HTTP\/1\.1 200/);
   // rawRequest sends the text as UTF-8: é and ÿ are two bytes each, which the backend reads back as latin1.
   assert.match(seen, /\r\nx-name: caf\xc3\xa9 \xc3\xbf\r\n/);
@@ -407,14 +407,14 @@ async function clientLeavesBeforeHead(name: string, leave: () => void): Promise<
   // Given up when the client left, not held until the backend's head.
   assert.equal(await closed, false);
   // Nothing was sent: the line says so with nginx's 499 (client closed request), not as a backend failure.
-  const line = await gw.waitForLine((l) => l.path === `/v2/org/app/blobs/${name}`);
+  const line = await gw.waitForLine((l) => l.path === `/v2/org/app/blobs/sha256:${name}`);
   assert.equal(line.status, 499);
   assert.equal(line.outcome, 'proxy');
 }
 
 test('a client that leaves before the head arrives: the backend connection is closed at once, not read to the end', { timeout: 15_000 }, () =>
   clientLeavesBeforeHead('late-endless', () => {
-    const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/late-endless', headers: { host: D }, agent: false });
+    const req = httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/sha256:late-endless', headers: { host: D }, agent: false });
     req.on('error', () => undefined);
     req.end();
     setTimeout(() => req.destroy(), 100);
@@ -425,6 +425,6 @@ test("a client that half-closes after its request counts as gone (node:http's de
   clientLeavesBeforeHead('late-half-closed', () => {
     const socket = connect(gw.port, '127.0.0.1');
     socket.on('error', () => undefined);
-    socket.end(`GET /v2/org/app/blobs/late-half-closed HTTP/1.1\r\nhost: ${D}\r\n\r\n`);
+    socket.end(`GET /v2/org/app/blobs/sha256:late-half-closed HTTP/1.1\r\nhost: ${D}\r\n\r\n`);
   }),
 );

@@ -61,14 +61,44 @@ export function compileDockerV2(rule: DockerV2Rule, at: string, problems: Proble
 
 const KINDS = new Set(['manifests', 'blobs', 'tags']);
 
+/*
+ * The Distribution API's grammar (distribution-spec, "Pulling manifests"
+ * and "Pulling blobs"): a name is lower-case components separated by `.`,
+ * `_`, `__` or dashes, joined by `/`; a tag is at most 128 word characters,
+ * dots and dashes, not starting with either; a digest is `algorithm:encoded`.
+ * None of them can be a `.` or `..` segment or hold a `%`: the backend gets
+ * the repository the rule names, not one a dot segment or an escaped slash
+ * leads to once the URL is normalized (here, or by the registry's router,
+ * whose redirect the proxy would follow with its credentials). The
+ * manifest schema holds docker-v1 names to the same grammar; a docker-v2
+ * glob's `*` matches any characters within a segment.
+ *
+ * V8's backtracking engine runs them: each repetition starts with a
+ * character the one before cannot match (a separator after letters and
+ * digits), so a failing input is given up in time linear in its length
+ * (test/regex-safety.test.ts), and a match costs 20–40 ns where the
+ * linear-time engine takes 1.6–3.8 µs.
+ */
+const COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
+const NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+$/;
+
+/** Whether `kind/reference` is a pull: a manifest by tag or digest, a blob by digest, the tag list. */
+function isPull(kind: string, reference: string): boolean {
+  if (kind === 'manifests') return TAG.test(reference) || DIGEST.test(reference);
+  if (kind === 'blobs') return DIGEST.test(reference);
+  return reference === 'list';
+}
+
 /** Hot path. The Docker answer, or null to let later kinds try. */
 export function answerDocker(index: DockerIndex, r: RouteRequest, services: RouteServices): Answer | null {
   if (!isDockerPath(r.path)) return null;
   if (r.method !== 'GET' && r.method !== 'HEAD') return ociError('DOCKER_UNSUPPORTED');
   if (r.path === '/v2' || r.path === '/v2/') return pull(index.first, '', null, r, services);
   if (r.path === '/v2/_catalog') return { status: 404, outcome: 'not-found', capture: null };
-  // /v2/<name>/<kind>/<reference>[/...]: <name> is everything before the
-  // first segment that is a kind, and has at least one segment.
+  // /v2/<name>/<kind>/<reference>: <name> is everything before the first
+  // segment that is a kind, and has at least one segment.
   const segments = r.path.slice(4).split('/');
   let k = 1;
   while (k < segments.length && !KINDS.has(segments[k])) k++;
@@ -77,6 +107,9 @@ export function answerDocker(index: DockerIndex, r: RouteRequest, services: Rout
   let t = index.byName.get(name);
   if (t === undefined) for (const p of index.patterns) if (p.regex.test(name)) { t = p.target; break; }
   if (t === undefined) return null;
+  // A rule claims the request: it is answered only if it is a pull of a well-formed name.
+  if (!NAME.test(name)) return ociError('DOCKER_NAME_INVALID');
+  if (k + 2 !== segments.length || !isPull(segments[k], segments[k + 1])) return ociError('DOCKER_NOT_A_PULL');
   return pull(t, name, segments[k + 1], r, services);
 }
 
