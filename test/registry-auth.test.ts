@@ -27,7 +27,12 @@ let upstream: Server;
 let port: number;
 let gw: GatewayProcess;
 
-const REPOS = ['shared', 'silent', 'leave'];
+const REPOS = ['shared', 'silent', 'leave', 'movedbasic', 'movedbearer'];
+
+/** Another origin the registry redirects to: it challenges whoever comes, and records what they bring. */
+let elsewhere: Server;
+let elsewherePort: number;
+const elsewhereSaw: { path: string; authorization: string | undefined }[] = [];
 
 before(async () => {
   upstream = createServer((req, res) => {
@@ -40,6 +45,8 @@ before(async () => {
     }
     const pull = /^\/v2\/org\/(\w+)\/manifests\//.exec(url.pathname);
     if (pull === null) return void res.writeHead(404).end();
+    // Moved to another origin, which challenges the gateway in turn.
+    if (pull[1].startsWith('moved')) return void res.writeHead(307, { location: `http://127.0.0.1:${elsewherePort}${url.pathname}` }).end();
     if (req.headers.authorization === `Bearer ${TOKEN}`) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"manifest":true}');
     // The realm of repository "unreachable" is a port nobody listens on.
     const realm = pull[1] === 'unreachable' ? 'http://127.0.0.1:1/token' : `http://127.0.0.1:${port}/token/${pull[1]}`;
@@ -47,6 +54,13 @@ before(async () => {
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   port = (upstream.address() as AddressInfo).port;
+  elsewhere = createServer((req, res) => {
+    elsewhereSaw.push({ path: req.url ?? '', authorization: req.headers.authorization });
+    const challenge = (req.url ?? '').includes('movedbasic') ? 'Basic realm="elsewhere"' : `Bearer realm="http://127.0.0.1:${elsewherePort}/token",service="elsewhere",scope="repository:org/movedbearer:pull"`;
+    res.writeHead(401, { 'www-authenticate': challenge }).end('{"errors":[]}');
+  });
+  await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
+  elsewherePort = (elsewhere.address() as AddressInfo).port;
   const auth = join(tempDir(), 'config.json');
   writeFileSync(auth, JSON.stringify({ auths: { [REG]: { auth: BASIC } } }));
   gw = await startGateway({
@@ -60,8 +74,10 @@ before(async () => {
 });
 after(async () => {
   await gw.stop();
-  upstream.closeAllConnections();
-  await new Promise((r) => upstream.close(r));
+  for (const server of [upstream, elsewhere]) {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
 });
 
 const grant = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: TOKEN, expires_in: 300 }));
@@ -125,4 +141,16 @@ test('a client that leaves while the token is fetched is let go at once (499); t
   const res = await pull('leave');
   assert.equal(res.status, 200);
   assert.equal(tokenRequests.get('leave')?.length, 1);
+});
+
+test("the gateway's credentials answer its registry's challenges only, not those of an origin the registry redirects to", async () => {
+  for (const repo of ['movedbasic', 'movedbearer']) {
+    const res = await pull(repo);
+    // The other origin's challenge reaches the client unanswered.
+    assert.equal(res.status, 401, repo);
+  }
+  assert.deepEqual(elsewhereSaw, [
+    { path: '/v2/org/movedbasic/manifests/1.0', authorization: undefined },
+    { path: '/v2/org/movedbearer/manifests/1.0', authorization: undefined },
+  ]);
 });

@@ -88,6 +88,8 @@ export class RegistryProxy {
     const clientAuth = req.headers.authorization;
     const scope = pullScope(pathAndQuery);
     let url = new URL(this.#options.upstreams.resolve(registry) + pathAndQuery);
+    // Gateway-held credentials answer the registry's challenges only, not those of an origin it redirects to.
+    const home = url.origin;
     let authorization = clientAuth ?? this.#options.auth?.cached(registry, scope);
     let triedAuth = false;
     const left = new AbortController();
@@ -112,7 +114,7 @@ export class RegistryProxy {
             }
             return await this.#relay(res, upstream, next.href);
           }
-          if (status === 401 && clientAuth === undefined && !triedAuth && this.#options.auth?.has(registry)) {
+          if (status === 401 && clientAuth === undefined && !triedAuth && url.origin === home && this.#options.auth?.has(registry)) {
             const challenge = parseChallenge(upstream.field('www-authenticate'));
             upstream.discard();
             triedAuth = true;
