@@ -84,7 +84,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('admin-host', { type: 'string', default: DEFAULTS.adminHost, describe: 'Address of the admin listener' })
           .option('admin-port', { type: 'number', default: DEFAULTS.adminPort, describe: 'Admin port: /healthz, /readyz, /metrics (-1 disables)' })
           .option('trust-proxy', { type: 'array', string: true, default: [...DEFAULTS.trustProxy], describe: 'Peers allowed to set X-Forwarded-Host/For: addresses, CIDRs, "loopback", "all" or "none"' })
-          .option('anonymize-ip', { type: 'boolean', default: DEFAULTS.anonymizeIp, describe: 'Write client addresses truncated to IPv4 /24 and IPv6 /48' })
+          .option('anonymize-ip', { type: 'boolean', default: DEFAULTS.anonymizeIp, describe: 'Write client addresses truncated to IPv4 /24 and IPv6 /48 in analytics lines (a proxied request still sends the whole address in X-Forwarded-For)' })
           .option('upstream', { type: 'array', string: true, default: [], describe: 'HOST=URL: send proxied traffic for backend HOST to URL instead (repeatable)' })
           .option('registry-auth', { type: 'string', describe: 'Docker config.json whose "auths" the gateway uses to pull from backends that need a login' })
           .option('redirect-agent', { type: 'array', string: true, default: [...DEFAULTS.redirectAgents], describe: 'User agents redirected to the registry (others are proxied): prefix:TEXT, contains:TEXT or equals:TEXT; repeatable' })
