@@ -54,6 +54,7 @@ before(async () => {
       '--upstream', `dead.registry=http://127.0.0.1:1`,
       '--upstream', `slow.registry=${base}`,
       '--upstream-timeout', '500',
+      '--anonymize-ip',
     ],
   });
 });
@@ -210,7 +211,9 @@ test('proxy: end-to-end headers forwarded, hop-by-hop, Host and Accept-Encoding 
   assert.equal(got['accept-encoding'], undefined);
   assert.equal(got.te, undefined);
   assert.equal(got.host, new URL(base).host);
+  // --anonymize-ip truncates the line's address, not the backend's X-Forwarded-For (README).
   assert.equal(got['x-forwarded-for'], '127.0.0.1');
+  assert.equal(line.client.ip, '127.0.0.0');
 });
 
 test('proxy: Basic credentials are always proxied, never redirected', async () => {
