@@ -86,7 +86,10 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // A worker writes to its pipe to the primary when the primary relays the
   // feed (not a regular file), else it appends to the file itself.
   const relayFd = role === 'worker' ? process.env[RELAY_FD_VARIABLE] : undefined;
-  const analytics: AnalyticsLog = analyticsLog(relayFd !== undefined ? Number(relayFd) : feedDestination(options.analytics));
+  const analytics: AnalyticsLog = analyticsLog(relayFd !== undefined ? Number(relayFd) : feedDestination(options.analytics), (code) => {
+    if (code === null) log.info({ analytics: options.analytics }, 'analytics destination takes lines again; the lines that waited are written');
+    else log.error({ analytics: options.analytics, code }, 'analytics destination has no room; lines wait in memory, and requests wait once 32 MiB are waiting');
+  });
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
   const registry = new Registry();

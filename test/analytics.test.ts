@@ -1,10 +1,11 @@
 // SPEC §9: every line matches schema/event.schema.json; a graceful stop loses
 // none; lines of several workers on one pipe arrive whole; an --analytics
-// file is opened again on SIGUSR2 after a rotation.
+// file is opened again on SIGUSR2 after a rotation; a destination without
+// room makes lines wait, not the gateway stop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -167,3 +168,24 @@ for (const workers of [1, 2]) {
     }
   });
 }
+
+test('a full disk: requests are still answered, the lines wait and reach the file once there is room', { timeout: 30_000 }, async () => {
+  // The feed's path is a symlink to /dev/full, where every write fails with ENOSPC; then a file takes its place.
+  const file = join(tempDir(), 'analytics.jsonl');
+  symlinkSync('/dev/full', file);
+  const gw = await startGateway({ manifest, args: ['--analytics', file] });
+  const send = (tag: string) => Promise.all(Array.from({ length: 20 }, (_, i) => request(gw.port, { path: `/f/${tag}${i}`, host: D })));
+  const full = await send('full');
+  assert.ok(full.every((r) => r.status === 307));
+  await gw.waitForLog((l) => l.code === 'ENOSPC' && l.msg === 'analytics destination has no room; lines wait in memory, and requests wait once 32 MiB are waiting');
+  // Still serving after the failed write.
+  assert.ok((await send('waiting')).every((r) => r.status === 307));
+  rmSync(file);
+  writeFileSync(file, '');
+  gw.child.kill('SIGUSR2');
+  await gw.waitForLog((l) => l.msg === 'analytics destination takes lines again; the lines that waited are written');
+  const paths = await pathsIn(file, 40);
+  assert.deepEqual(paths, Array.from({ length: 20 }, (_, i) => [`/f/full${i}`, `/f/waiting${i}`]).flat().sort());
+  assert.equal(await gw.stop(), 0);
+  assert.equal((await pathsIn(file, 40)).length, 40);
+});

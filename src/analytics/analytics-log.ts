@@ -103,9 +103,13 @@ export function feedDestination(analytics: string): number | string {
   return analytics === '-' ? 1 : analytics;
 }
 
-/** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
-export function analyticsLog(destination: number | string = 1): AnalyticsLog {
-  const writer = new LineWriter(destination);
+/**
+ * `destination`: a file descriptor (1 = stdout) or a file path to append to.
+ * `onFull`: the destination stopped taking lines for lack of room (its error
+ * code), or takes them again (null); the lines wait meanwhile.
+ */
+export function analyticsLog(destination: number | string = 1, onFull?: (code: string | null) => void): AnalyticsLog {
+  const writer = new LineWriter(destination, { onFull });
   return {
     write(line) {
       writer.write(serializeLine(line, Date.now()));

@@ -13,6 +13,9 @@
  * - lines waiting behind the write in flight are bounded (`maxQueuedBytes`);
  *   past it, the queue is written synchronously, which slows the gateway to
  *   the sink's pace rather than growing without end or dropping lines;
+ * - a sink without room (a full pipe, EAGAIN; a full disk or quota, ENOSPC,
+ *   EDQUOT) is tried again after a while, the lines waiting meanwhile, under
+ *   the same bound; any other write error is fatal;
  * - several processes (`--workers`) share only regular files, opened with
  *   O_APPEND, where the kernel keeps each write whole; a write of more than
  *   PIPE_BUF bytes to a pipe is not atomic, so to anything else the primary
@@ -21,8 +24,10 @@
 import { closeSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
-/** Retry delay when a non-blocking sink is full (EAGAIN). */
-const BUSY_RETRY_MS = 10;
+/** Sinks without room, by error code: how long to wait before trying again, in ms. */
+const RETRY_MS: Readonly<Record<string, number>> = { EAGAIN: 10, ENOSPC: 1000, EDQUOT: 1000 };
+/** The longest synchronous wait between two tries, when writes have turned synchronous. */
+const SYNC_RETRY_MS = 100;
 
 export interface LineWriterOptions {
   /** Bytes gathered before a write; a batch is written earlier after `maxDelayMs`. */
@@ -30,6 +35,8 @@ export interface LineWriterOptions {
   readonly maxDelayMs?: number;
   /** Bytes waiting behind the write in flight before writes turn synchronous. */
   readonly maxQueuedBytes?: number;
+  /** Told when the sink starts refusing writes for lack of room (ENOSPC, EDQUOT: its code), and when it takes them again (null). */
+  readonly onFull?: (code: string | null) => void;
 }
 
 export class LineWriter {
@@ -47,6 +54,11 @@ export class LineWriter {
   readonly #queue: Buffer[] = [];
   #queuedBytes = 0;
   #writing = false;
+  /** The sink had no room for the first batch: the timer that tries again. `#writing` stays true meanwhile. */
+  #retry: NodeJS.Timeout | null = null;
+  /** The error code of a sink without room, until a write goes through. */
+  #full: string | null = null;
+  readonly #onFull: (code: string | null) => void;
   /** Full-size buffers given back by finished writes. */
   readonly #spare: Buffer[] = [];
   #drained: (() => void) | null = null;
@@ -58,6 +70,7 @@ export class LineWriter {
     this.#fd = typeof destination === 'number' ? destination : openAppend(destination);
     this.#batchBytes = options.batchBytes ?? 64 * 1024;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
+    this.#onFull = options.onFull ?? (() => undefined);
     this.#buffer = Buffer.allocUnsafeSlow(this.#batchBytes);
     this.#timer = setInterval(() => this.#seal(), options.maxDelayMs ?? 100);
     this.#timer.unref();
@@ -124,9 +137,20 @@ export class LineWriter {
     this.#queue.push(batch);
     this.#queuedBytes += batch.length;
     if (this.#queuedBytes > this.#maxQueuedBytes && this.#writing) {
-      // The sink is not keeping up: everything behind the write in flight is
-      // written now, in order, blocking until the sink takes it.
+      // The sink is not keeping up: what waits is written now, in order,
+      // blocking until the sink takes it.
       this.#blockingWrites++;
+      if (this.#retry !== null) {
+        // Waiting to try the first batch again: no write is in flight, so all of it goes, the first batch first.
+        clearTimeout(this.#retry);
+        this.#retry = null;
+        this.#writing = false;
+        this.#writeAllSync();
+        return;
+      }
+      // Everything behind the write in flight. Should that write then fail
+      // for lack of room, its batch lands after these: the one case where
+      // batches change order (it needs 32 MiB queued during one write).
       const inFlight = this.#queue.shift()!;
       this.#writeAllSync();
       this.#queue.push(inFlight);
@@ -152,12 +176,20 @@ export class LineWriter {
         this.#retired = null;
       }
       if (error !== null) {
-        if (error.code === 'EAGAIN') setTimeout(() => this.#next(), BUSY_RETRY_MS);
-        // A sink that fails for good (EPIPE, ENOSPC, EBADF): the feed is
-        // the product, so this is fatal, as an unhandled stream error is.
-        else throw error;
+        const wait = RETRY_MS[error.code ?? ''];
+        // A sink that fails for good (EPIPE, EBADF, EIO): the feed is the
+        // product, so this is fatal, as an unhandled stream error is.
+        if (wait === undefined) throw error;
+        this.#refused(error.code!);
+        this.#writing = true;
+        this.#retry = setTimeout(() => {
+          this.#retry = null;
+          this.#writing = false;
+          this.#next();
+        }, wait);
         return;
       }
+      this.#accepted();
       this.#done(batch, written);
       this.#next();
     });
@@ -181,11 +213,29 @@ export class LineWriter {
     while ((batch = this.#queue[0]) !== undefined) {
       try {
         this.#done(batch, writeSync(this.#fd, batch));
+        this.#accepted();
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, BUSY_RETRY_MS);
+        const code = (error as NodeJS.ErrnoException).code ?? '';
+        const wait = RETRY_MS[code];
+        if (wait === undefined) throw error;
+        this.#refused(code);
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(wait, SYNC_RETRY_MS));
       }
     }
+  }
+
+  /** The sink refused a write for lack of room; a full pipe (EAGAIN) is ordinary backpressure, not told. */
+  #refused(code: string): void {
+    if (code === 'EAGAIN' || this.#full !== null) return;
+    this.#full = code;
+    this.#onFull(code);
+  }
+
+  /** A write went through. */
+  #accepted(): void {
+    if (this.#full === null) return;
+    this.#full = null;
+    this.#onFull(null);
   }
 }
 

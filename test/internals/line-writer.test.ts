@@ -90,6 +90,31 @@ test('a slow reader: the queue turns synchronous past its bound and no line is l
   assert.ok(JSON.parse(stderr).blockingWrites > 0, `the bound was reached: ${stderr}`);
 });
 
+test('a sink without room (ENOSPC): told once, and past the bound the writer waits for room instead of failing or dropping', { timeout: 30_000 }, async () => {
+  // /dev/full refuses every write with ENOSPC, and never gets room: the child blocks for good once past its bound.
+  const script = `
+    import { LineWriter } from ${JSON.stringify(WRITER)};
+    const writer = new LineWriter('/dev/full', { batchBytes: 1024, maxDelayMs: 10, maxQueuedBytes: 4096, onFull: (code) => process.stderr.write(String(code) + '\\n') });
+    writer.write('x'.repeat(100) + '\\n');
+    // The first write is refused; the writer tries again later.
+    setTimeout(() => {
+      process.stderr.write('serving\\n');
+      for (let i = 0; i < 100; i++) writer.write('y'.repeat(100) + '\\n');
+      process.stderr.write('not blocked\\n');
+    }, 300);
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  let exit: number | null = null;
+  child.on('exit', (code) => (exit = code));
+  await new Promise((r) => setTimeout(r, 2000));
+  child.kill('SIGKILL');
+  // It neither crashed nor went past the bound: it waits in the 10 KB write, having said ENOSPC once.
+  assert.equal(exit, null, stderr);
+  assert.equal(stderr, 'ENOSPC\nserving\n');
+});
+
 test('the relay passes on whole lines, split anywhere, and drops the start of a line a pipe ended in', async () => {
   const file = join(tempDir('gw-relay-'), 'feed.jsonl');
   const dropped: number[] = [];
