@@ -23,6 +23,8 @@ type Realm = (req: IncomingMessage, res: ServerResponse) => void;
 const realms = new Map<string, Realm>();
 /** Token requests seen, by repository: their Authorization. */
 const tokenRequests = new Map<string, string[]>();
+/** Challenges the registry sent, by repository. */
+const challenged = new Map<string, number>();
 let upstream: Server;
 let port: number;
 let gw: GatewayProcess;
@@ -50,6 +52,7 @@ before(async () => {
     if (req.headers.authorization === `Bearer ${TOKEN}`) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"manifest":true}');
     // The realm of repository "unreachable" is a port nobody listens on.
     const realm = pull[1] === 'unreachable' ? 'http://127.0.0.1:1/token' : `http://127.0.0.1:${port}/token/${pull[1]}`;
+    challenged.set(pull[1], (challenged.get(pull[1]) ?? 0) + 1);
     res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="${REG}",scope="repository:org/${pull[1]}:pull"` }).end('{"errors":[]}');
   });
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
@@ -84,7 +87,14 @@ const grant = (res: ServerResponse) => res.writeHead(200, { 'content-type': 'app
 const pull = (repo: string) => request(gw.port, { path: `/v2/org/${repo}/manifests/1.0`, host: D });
 
 test('requests that need the same token while it is fetched share one fetch; the token is never shown', async () => {
-  realms.set('shared', (_req, res) => setTimeout(() => grant(res), 300));
+  // The token comes once all five were challenged (and a little later, for the last challenge to reach the gateway).
+  realms.set('shared', (_req, res) => {
+    const poll = setInterval(() => {
+      if ((challenged.get('shared') ?? 0) < 5) return;
+      clearInterval(poll);
+      setTimeout(() => grant(res), 100);
+    }, 10);
+  });
   const answers = await Promise.all(Array.from({ length: 5 }, () => pull('shared')));
   for (const res of answers) {
     assert.equal(res.status, 200);
