@@ -90,7 +90,7 @@ test('a slow reader: the queue turns synchronous past its bound and no line is l
   assert.ok(JSON.parse(stderr).blockingWrites > 0, `the bound was reached: ${stderr}`);
 });
 
-test('a sink without room (ENOSPC): told once, and past the bound the writer waits for room instead of failing or dropping', { timeout: 30_000 }, async () => {
+test('a sink without room (ENOSPC): told once, and past the bound the writer waits for room instead of failing or dropping', { timeout: 60_000 }, async () => {
   // /dev/full refuses every write with ENOSPC, and never gets room: the child blocks for good once past its bound.
   const script = `
     import { LineWriter } from ${JSON.stringify(WRITER)};
@@ -108,7 +108,9 @@ test('a sink without room (ENOSPC): told once, and past the bound the writer wai
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
   let exit: number | null = null;
   child.on('exit', (code) => (exit = code));
-  await new Promise((r) => setTimeout(r, 2000));
+  // However slowly the child starts: until it has written past its bound, then half a second more.
+  for (let waited = 0; !stderr.includes('serving') && exit === null && waited < 20_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 500));
   child.kill('SIGKILL');
   // It neither crashed nor went past the bound: it waits in the 10 KB write, having said ENOSPC once.
   assert.equal(exit, null, stderr);
