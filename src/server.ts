@@ -93,7 +93,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
   const registry = new Registry();
-  const metrics = new RequestMetrics(registry, { tokenStats: () => auth?.stats ?? null, analyticsBlockingWrites: () => analytics.blockingWrites });
+  const metrics = new RequestMetrics(registry, { tokenStats: () => auth?.stats ?? null, analyticsBlockingWrites: () => analytics.blockingWrites, analyticsFull: () => analytics.full });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
   manifestMetrics.manifest(loaded.table);

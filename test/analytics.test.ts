@@ -178,13 +178,16 @@ test('a full disk: requests are still answered, the lines wait and reach the fil
   const full = await send('full');
   assert.ok(full.every((r) => r.status === 307));
   await gw.waitForLog((l) => l.code === 'ENOSPC' && l.msg === 'analytics destination has no room; lines wait in memory, and requests wait once 32 MiB are waiting');
-  // Still serving after the failed write.
+  // Still serving after the failed write, and saying so on /metrics.
   assert.ok((await send('waiting')).every((r) => r.status === 307));
+  const fullGauge = () => request(gw.adminPort, { path: '/metrics' }).then((r) => /^gateway_analytics_destination_full (\d+)$/m.exec(r.text)?.[1]);
+  assert.equal(await fullGauge(), '1');
   rmSync(file);
   writeFileSync(file, '');
   gw.child.kill('SIGUSR2');
   await gw.waitForLog((l) => l.msg === 'analytics destination takes lines again; the lines that waited are written');
   const paths = await pathsIn(file, 40);
+  assert.equal(await fullGauge(), '0');
   assert.deepEqual(paths, Array.from({ length: 20 }, (_, i) => [`/f/full${i}`, `/f/waiting${i}`]).flat().sort());
   assert.equal(await gw.stop(), 0);
   assert.equal((await pathsIn(file, 40)).length, 40);

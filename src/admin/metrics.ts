@@ -48,6 +48,7 @@ export class ManifestMetrics {
 export interface MetricSources {
   tokenStats(): TokenCacheStats | null;
   analyticsBlockingWrites(): number;
+  analyticsFull(): boolean;
 }
 
 /**
@@ -64,7 +65,7 @@ export class RequestMetrics {
   readonly #upstreamErrors: Counter<'code'>;
 
   constructor(registry: Registry, sources: MetricSources) {
-    const { tokenStats, analyticsBlockingWrites } = sources;
+    const { tokenStats, analyticsBlockingWrites, analyticsFull } = sources;
     this.registry = registry;
     const requests = this.#requests;
     new Counter({
@@ -97,6 +98,14 @@ export class RequestMetrics {
       collect() {
         this.reset();
         this.inc(analyticsBlockingWrites());
+      },
+    });
+    new Gauge({
+      name: 'gateway_analytics_destination_full',
+      help: 'Processes whose analytics destination has no room (ENOSPC, EDQUOT) just now: their lines wait in memory.',
+      registers: [registry],
+      collect() {
+        this.set(analyticsFull() ? 1 : 0);
       },
     });
     collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });

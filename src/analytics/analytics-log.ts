@@ -27,6 +27,8 @@ export interface AnalyticsLog {
   write(line: RequestLine): void;
   /** How often the destination fell behind and lines were written synchronously. */
   readonly blockingWrites: number;
+  /** Whether the destination has no room for lines (ENOSPC, EDQUOT) just now. */
+  readonly full: boolean;
   /** Opens the file again by its path (after a rotation); false when the destination is a file descriptor. */
   reopen(): boolean;
   /** Write every buffered line, then close the destination. */
@@ -116,6 +118,9 @@ export function analyticsLog(destination: number | string = 1, onFull?: (code: s
     },
     get blockingWrites() {
       return writer.blockingWrites;
+    },
+    get full() {
+      return writer.full;
     },
     reopen: () => writer.reopen(),
     close: () => writer.close(),

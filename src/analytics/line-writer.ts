@@ -115,6 +115,11 @@ export class LineWriter {
     return this.#blockingWrites;
   }
 
+  /** Whether the sink refuses writes for lack of room (ENOSPC, EDQUOT) until a write goes through. */
+  get full(): boolean {
+    return this.#full !== null;
+  }
+
   /** Waits for the write in flight, then writes everything left synchronously. */
   async close(): Promise<void> {
     clearInterval(this.#timer);
