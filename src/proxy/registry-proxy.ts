@@ -80,13 +80,13 @@ export class RegistryProxy {
     this.#client = new BackendClient({ connectTimeout: options.connectTimeout, silenceTimeout: options.firstByteTimeout });
   }
 
-  /** Forward one pull; resolves when the client's response is finished. */
-  async forward(req: IncomingMessage, res: ServerResponse, registry: string, pathAndQuery: string, clientIp: string | null): Promise<{ status: number; outcome: Outcome }> {
+  /** Forward one pull of `image` ('' for the version check); resolves when the client's response is finished. */
+  async forward(req: IncomingMessage, res: ServerResponse, registry: string, image: string, pathAndQuery: string, clientIp: string | null): Promise<{ status: number; outcome: Outcome }> {
     const fields = endToEnd(req.rawHeaders, REQUEST_DROP);
     if (clientIp !== null) fields.push('x-forwarded-for', clientIp);
     const method = req.method === 'HEAD' ? 'HEAD' : 'GET';
     const clientAuth = req.headers.authorization;
-    const scope = pullScope(pathAndQuery);
+    const scope = image === '' ? '' : `repository:${image}:pull`;
     let url = new URL(this.#options.upstreams.resolve(registry) + pathAndQuery);
     // Gateway-held credentials answer the registry's challenges only, not those of an origin it redirects to.
     const home = url.origin;
@@ -161,8 +161,3 @@ export class RegistryProxy {
   }
 }
 
-/** `repository:<name>:pull` for a Distribution API path, '' for others. */
-function pullScope(pathAndQuery: string): string {
-  const m = /^\/v2\/(.+?)\/(?:manifests|blobs|tags)\//.exec(pathAndQuery);
-  return m === null ? '' : `repository:${m[1]}:pull`;
-}

@@ -104,11 +104,14 @@ export function answerDocker(index: DockerIndex, r: RouteRequest, services: Rout
   while (k < segments.length && !KINDS.has(segments[k])) k++;
   if (k + 1 >= segments.length) return null;
   const name = segments.slice(0, k).join('/');
+  // A rule claims the request: it is answered only if it is a pull of a
+  // well-formed name. A docker-v1 name is one (the schema checked it at load).
   let t = index.byName.get(name);
-  if (t === undefined) for (const p of index.patterns) if (p.regex.test(name)) { t = p.target; break; }
-  if (t === undefined) return null;
-  // A rule claims the request: it is answered only if it is a pull of a well-formed name.
-  if (!NAME.test(name)) return ociError('DOCKER_NAME_INVALID');
+  if (t === undefined) {
+    for (const p of index.patterns) if (p.regex.test(name)) { t = p.target; break; }
+    if (t === undefined) return null;
+    if (!NAME.test(name)) return ociError('DOCKER_NAME_INVALID');
+  }
   if (k + 2 !== segments.length || !isPull(segments[k], segments[k + 1])) return ociError('DOCKER_NOT_A_PULL');
   return pull(t, name, segments[k + 1], r, services);
 }
@@ -124,6 +127,6 @@ function pull(t: DockerTarget, image: string, reference: string | null, r: Route
     status: 200,
     outcome: 'proxy',
     capture,
-    stream: (req, res, clientIp) => services.registryProxy.forward(req, res, t.registry, pathAndQuery, clientIp),
+    stream: (req, res, clientIp) => services.registryProxy.forward(req, res, t.registry, image, pathAndQuery, clientIp),
   };
 }
