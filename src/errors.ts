@@ -20,7 +20,7 @@ export const ERRORS = {
   DOCKER_NAME_UNKNOWN: { status: 404, message: 'repository name not known to registry' },
   DOCKER_UNSUPPORTED: { status: 405, message: 'the operation is unsupported' },
   DOCKER_NAME_INVALID: { status: 400, message: 'invalid repository name' },
-  DOCKER_NOT_A_PULL: { status: 400, message: 'not a pull: after the repository name, manifests/<tag or digest>, blobs/<digest> or tags/list' },
+  DOCKER_NOT_A_PULL: { status: 400, message: 'not a pull: after the repository name, manifests/<tag or digest>, blobs/<digest>, tags/list or referrers/<digest>' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -110,6 +110,36 @@ test('names of any depth, tags/list', async () => {
   assert.equal(deep.line.capture?.reference, 'list');
 });
 
+test('the OCI 1.1 referrers API: redirected or proxied like a manifest, with its artifactType filter; anything but a digest gets 400', async () => {
+  const digest = 'sha256:' + 'a'.repeat(64);
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
+  routes.set(`/v2/org/app/referrers/${digest}`, (req, res) => {
+    res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'oci-filters-applied': req.url?.includes('artifactType=') ? 'artifactType' : '' });
+    res.end(index);
+  });
+  const path = `/v2/org/app/referrers/${digest}?artifactType=application%2Fvnd.example.sig`;
+  const redirected = await pull(path, { 'user-agent': DOCKER_UA });
+  assert.equal(redirected.res.status, 307);
+  assert.equal(redirected.res.headers.location, `https://${REG}${path}`);
+  assert.deepEqual(redirected.line.capture, { type: 'docker', package: 'app', rule: null, image: 'org/app', reference: digest, registry: REG });
+  const proxied = await pull(path);
+  assert.equal(proxied.res.status, 200);
+  assert.equal(proxied.res.text, index);
+  assert.equal(proxied.res.headers['content-type'], 'application/vnd.oci.image.index.v1+json');
+  assert.equal(proxied.res.headers['oci-filters-applied'], 'artifactType');
+  assert.equal(seen.at(-1)?.url, path);
+  assert.equal(proxied.line.outcome, 'proxy');
+  // Deep names and globs too.
+  assert.equal((await pull(`/v2/org/team/sub/app/referrers/${digest}`, { 'user-agent': DOCKER_UA })).res.headers.location, `https://${REG}/v2/org/team/sub/app/referrers/${digest}`);
+  assert.equal((await pull(`/v2/tools/cli/referrers/${digest}`, { 'user-agent': DOCKER_UA })).res.headers.location, `https://ghcr.io/v2/tools/cli/referrers/${digest}`);
+  // Referrers are listed by digest only.
+  const byTag = await pull('/v2/org/app/referrers/latest');
+  assert.equal(byTag.res.status, 400);
+  assert.equal(JSON.parse(byTag.res.text).errors[0].code, 'UNSUPPORTED');
+  // A repository with a `referrers` component is still a name.
+  assert.equal((await pull('/v2/org/referrers/x/manifests/1', { 'user-agent': DOCKER_UA })).res.headers.location, 'https://files.example/v2/org/referrers/x/manifests/1');
+});
+
 test('/v2/ and /v2: version check to the first docker rule registry', async () => {
   for (const path of ['/v2/', '/v2']) {
     const { res, line } = await pull(path, { 'user-agent': DOCKER_UA });

@@ -84,10 +84,13 @@ const NAME = new RegExp(`^${COMPONENT}(?:/${COMPONENT})*$`);
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+$/;
 
-/** Whether `kind/reference` is a pull: a manifest by tag or digest, a blob by digest, the tag list. */
+/**
+ * Whether `kind/reference` is a pull: a manifest by tag or digest, a blob
+ * by digest, the tag list, the referrers of a manifest by its digest.
+ */
 function isPull(kind: string, reference: string): boolean {
   if (kind === 'manifests') return TAG.test(reference) || DIGEST.test(reference);
-  if (kind === 'blobs') return DIGEST.test(reference);
+  if (kind === 'blobs' || kind === 'referrers') return DIGEST.test(reference);
   return reference === 'list';
 }
 
@@ -102,7 +105,13 @@ export function answerDocker(index: DockerIndex, r: RouteRequest, services: Rout
   const segments = r.path.slice(4).split('/');
   let k = 1;
   while (k < segments.length && !KINDS.has(segments[k])) k++;
-  if (k + 1 >= segments.length) return null;
+  if (k + 1 >= segments.length) {
+    // The OCI 1.1 referrers API, `<name>/referrers/<digest>` (signatures,
+    // SBOMs). Not a kind of SPEC §4's: `referrers` is taken as one only
+    // before the last segment, so that names holding it keep their meaning.
+    if (segments.length < 3 || segments[segments.length - 2] !== 'referrers') return null;
+    k = segments.length - 2;
+  }
   const name = segments.slice(0, k).join('/');
   // A rule claims the request: it is answered only if it is a pull of a
   // well-formed name. A docker-v1 name is one (the schema checked it at load).
