@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly upstreamConnectTimeout: number;
   /** Time a backend may stay silent (first byte, and between chunks), in ms. */
   readonly upstreamTimeout: number;
+  /** MiB of the proxy's read buffers that may each hold 256 KiB; past them, reads take 16 KiB. */
+  readonly proxyBufferMemory: number;
   /** How long an npm package document is served from cache before revalidation, in ms. */
   readonly npmCacheTtl: number;
   /** Where analytics lines go: `-` for stdout, or a file to append to. */
@@ -71,6 +73,7 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   redirectAgents: DEFAULT_REDIRECT_AGENTS,
   upstreamConnectTimeout: 10_000,
   upstreamTimeout: 60_000,
+  proxyBufferMemory: 64,
   npmCacheTtl: 60_000,
   analytics: '-',
   maxUrlLength: 8192,

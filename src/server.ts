@@ -93,7 +93,13 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
   const registry = new Registry();
-  const metrics = new RequestMetrics(registry, { tokenStats: () => auth?.stats ?? null, analyticsBlockingWrites: () => analytics.blockingWrites, analyticsFull: () => analytics.full });
+  const metrics = new RequestMetrics(registry, {
+    tokenStats: () => auth?.stats ?? null,
+    analyticsBlockingWrites: () => analytics.blockingWrites,
+    analyticsFull: () => analytics.full,
+    // Read when /metrics is scraped, after the proxy below exists.
+    proxyReadBuffers: () => registryProxy.readBufferBytes,
+  });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
   manifestMetrics.manifest(loaded.table);
@@ -108,6 +114,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     upstreams,
     connectTimeout: options.upstreamConnectTimeout,
     firstByteTimeout: options.upstreamTimeout,
+    readBufferBytes: options.proxyBufferMemory * 1048576,
     auth,
     onUpstreamError: (code) => metrics.upstreamError(code),
   });

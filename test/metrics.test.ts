@@ -42,6 +42,7 @@ async function checkExposition(args: string[]): Promise<void> {
     assert.ok(sum > 0 && sum < 34, `sum of 34 durations in seconds: ${sum}`);
     assert.deepEqual(samples(text, 'gateway_analytics_blocking_writes_total'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_analytics_destination_full'), [['', 0]]);
+    assert.deepEqual(samples(text, 'gateway_proxy_read_buffer_bytes'), [['', 0]]);
   } finally {
     assert.equal(await gw.stop(), 0);
   }

@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
@@ -256,6 +256,63 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
   const blob = randomBytes(24 * 1024 * 1024);
   scripts.set('random', (socket) => sendRandom(socket, blob));
   assert.equal(await slowDigest(gw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob));
+});
+
+test('clients that stop reading: read buffers stay within --proxy-buffer-memory (16 KiB each past it), every body still arrives whole, and closed connections give their buffers back', { timeout: 60_000 }, async () => {
+  // Larger than what the kernel's socket buffers take in on loopback, so that the gateway's writes wait.
+  const blob = randomBytes(16 * 1024 * 1024);
+  scripts.set('budget', (socket) => sendRandom(socket, blob));
+  const budgetGw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'backend.test', 'always-proxy': true }] },
+    args: ['--upstream', `backend.test=http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--proxy-buffer-memory', '1'],
+  });
+  const held = async () => Number(/^gateway_proxy_read_buffer_bytes (\d+)$/m.exec((await request(budgetGw.adminPort, { path: '/metrics' })).text)?.[1]);
+  const settled = async (done: (bytes: number) => boolean) => {
+    const until = Date.now() + 20_000;
+    let last = await held();
+    while (!done(last) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 100));
+      last = await held();
+    }
+    return last;
+  };
+  try {
+    const CLIENTS = 24;
+    // Each client takes the head, then stops reading.
+    const responses = await Promise.all(
+      Array.from({ length: CLIENTS }, () =>
+        new Promise<IncomingMessage>((resolve, reject) => {
+          httpRequest({ host: '127.0.0.1', port: budgetGw.port, path: '/v2/org/app/blobs/sha256:budget', headers: { host: D }, agent: false }, (res) => {
+            res.pause();
+            resolve(res);
+          }).on('error', reject).end();
+        }),
+      ),
+    );
+    // A connection carrying a body holds two buffers (node asks for the next one while a read's bytes go out).
+    // With 256 KiB each, 24 stopped clients would hold 12 MiB; here at most 1 MiB of large ones.
+    await new Promise((r) => setTimeout(r, 500));
+    const stopped = await held();
+    assert.ok(stopped >= 1024 * 1024 && stopped <= 1024 * 1024 + 2 * CLIENTS * 16 * 1024, `${stopped} bytes held`);
+    // Half of them read on: whole bodies, through large and small buffers alike. The others leave.
+    const digests = await Promise.all(
+      responses.map((res, i) => {
+        if (i % 2 === 1) {
+          res.destroy();
+          return null;
+        }
+        const hash = createHash('sha256');
+        res.on('data', (c: Buffer) => hash.update(c));
+        res.resume();
+        return new Promise<string>((resolve, reject) => res.on('end', () => resolve(hash.digest('hex'))).on('error', reject));
+      }),
+    );
+    for (const d of digests) if (d !== null) assert.equal(d, sha256(blob));
+    // The connections of the finished bodies are parked, each with its buffers, until they idle out (4 s); then nothing is held.
+    assert.equal(await settled((bytes) => bytes === 0), 0);
+  } finally {
+    await budgetGw.stop();
+  }
 });
 
 /** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */

@@ -49,6 +49,7 @@ export interface MetricSources {
   tokenStats(): TokenCacheStats | null;
   analyticsBlockingWrites(): number;
   analyticsFull(): boolean;
+  proxyReadBuffers(): number;
 }
 
 /**
@@ -65,7 +66,7 @@ export class RequestMetrics {
   readonly #upstreamErrors: Counter<'code'>;
 
   constructor(registry: Registry, sources: MetricSources) {
-    const { tokenStats, analyticsBlockingWrites, analyticsFull } = sources;
+    const { tokenStats, analyticsBlockingWrites, analyticsFull, proxyReadBuffers } = sources;
     this.registry = registry;
     const requests = this.#requests;
     new Counter({
@@ -106,6 +107,14 @@ export class RequestMetrics {
       registers: [registry],
       collect() {
         this.set(analyticsFull() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'gateway_proxy_read_buffer_bytes',
+      help: 'Bytes of read buffers held for connections to backends (see --proxy-buffer-memory).',
+      registers: [registry],
+      collect() {
+        this.set(proxyReadBuffers());
       },
     });
     collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });

@@ -22,7 +22,7 @@ import { Connection, type BackendAnswer, type ConnectionOptions } from './backen
 import { requestHead } from './http1-wire.ts';
 
 export { BackendError, ClientLeft } from './backend-error.ts';
-export type { BackendAnswer } from './backend-connection.ts';
+export { ReadBudget, type BackendAnswer } from './backend-connection.ts';
 
 /** Idle connections kept per backend (node:http's Agent keeps 256). */
 const MAX_IDLE = 256;
@@ -33,6 +33,11 @@ export class BackendClient {
 
   constructor(options: ConnectionOptions) {
     this.#options = options;
+  }
+
+  /** Bytes of read buffers the connections hold. */
+  get readBufferBytes(): number {
+    return this.#options.readBudget.held;
   }
 
   /** Sends GET or HEAD for `url` with `fields` (name, value, name, value, ...; Host is added); `signal` aborts when the client has left. */

@@ -22,6 +22,8 @@ import { ChunkedDecoder, firstField, framing, HeadReader, keepsConnection, type 
  * only ever carried manifests holds a few KiB of it.
  */
 const READ_SIZE = 256 * 1024;
+/** Bytes read at a time once the read budget is spent: one TLS record. */
+const SMALL_READ_SIZE = 16 * 1024;
 /** A parked connection is closed after this long, before most servers do (5 s and up). */
 const IDLE_MS = 4000;
 
@@ -30,6 +32,8 @@ export interface ConnectionOptions {
   readonly connectTimeout: number;
   /** Time the backend may stay silent: before the head, and between reads of the body, in ms. */
   readonly silenceTimeout: number;
+  /** Where the connections' read buffers come from. */
+  readonly readBudget: ReadBudget;
 }
 
 /** A backend's answer: its head, then its body, taken once. */
@@ -105,7 +109,7 @@ export class Connection {
    * gives it up at once: ClientLeft, the socket closed.
    */
   static open(url: URL, options: ConnectionOptions, release: (c: Connection) => void, signal: AbortSignal): Promise<Connection> {
-    const buffers = new ReadBuffers();
+    const buffers = new ReadBuffers(options.readBudget);
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
     let connection: Connection | null = null;
@@ -123,7 +127,7 @@ export class Connection {
       };
       const giveUp = (e: Error): void => {
         settle();
-        socket.destroy();
+        connection!.destroy();
         reject(e);
       };
       const timer = setTimeout(() => giveUp(new BackendError('timeout', 'the backend did not accept the connection in time')), options.connectTimeout);
@@ -255,11 +259,14 @@ export class Connection {
       sink?.once('close', () => {
         if (this.#sink === sink && (this.#phase === 'body' || this.#phase === 'ending')) this.#break();
       });
-      // A client that left while the head was on its way does not get the body read for it.
-      if (this.#broken || sink?.destroyed === true) return this.#break();
-      this.#phase = 'body';
       const held = this.#held;
       this.#held = [];
+      // A client that left while the head was on its way does not get the body read for it.
+      if (this.#broken || sink?.destroyed === true) {
+        for (const h of held) this.#buffers.giveBack(h.buffer);
+        return this.#break();
+      }
+      this.#phase = 'body';
       if (this.#framing.kind === 'none') {
         // Bytes after a head that has no body: the backend cannot be trusted with the next request.
         if (held.length > 0) this.#reusable = false;
@@ -366,6 +373,7 @@ export class Connection {
   #close(): void {
     this.#phase = 'closed';
     this.#socket.destroy();
+    this.#buffers.close();
   }
 
   #fail(e: Error): void {
@@ -408,24 +416,67 @@ export class Connection {
 }
 
 /**
+ * The read buffers of all connections to backends, against a budget of
+ * bytes: while it lasts a buffer holds READ_SIZE bytes, then
+ * SMALL_READ_SIZE. A proxied body holds two or three (ReadBuffers), and
+ * a client that stops reading keeps them full; without a bound, a few
+ * thousand such clients (well within the file descriptors node allows
+ * itself) would hold gigabytes. Past the budget a request holds about
+ * what node:http's client would, and the budget is back once connections
+ * close.
+ */
+export class ReadBudget {
+  readonly #max: number;
+  #held = 0;
+
+  constructor(maxBytes: number) {
+    this.#max = maxBytes;
+  }
+
+  /** Bytes of read buffers held now, large and small. */
+  get held(): number {
+    return this.#held;
+  }
+
+  take(): Buffer {
+    const size = this.#held + READ_SIZE <= this.#max ? READ_SIZE : SMALL_READ_SIZE;
+    this.#held += size;
+    return Buffer.allocUnsafe(size);
+  }
+
+  /** `buffer` is no longer used. */
+  drop(buffer: Buffer): void {
+    this.#held -= buffer.length;
+  }
+}
+
+/**
  * A connection's read buffers: the socket reads into the one `next` gives,
  * and a buffer lent to writes to the client is not given out again until
- * they are done. One buffer is usually enough, since reading stops while a
- * read's bytes go out; but over TLS node goes on decrypting the records it
- * already has into the read buffer after reading was stopped (tls_wrap's
- * ClearOut loop), and those reads go into another one.
+ * they are done. A body takes two in turns: node asks for the next read's
+ * buffer as soon as a read is done, while that read's bytes are still
+ * going out. Over TLS node also goes on decrypting the records it already
+ * has after reading was stopped (tls_wrap's ClearOut loop), into a third.
  */
-class ReadBuffers {
+export class ReadBuffers {
   /** Spare buffers kept beyond the one in use. */
   static readonly SPARE = 2;
+  readonly #budget: ReadBudget;
   readonly #spare: Buffer[] = [];
   readonly #lent = new Set<Buffer>();
   #current: Buffer | null = null;
+  #closed = false;
+
+  constructor(budget: ReadBudget) {
+    this.#budget = budget;
+  }
 
   /** onread.buffer, asked before each read: the buffer used last, unless it is lent. */
   readonly next = (): Buffer => {
+    // Closed: a read node may still make goes nowhere that counts.
+    if (this.#closed) return Buffer.allocUnsafe(SMALL_READ_SIZE);
     if (this.#current !== null && !this.#lent.has(this.#current)) return this.#current;
-    return (this.#current = this.#spare.pop() ?? Buffer.allocUnsafe(READ_SIZE));
+    return (this.#current = this.#spare.pop() ?? this.#budget.take());
   };
 
   lend(buffer: Buffer): void {
@@ -434,6 +485,19 @@ class ReadBuffers {
 
   giveBack(buffer: Buffer): void {
     if (!this.#lent.delete(buffer)) return;
-    if (buffer !== this.#current && this.#spare.length < ReadBuffers.SPARE) this.#spare.push(buffer);
+    if (this.#closed) return this.#budget.drop(buffer);
+    if (buffer === this.#current) return;
+    if (this.#spare.length < ReadBuffers.SPARE) this.#spare.push(buffer);
+    else this.#budget.drop(buffer);
+  }
+
+  /** The connection is closed: its buffers go back to the budget, those lent once their bytes are out. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const buffer of this.#spare) this.#budget.drop(buffer);
+    this.#spare.length = 0;
+    if (this.#current !== null && !this.#lent.has(this.#current)) this.#budget.drop(this.#current);
+    this.#current = null;
   }
 }
