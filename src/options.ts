@@ -90,6 +90,44 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   logLevel: 'info',
 };
 
+interface NumberRange {
+  readonly min: number;
+  readonly max: number;
+  readonly integer?: boolean;
+}
+
+/** The longest a timer can wait: node fires a longer one after 1 ms. */
+const MAX_MS = 2 ** 31 - 1;
+const ms = (min: number): NumberRange => ({ min, max: MAX_MS });
+
+/** The values each numeric flag takes; anything else is refused before the gateway starts. */
+export const NUMBER_FLAGS: Readonly<Record<string, NumberRange>> = {
+  port: { min: 0, max: 65535, integer: true },
+  'admin-port': { min: -1, max: 65535, integer: true },
+  'upstream-connect-timeout': ms(1),
+  'upstream-timeout': ms(1),
+  'proxy-buffer-memory': { min: 0, max: 2 ** 20 },
+  'npm-cache-ttl': ms(0),
+  'max-url-length': { min: 1, max: 2 ** 31 - 1, integer: true },
+  'max-header-size': { min: 1, max: 2 ** 31 - 1, integer: true },
+  'max-body-size': { min: 0, max: 2 ** 31 - 1, integer: true },
+  'max-body-events': { min: 0, max: 2 ** 31 - 1, integer: true },
+  'headers-timeout': ms(0),
+  'request-timeout': ms(0),
+  'keep-alive-timeout': ms(0),
+  'drain-timeout': ms(0),
+  'watch-interval': ms(1),
+  'watch-debounce': ms(0),
+  workers: { min: 1, max: 1024, integer: true },
+};
+
+/** Why `value` is not a value of `--flag`, or null. */
+export function numberProblem(flag: string, value: number): string | null {
+  const range = NUMBER_FLAGS[flag];
+  if (typeof value === 'number' && value >= range.min && value <= range.max && (range.integer !== true || Number.isInteger(value))) return null;
+  return `--${flag}: expected ${range.integer === true ? 'a whole number' : 'a number'} from ${range.min} to ${range.max}, got ${Number.isNaN(value) ? 'something else' : String(value)}`;
+}
+
 /** Parses `HOST=URL` pairs of `--upstream`; throws on a malformed one. */
 export function parseUpstreams(pairs: readonly string[]): Map<string, string> {
   const map = new Map<string, string>();

@@ -117,6 +117,24 @@ test('a malformed --upstream is refused', () => {
   assert.match(r.stderr, /expected HOST=URL/);
 });
 
+test('a numeric flag out of its range, or not a number, is refused before the gateway starts', () => {
+  const refused: [string[], Record<string, string>, RegExp][] = [
+    [['--port', 'abc'], {}, /--port: expected a whole number from 0 to 65535/],
+    // Past 2^31 - 1 ms node fires a timer after 1 ms: every proxied request would time out while connecting.
+    [['--upstream-connect-timeout', '3000000000'], {}, /--upstream-connect-timeout: expected a number from 1 to 2147483647, got 3000000000/],
+    [['--upstream-timeout', 'abc'], {}, /--upstream-timeout: expected a number from 1/],
+    [['--workers', '0'], {}, /--workers: expected a whole number from 1/],
+    [['--max-body-events', '1.5'], {}, /--max-body-events: expected a whole number/],
+    [['--proxy-buffer-memory', '-1'], {}, /--proxy-buffer-memory: expected a number from 0/],
+    [[], { GATEWAY_UPSTREAM_CONNECT_TIMEOUT: 'soon' }, /--upstream-connect-timeout: expected a number from 1/],
+  ];
+  for (const [args, env, message] of refused) {
+    const r = run([...args, '--manifest', EXAMPLE], env);
+    assert.equal(r.code, 1, args.join(' '));
+    assert.match(r.stderr, message);
+  }
+});
+
 test('flags come from GATEWAY_* environment variables', async () => {
   const gw = await startGateway({
     manifest: { rules: [{ type: 'file-v1', domain: 'env.test', 'package-id': 'p', 'incoming-path': '/{+p}', 'outgoing-url': 'https://x.example/{+p}' }] },
