@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { request } from './helpers/http-client.ts';
+import { rawRequest, request, statusOf } from './helpers/http-client.ts';
 
 const manifest = {
   rules: [
@@ -53,6 +53,27 @@ test('X-Forwarded-* from an untrusted peer is ignored', async () => {
   assert.equal(res.headers.location, 'https://a.example/f');
   const [line] = await noneTrusted.linesFor(res.headers['x-request-id'] as string);
   assert.equal(line.client.ip, '127.0.0.1');
+});
+
+test('a request target in absolute form is accepted, and its host replaces Host (RFC 9112 §3.2.2); a trusted X-Forwarded-Host still wins', async () => {
+  const get = async (gw: GatewayProcess, target: string, host: string, extra = '') => {
+    const raw = await rawRequest(gw.port, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`);
+    const id = /^x-request-id: (\S+)$/im.exec(raw)?.[1] ?? '';
+    return { status: statusOf(raw), location: /^location: (\S+)$/im.exec(raw)?.[1], line: (await gw.linesFor(id))[0] };
+  };
+  const absolute = await get(noneTrusted, 'http://DL.example.com:8080/f?x=1', 'other.example.com');
+  assert.equal(absolute.status, 307);
+  assert.equal(absolute.location, 'https://a.example/f?x=1');
+  assert.equal(absolute.line.host, 'dl.example.com');
+  assert.equal(absolute.line.path, '/f');
+  assert.equal(absolute.line.query, 'x=1');
+  assert.equal((await get(noneTrusted, 'https://user@other.example.com/f', 'dl.example.com')).location, 'https://b.example/f');
+  // No path is the path `/`.
+  const bare = await get(noneTrusted, 'http://dl.example.com', 'dl.example.com');
+  assert.equal(bare.status, 404);
+  assert.equal(bare.line.path, '/');
+  const forwarded = await get(loopbackTrusted, 'http://dl.example.com/f', 'dl.example.com', 'X-Forwarded-Host: other.example.com\r\n');
+  assert.equal(forwarded.location, 'https://b.example/f');
 });
 
 test('client IP: right-most X-Forwarded-For entry that is not a trusted proxy', async () => {

@@ -20,7 +20,7 @@ import type { RoutingTable } from '../routing/routing-table.ts';
 import { notFound, route, type RouteServices } from '../routing/route.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
-import { requestHost } from './request-host.ts';
+import { absoluteForm, requestHost } from './request-host.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 
 /** What the handler reads on every request; `table` is replaced on reload. */
@@ -55,13 +55,19 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     const start = performance.now();
     const id = requestId();
     const peerTrusted = isTrusted(req.socket);
-    const url = req.url ?? '/';
+    const target = req.url ?? '/';
+    let url = target;
+    let authority: string | undefined;
+    if (url[0] !== '/') {
+      const absolute = absoluteForm(url);
+      if (absolute !== null) ({ authority, pathAndQuery: url } = absolute);
+    }
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const query = q === -1 ? '' : url.slice(q + 1);
     // A getter: read once.
     const headers = req.headers;
-    const host = requestHost(headers, peerTrusted);
+    const host = requestHost(headers, peerTrusted, authority);
     const method = req.method ?? 'GET';
 
     const client = () => clientIp(req.socket.remoteAddress, peerTrusted, headers['x-forwarded-for'], trusted);
@@ -90,7 +96,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     };
 
     let answer: Answer;
-    if (url.length > config.maxUrlLength) answer = errorAnswer('URL_TOO_LONG');
+    if (target.length > config.maxUrlLength) answer = errorAnswer('URL_TOO_LONG');
     else if (path[0] !== '/') answer = errorAnswer('NOT_FOUND');
     else {
       const table = state.table;

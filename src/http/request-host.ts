@@ -5,8 +5,12 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
-/** Hot path. */
-export function requestHost(headers: IncomingHttpHeaders, peerTrusted: boolean): string {
+/**
+ * Hot path. `authority` is that of a request target in absolute form,
+ * which replaces `Host` (RFC 9112 §3.2.2); a trusted proxy's
+ * `X-Forwarded-Host` still names the host the client asked for.
+ */
+export function requestHost(headers: IncomingHttpHeaders, peerTrusted: boolean, authority?: string): string {
   let raw: string | undefined;
   if (peerTrusted) {
     const forwarded = headers['x-forwarded-host'];
@@ -15,8 +19,23 @@ export function requestHost(headers: IncomingHttpHeaders, peerTrusted: boolean):
       raw = (comma === -1 ? forwarded : forwarded.slice(0, comma)).trim();
     }
   }
-  raw ??= headers.host ?? '';
+  raw ??= authority ?? headers.host ?? '';
   return normalizeHost(raw);
+}
+
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/is;
+
+/**
+ * A request target in absolute form (`http://host/path?query`, RFC 9112
+ * §3.2.2), which a server must accept although clients send it only to
+ * proxies: its authority (without user info) and its path and query, `/`
+ * standing for an empty path. Null for a target in any other form.
+ */
+export function absoluteForm(target: string): { authority: string; pathAndQuery: string } | null {
+  const m = ABSOLUTE_FORM.exec(target);
+  if (m === null) return null;
+  const authority = m[1].slice(m[1].lastIndexOf('@') + 1);
+  return { authority, pathAndQuery: m[2][0] === '/' ? m[2] : `/${m[2]}` };
 }
 
 export function normalizeHost(raw: string): string {
