@@ -13,7 +13,7 @@ import { hideBin } from 'yargs/helpers';
 import { operationsLog } from './analytics/analytics-log.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
-import { DEFAULTS, numberProblem, NUMBER_FLAGS, parseUpstreams, type GatewayOptions } from './options.ts';
+import { DEFAULTS, LOG_LEVELS, numberProblem, NUMBER_FLAGS, parseUpstreams, type GatewayOptions } from './options.ts';
 import { startGateway, type Gateway } from './server.ts';
 import { startPrimary, type Primary } from './cluster-primary.ts';
 
@@ -104,7 +104,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('watch-interval', { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' })
           .option('watch-debounce', { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' })
           .option('workers', { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' })
-          .option('log-level', { type: 'string', default: DEFAULTS.logLevel, describe: 'Operational log level (stderr): debug, info, warn, error' })
+          .option('log-level', { type: 'string', choices: LOG_LEVELS, default: DEFAULTS.logLevel, describe: 'Operational log level (stderr)' })
           // yargs reads `--port abc` as NaN: refused here, not found later as a timer that fires at once.
           .check((args) => {
             for (const flag of Object.keys(NUMBER_FLAGS)) {

@@ -90,6 +90,9 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   logLevel: 'info',
 };
 
+/** pino's levels, quietest last; another value is refused before the gateway starts. */
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
 interface NumberRange {
   readonly min: number;
   readonly max: number;

@@ -117,7 +117,7 @@ test('a malformed --upstream is refused', () => {
   assert.match(r.stderr, /expected HOST=URL/);
 });
 
-test('a numeric flag out of its range, or not a number, is refused before the gateway starts', () => {
+test('a numeric flag out of its range or not a number, or a log level pino does not have, is refused before the gateway starts', () => {
   const refused: [string[], Record<string, string>, RegExp][] = [
     [['--port', 'abc'], {}, /--port: expected a whole number from 0 to 65535/],
     // Past 2^31 - 1 ms node fires a timer after 1 ms: every proxied request would time out while connecting.
@@ -127,6 +127,7 @@ test('a numeric flag out of its range, or not a number, is refused before the ga
     [['--max-body-events', '1.5'], {}, /--max-body-events: expected a whole number/],
     [['--proxy-buffer-memory', '-1'], {}, /--proxy-buffer-memory: expected a number from 0/],
     [[], { GATEWAY_UPSTREAM_CONNECT_TIMEOUT: 'soon' }, /--upstream-connect-timeout: expected a number from 1/],
+    [['--log-level', 'loud'], {}, /--log-level.*Given: "loud", Choices: "trace", "debug", "info", "warn", "error", "fatal", "silent"/s],
   ];
   for (const [args, env, message] of refused) {
     const r = run([...args, '--manifest', EXAMPLE], env);
