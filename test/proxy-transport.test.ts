@@ -316,11 +316,11 @@ test('clients that stop reading: read buffers stay within --proxy-buffer-memory 
 });
 
 /** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */
-async function withTlsBackend(ca: TestCa, backend: Server, fn: (tlsGw: GatewayProcess) => Promise<void>): Promise<void> {
+async function withTlsBackend(ca: TestCa, backend: Server, fn: (tlsGw: GatewayProcess) => Promise<void>, args: string[] = []): Promise<void> {
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   const tlsGw = await startGateway({
     manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'tls.test', 'always-proxy': true }] },
-    args: ['--upstream', `tls.test=https://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--upstream-timeout', '500'],
+    args: ['--upstream', `tls.test=https://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--upstream-timeout', '500', ...args],
     env: { NODE_EXTRA_CA_CERTS: ca.caCert },
   });
   try {
@@ -342,6 +342,8 @@ test('over TLS too, where node decodes records into the read buffer after readin
   await withTlsBackend(ca, backendTls, async (tlsGw) => {
     for (let round = 0; round < 2; round++) assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob), `round ${round}`);
   });
+  // With no read budget every buffer holds 16 KiB: one TLS record each.
+  await withTlsBackend(ca, backendTls, async (tlsGw) => assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob), 'small buffers'), ['--proxy-buffer-memory', '0']);
 });
 
 test('a TLS record that cannot be decrypted, sent in the same TCP write as the head: the client response is cut off at once', { timeout: 15_000 }, async () => {
