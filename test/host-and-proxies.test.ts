@@ -76,6 +76,18 @@ test('a request target in absolute form is accepted, and its host replaces Host 
   assert.equal(forwarded.location, 'https://b.example/f');
 });
 
+test('more than one Host field line gets 400 DUPLICATE_HOST (RFC 9112 §3.2), not the rules of the first', async () => {
+  for (const second of ['Host: other.example.com', 'HOST: dl.example.com']) {
+    const raw = await rawRequest(noneTrusted.port, `GET /f HTTP/1.1\r\nHost: dl.example.com\r\n${second}\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(raw), 400, second);
+    assert.match(raw, /"code":"DUPLICATE_HOST"/);
+    assert.doesNotMatch(raw, /^location:/im);
+  }
+  // One Host, spelled in any case, with other four-letter fields beside it.
+  const one = await rawRequest(noneTrusted.port, 'GET /f HTTP/1.1\r\nhOsT: dl.example.com\r\nDate: x\r\nFrom: y\r\nConnection: close\r\n\r\n');
+  assert.equal(statusOf(one), 307);
+});
+
 test('client IP: right-most X-Forwarded-For entry that is not a trusted proxy', async () => {
   const res = await request(loopbackTrusted.port, {
     path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7, 127.0.0.1', 'user-agent': 'ua/1', referer: 'https://r.example/' },

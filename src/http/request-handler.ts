@@ -20,7 +20,7 @@ import type { RoutingTable } from '../routing/routing-table.ts';
 import { notFound, route, type RouteServices } from '../routing/route.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
-import { absoluteForm, requestHost } from './request-host.ts';
+import { absoluteForm, duplicateHost, requestHost } from './request-host.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 
 /** What the handler reads on every request; `table` is replaced on reload. */
@@ -97,6 +97,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
 
     let answer: Answer;
     if (target.length > config.maxUrlLength) answer = errorAnswer('URL_TOO_LONG');
+    else if (duplicateHost(req.rawHeaders)) answer = errorAnswer('DUPLICATE_HOST');
     else if (path[0] !== '/') answer = errorAnswer('NOT_FOUND');
     else {
       const table = state.table;

@@ -23,6 +23,22 @@ export function requestHost(headers: IncomingHttpHeaders, peerTrusted: boolean, 
   return normalizeHost(raw);
 }
 
+/**
+ * Hot path. Whether `raw` (name, value, ...) has more than one Host field
+ * line, which a server must answer with 400 (RFC 9112 §3.2): node keeps
+ * the first, where a proxy in front may have gone by another.
+ */
+export function duplicateHost(raw: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (name.length !== 4 || name.toLowerCase() !== 'host') continue;
+    if (seen) return true;
+    seen = true;
+  }
+  return false;
+}
+
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/is;
 
 /**
