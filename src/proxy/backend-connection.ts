@@ -2,12 +2,15 @@
  * One kept-alive connection to a backend, and the answer in flight on it.
  *
  * It reads into buffers of its own, reused for its whole life (`onread`),
- * and a body goes to the client straight from them: the connection stops
- * reading until the client's socket has taken a read's bytes, so nothing is
- * copied or allocated per read. node:http's client allocates a fresh
- * 64 KiB buffer for every read instead; a 1 GiB blob then set off some 40
- * full garbage collections, each marking the whole routing table
- * (bench/results.md, proxy-blob).
+ * and a body goes to the client straight from them, so nothing is copied
+ * or allocated per read. node:http's client allocates a fresh 64 KiB
+ * buffer for every read instead; a 1 GiB blob then set off some 40 full
+ * garbage collections, each marking the whole routing table
+ * (bench/results.md, proxy-blob). The reads of one turn of the event loop
+ * go on one after the other in a buffer and are written to the client
+ * together; then the connection stops reading until the client's socket
+ * has taken them. Over TLS a read is one record (16 KiB at most): writing
+ * each record alone took about a fifth more CPU per GiB.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls';
@@ -91,6 +94,14 @@ export class Connection {
   #waiting: Waiting | null = null;
   #onBodyEnd: (() => void) | null = null;
   #onIdleClose: (() => void) | null = null;
+  /** Body bytes read and not yet written to the client, adjacent ones joined. */
+  #pieces: Buffer[] = [];
+  /** The reads those bytes came in, each lent until they are out. */
+  #batched: Buffer[] = [];
+  /** The write of the batch at the end of this turn of the event loop. */
+  #flushAt: NodeJS.Immediate | null = null;
+  /** Writes to the client on their way. */
+  #writes = 0;
 
   private constructor(socket: Socket, buffers: ReadBuffers, options: ConnectionOptions, release: (c: Connection) => void) {
     this.#socket = socket;
@@ -276,8 +287,10 @@ export class Connection {
       let more = true;
       try {
         for (const h of held) {
-          if (this.#phase === 'body') more = this.#readBody(h.buffer, h.from, h.to);
-          else {
+          if (this.#phase === 'body') {
+            more = this.#readBody(h.buffer, h.from, h.to);
+            this.#buffers.giveBack(h.buffer);
+          } else {
             // Bytes after the body's end.
             this.#reusable = false;
             this.#buffers.giveBack(h.buffer);
@@ -287,7 +300,9 @@ export class Connection {
         // A malformed body: cut off, connection closed.
         return this.#fail(e as Error);
       }
-      if (more) this.#go();
+      // The bytes held since the head go out at once: they are in a buffer the next read will not go on in.
+      this.#flush();
+      if (more && this.#writes === 0) this.#go();
     });
   }
 
@@ -315,26 +330,60 @@ export class Connection {
     }
     if (complete && at < to) this.#reusable = false;
     const sink = this.#sink;
-    const waiting = sink !== null && !sink.destroyed && pieces.length > 0;
-    if (waiting) {
-      // The buffer is read into again only once these bytes are out.
-      this.#buffers.lend(buffer);
-      for (let i = 0; i < pieces.length; i += 2) {
-        const piece = buffer.subarray(pieces[i], pieces[i + 1]);
-        if (i + 2 < pieces.length) sink.write(piece);
-        else
-          sink.write(piece, () => {
-            this.#buffers.giveBack(buffer);
-            this.#go();
-          });
-      }
-    } else this.#buffers.giveBack(buffer);
+    if (sink !== null && !sink.destroyed && pieces.length > 0) {
+      // These bytes are not read over until they are out.
+      this.#buffers.lend(buffer, to);
+      this.#batched.push(buffer);
+      for (let i = 0; i < pieces.length; i += 2) this.#batch(buffer.subarray(pieces[i], pieces[i + 1]));
+    }
     if (complete) {
+      this.#flush();
       this.#finish();
       return false;
     }
-    if (waiting) this.#stop();
-    return !waiting;
+    // Nothing to write (dropped, or framing only): read on.
+    if (this.#batched.length === 0) return true;
+    if (!this.#buffers.roomy) {
+      this.#flush();
+      return false;
+    }
+    // The reads of this turn of the event loop go out together.
+    this.#flushAt ??= setImmediate(() => this.#flush());
+    if (this.#writes === 0) return true;
+    this.#stop();
+    return false;
+  }
+
+  /** Adds `piece` to the bytes the next flush writes, after the last one when they are adjacent. */
+  #batch(piece: Buffer): void {
+    const last = this.#pieces.at(-1);
+    if (last !== undefined && last.buffer === piece.buffer && last.byteOffset + last.length === piece.byteOffset) {
+      this.#pieces[this.#pieces.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + piece.length);
+    } else this.#pieces.push(piece);
+  }
+
+  /** Writes the batched bytes to the client in one go, and reads no further until they are out. */
+  #flush(): void {
+    if (this.#flushAt !== null) clearImmediate(this.#flushAt);
+    this.#flushAt = null;
+    const pieces = this.#pieces;
+    const lent = this.#batched;
+    if (lent.length === 0) return;
+    this.#pieces = [];
+    this.#batched = [];
+    const sink = this.#sink!;
+    this.#writes++;
+    this.#stop();
+    if (pieces.length > 1) sink.cork();
+    for (let i = 0; i < pieces.length; i++) {
+      if (i + 1 < pieces.length) sink.write(pieces[i]);
+      else
+        sink.write(pieces[i], () => {
+          for (const b of lent) this.#buffers.giveBack(b);
+          if (--this.#writes === 0) this.#go();
+        });
+    }
+    if (pieces.length > 1) sink.uncork();
   }
 
   /**
@@ -373,6 +422,11 @@ export class Connection {
   #close(): void {
     this.#phase = 'closed';
     this.#socket.destroy();
+    if (this.#flushAt !== null) clearImmediate(this.#flushAt);
+    this.#flushAt = null;
+    for (const b of this.#batched) this.#buffers.giveBack(b);
+    this.#pieces = [];
+    this.#batched = [];
     this.#buffers.close();
   }
 
@@ -451,42 +505,70 @@ export class ReadBudget {
 }
 
 /**
- * A connection's read buffers: the socket reads into the one `next` gives,
- * and a buffer lent to writes to the client is not given out again until
- * they are done. A body takes two in turns: node asks for the next read's
- * buffer as soon as a read is done, while that read's bytes are still
- * going out. Over TLS node also goes on decrypting the records it already
- * has after reading was stopped (tls_wrap's ClearOut loop), into a third.
+ * A connection's read buffers: the socket reads into what `next` gives,
+ * the free part of the buffer in use (after the bytes still to be written
+ * to the client) while at least a TLS record fits, else another buffer.
+ * Bytes lent to writes are not read over until they are done, and a
+ * buffer is free again once all its bytes are out. node asks for the next
+ * read's buffer as soon as a read is done, so a body whose buffer is full
+ * while its bytes go out takes a second. Over TLS node also goes on
+ * decrypting the records it already has after reading was stopped
+ * (tls_wrap's ClearOut loop), into the free part or a third.
  */
 export class ReadBuffers {
   /** Spare buffers kept beyond the one in use. */
   static readonly SPARE = 2;
   readonly #budget: ReadBudget;
   readonly #spare: Buffer[] = [];
-  readonly #lent = new Set<Buffer>();
+  /** Buffers holding bytes still to be written, by their memory, and how many reads' bytes each holds. */
+  readonly #lent = new Map<ArrayBufferLike, { buffer: Buffer; reads: number }>();
   #current: Buffer | null = null;
+  /** Where the free part of `#current` begins. */
+  #tail = 0;
   #closed = false;
 
   constructor(budget: ReadBudget) {
     this.#budget = budget;
   }
 
-  /** onread.buffer, asked before each read: the buffer used last, unless it is lent. */
+  /** Whether the next read goes on in the buffer in use. */
+  get roomy(): boolean {
+    return this.#current !== null && this.#current.length - this.#tail >= SMALL_READ_SIZE;
+  }
+
+  /** onread.buffer, asked before each read: the free part of the buffer in use, or another buffer. */
   readonly next = (): Buffer => {
     // Closed: a read node may still make goes nowhere that counts.
     if (this.#closed) return Buffer.allocUnsafe(SMALL_READ_SIZE);
-    if (this.#current !== null && !this.#lent.has(this.#current)) return this.#current;
+    if (this.#current !== null) {
+      if (!this.#lent.has(this.#current.buffer)) this.#tail = 0;
+      if (this.#tail === 0) return this.#current;
+      if (this.roomy) return this.#current.subarray(this.#tail);
+    }
+    this.#tail = 0;
     return (this.#current = this.#spare.pop() ?? this.#budget.take());
   };
 
-  lend(buffer: Buffer): void {
-    this.#lent.add(buffer);
+  /** `view`'s bytes up to `end` are not read over until it is given back. */
+  lend(view: Buffer, end = view.length): void {
+    const lent = this.#lent.get(view.buffer);
+    if (lent !== undefined) lent.reads++;
+    else this.#lent.set(view.buffer, { buffer: this.#baseOf(view), reads: 1 });
+    if (this.#current !== null && view.buffer === this.#current.buffer) {
+      this.#tail = Math.max(this.#tail, view.byteOffset - this.#current.byteOffset + end);
+    }
   }
 
-  giveBack(buffer: Buffer): void {
-    if (!this.#lent.delete(buffer)) return;
+  giveBack(view: Buffer): void {
+    const lent = this.#lent.get(view.buffer);
+    if (lent === undefined || --lent.reads > 0) return;
+    this.#lent.delete(view.buffer);
+    const buffer = lent.buffer;
     if (this.#closed) return this.#budget.drop(buffer);
-    if (buffer === this.#current) return;
+    if (buffer === this.#current) {
+      this.#tail = 0;
+      return;
+    }
     if (this.#spare.length < ReadBuffers.SPARE) this.#spare.push(buffer);
     else this.#budget.drop(buffer);
   }
@@ -497,7 +579,13 @@ export class ReadBuffers {
     this.#closed = true;
     for (const buffer of this.#spare) this.#budget.drop(buffer);
     this.#spare.length = 0;
-    if (this.#current !== null && !this.#lent.has(this.#current)) this.#budget.drop(this.#current);
+    if (this.#current !== null && !this.#lent.has(this.#current.buffer)) this.#budget.drop(this.#current);
     this.#current = null;
+  }
+
+  /** The whole buffer `view` is part of. */
+  #baseOf(view: Buffer): Buffer {
+    if (this.#current !== null && view.buffer === this.#current.buffer) return this.#current;
+    return view.byteOffset === 0 && view.length === view.buffer.byteLength ? view : Buffer.from(view.buffer, 0, view.buffer.byteLength);
   }
 }

@@ -53,3 +53,33 @@ test('spares beyond two go back to the budget', () => {
   // Four given back: two kept as spares, two dropped; the fifth is still lent.
   assert.equal(budget.held, 3 * 256 * KiB);
 });
+
+test('reads go on in the free part of the buffer in use while a TLS record fits, and the whole buffer is free once its bytes are out', () => {
+  const budget = new ReadBudget(1024 * KiB);
+  const buffers = new ReadBuffers(budget);
+  const whole = buffers.next();
+  // A read of 100 KiB whose bytes wait to be written.
+  buffers.lend(whole, 100 * KiB);
+  assert.ok(buffers.roomy);
+  const after = buffers.next();
+  assert.equal(after.buffer, whole.buffer, 'the same memory');
+  assert.equal(after.byteOffset - whole.byteOffset, 100 * KiB);
+  assert.equal(after.length, 156 * KiB);
+  // The next read fills all but 10 KiB: too little for a record, so another buffer comes.
+  buffers.lend(after, 146 * KiB);
+  assert.equal(buffers.roomy, false);
+  const other = buffers.next();
+  assert.notEqual(other.buffer, whole.buffer);
+  assert.equal(budget.held, 512 * KiB);
+  // Both reads written: the first buffer is a spare, then in use again from its start.
+  buffers.giveBack(whole);
+  buffers.giveBack(after);
+  buffers.lend(other, other.length);
+  const again = buffers.next();
+  assert.equal(again.buffer, whole.buffer);
+  assert.equal(again.byteOffset, whole.byteOffset);
+  assert.equal(again.length, 256 * KiB);
+  buffers.giveBack(other);
+  buffers.close();
+  assert.equal(budget.held, 0);
+});
