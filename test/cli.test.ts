@@ -106,7 +106,7 @@ test('--help explains every flag', () => {
   assert.equal(r.code, 0);
   for (const flag of ['--manifest', '--host', '--port', '--admin-port', '--trust-proxy', '--upstream', '--anonymize-ip',
     '--max-url-length', '--max-header-size', '--max-body-size', '--max-body-events', '--headers-timeout', '--request-timeout',
-    '--keep-alive-timeout', '--drain-timeout', '--analytics']) {
+    '--keep-alive-timeout', '--drain-timeout', '--analytics', '--proxy-buffer-memory', '--log-level']) {
     assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
   }
 });
