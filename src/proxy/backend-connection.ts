@@ -307,8 +307,9 @@ export class Connection {
   }
 
   /**
-   * Writes the body bytes in [from, to) of `buffer` to the sink; the buffer
-   * is lent until they are out. Returns false to stop reading meanwhile.
+   * Adds the body bytes in [from, to) of `buffer` to those written to the
+   * sink together (`#flush`); they are lent until they are out. Returns
+   * false to stop reading.
    */
   #readBody(buffer: Buffer, from: number, to: number): boolean {
     const pieces: number[] = [];
