@@ -11,17 +11,19 @@
  * valgrind's callgrind, against the same baseline.
  */
 import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpus, totalmem, tmpdir, platform, release } from 'node:os';
 import { dirname, join } from 'node:path';
-import { request as httpRequest } from 'node:http';
-import { createServer } from 'node:http';
+import { createServer, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { createInterface } from 'node:readline';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { startServer, type ServerProcess } from './lib/server-process.ts';
 import { sendBlob } from './lib/blob-stream.ts';
 import { dockerRules, fileRules, pythonRules, type Workload } from './lib/manifests.ts';
 import { NODE_FLAGS } from '../src/node-flags.ts';
+import { makeCerts } from '../test/helpers/registry.ts';
 
 const quick = process.argv.includes('--quick');
 const outIndex = process.argv.indexOf('--out');
@@ -107,8 +109,8 @@ function gatewayArgs(manifestFile: string, extra: string[] = []): string[] {
  * analytics lines are deleted then: left behind, a full run's gigabytes of
  * them are written back to disk while later scenarios run.
  */
-async function withServer<T>(args: string[], fn: (s: ServerProcess) => Promise<T>): Promise<T> {
-  const server = await startServer(args);
+async function withServer<T>(args: string[], fn: (s: ServerProcess) => Promise<T>, env: Record<string, string> = {}): Promise<T> {
+  const server = await startServer(args, env);
   try {
     return await fn(server);
   } finally {
@@ -203,45 +205,100 @@ async function pythonSubject(projects: number): Promise<Subject> {
   return { key: 'python-page', name: 'python-page', args: (extra) => gatewayArgs(python, extra), requests, expect: [2, 3], notes: '(HTML, JSON and 304 revalidation, one third each)' };
 }
 
-/** proxy-blob: bytes through the registry proxy against the same bytes direct. */
-async function proxyBlob(): Promise<string[]> {
-  const size = (quick ? 64 : 1024) * 1048576;
+/** A blob upstream: where it listens, how to download from it directly, what the gateway needs to reach it, and how to stop it. */
+interface BlobUpstream {
+  readonly url: string;
+  readonly download: (path: string) => Promise<number>;
+  readonly env: Record<string, string>;
+  close(): void;
+}
+
+/** Downloads `path` with `get`, to the byte; resolves with MB/s. */
+function timedDownload(get: (options: RequestOptions, onResponse: (res: IncomingMessage) => void) => ClientRequest, options: RequestOptions, size: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const start = performance.now();
+    get(options, (res) => {
+      let got = 0;
+      res.on('data', (c: Buffer) => (got += c.length));
+      res.on('end', () => (got === size ? resolve(size / 1048576 / ((performance.now() - start) / 1000)) : reject(new Error(`short body ${got}`))));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+async function plainUpstream(size: number): Promise<BlobUpstream> {
   const upstream = createServer((_req, res) => sendBlob(res, size));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const upPort = (upstream.address() as AddressInfo).port;
-  const download = (port: number, path: string, host: string) =>
-    new Promise<number>((resolve, reject) => {
-      const start = performance.now();
-      httpRequest({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
-        let got = 0;
-        res.on('data', (c: Buffer) => (got += c.length));
-        res.on('end', () => (got === size ? resolve((size / 1048576) / ((performance.now() - start) / 1000)) : reject(new Error(`short body ${got}`))));
-      }).on('error', reject).end();
-    });
+  const port = (upstream.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    download: (path) => timedDownload(httpRequest, { host: '127.0.0.1', port, path }, size),
+    env: {},
+    close: () => upstream.close(),
+  };
+}
+
+/** A TLS upstream in its own process, with a certificate from a CA made for the run, which the gateway is told to trust. */
+async function tlsUpstream(size: number): Promise<BlobUpstream> {
+  const ca = makeCerts(join(work, 'certs'));
+  const child = spawn(process.execPath, [new URL('./lib/tls-blob-upstream.ts', import.meta.url).pathname, ca.key, ca.cert, String(size)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`TLS upstream exited with ${code}`)));
+    createInterface({ input: child.stdout! }).once('line', (line) => resolve(Number(line)));
+  });
+  const trusted = readFileSync(ca.caCert);
+  return {
+    url: `https://127.0.0.1:${port}`,
+    download: (path) => timedDownload(httpsRequest, { host: '127.0.0.1', port, path, ca: trusted }, size),
+    env: { NODE_EXTRA_CA_CERTS: ca.caCert },
+    close: () => child.kill(),
+  };
+}
+
+/**
+ * proxy-blob: bytes through the registry proxy against the same bytes
+ * direct; proxy-blob-tls the same from an upstream over TLS, as every
+ * public registry is reached.
+ */
+async function proxyBlob(key: 'proxy-blob' | 'proxy-blob-tls'): Promise<string[]> {
+  const tls = key === 'proxy-blob-tls';
+  const size = (quick ? 64 : 1024) * 1048576;
+  const upstream = tls ? await tlsUpstream(size) : await plainUpstream(size);
   const manifest = writeManifest({ rules: [{ type: 'docker-v1', domain: 'cr.example.com', 'package-id': 'p', 'repository-name': 'org/big', registry: 'blob.registry', 'always-proxy': true }] });
+  const path = '/v2/org/big/blobs/sha256:x';
   const direct: number[] = [];
   const proxied: number[] = [];
   const growth: number[] = [];
   // The gateway's own CPU per GiB: what the proxy costs, whichever process limits the throughput.
   const cpuPerGiB: number[] = [];
-  for (let round = 0; round < ROUNDS; round++) {
-    direct.push(await download(upPort, '/v2/org/big/blobs/sha256:x', 'x'));
-    await withServer(gatewayArgs(manifest, ['--upstream', `blob.registry=http://127.0.0.1:${upPort}`]), async (s) => {
-      const before = s.rss();
-      let peak = before;
-      const sampler = setInterval(() => (peak = Math.max(peak, s.rss())), 50);
-      const cpu0 = s.cpuSeconds();
-      proxied.push(await download(s.port, '/v2/org/big/blobs/sha256:x', 'cr.example.com'));
-      cpuPerGiB.push((s.cpuSeconds() - cpu0) / (size / 1073741824));
-      clearInterval(sampler);
-      growth.push((peak - before) / 1048576);
-    });
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      direct.push(await upstream.download(path));
+      await withServer(
+        gatewayArgs(manifest, ['--upstream', `blob.registry=${upstream.url}`]),
+        async (s) => {
+          const before = s.rss();
+          let peak = before;
+          const sampler = setInterval(() => (peak = Math.max(peak, s.rss())), 50);
+          const cpu0 = s.cpuSeconds();
+          proxied.push(await timedDownload(httpRequest, { host: '127.0.0.1', port: s.port, path, headers: { host: 'cr.example.com' } }, size));
+          cpuPerGiB.push((s.cpuSeconds() - cpu0) / (size / 1073741824));
+          clearInterval(sampler);
+          growth.push((peak - before) / 1048576);
+        },
+        upstream.env,
+      );
+    }
+  } finally {
+    upstream.close();
   }
-  upstream.close();
+  const what = `${size / 1048576} MiB${tls ? ' over TLS' : ''}`;
   const cpu = `gateway CPU ${fmt(median(cpuPerGiB), 2)} s per GiB`;
-  const line = `proxy-blob       ${size / 1048576} MiB: through the gateway ${fmt(median(proxied), 0)} MB/s, direct ${fmt(median(direct), 0)} MB/s, ratio ×${fmt(median(proxied) / median(direct), 2)}; gateway RSS growth ${fmt(median(growth), 0)} MB; ${cpu}`;
-  console.log(line);
-  return [`| proxy-blob | ${size / 1048576} MiB blob: ${fmt(median(proxied), 0)} MB/s through the gateway vs ${fmt(median(direct), 0)} MB/s direct | throughput ×${fmt(median(proxied) / median(direct), 2)} (target ≥ 0.8) | RSS growth ${fmt(median(growth), 0)} MB (target < 50) | ${cpu} |`];
+  console.log(`${key.padEnd(16)} ${what}: through the gateway ${fmt(median(proxied), 0)} MB/s, direct ${fmt(median(direct), 0)} MB/s, ratio ×${fmt(median(proxied) / median(direct), 2)}; gateway RSS growth ${fmt(median(growth), 0)} MB; ${cpu}`);
+  const target = tls ? '' : ' (target ≥ 0.8)';
+  const rssTarget = tls ? '' : ' (target < 50)';
+  return [`| ${key} | ${what} blob: ${fmt(median(proxied), 0)} MB/s through the gateway vs ${fmt(median(direct), 0)} MB/s direct | throughput ×${fmt(median(proxied) / median(direct), 2)}${target} | RSS growth ${fmt(median(growth), 0)} MB${rssTarget} | ${cpu} |`];
 }
 
 /**
@@ -395,7 +452,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   for (const subject of subjects) if (selected(subject.key)) rows.push(await versusBaseline(subject));
   const extra = [
-    ...(selected('proxy-blob') ? await proxyBlob() : []),
+    ...(selected('proxy-blob') ? await proxyBlob('proxy-blob') : []),
+    ...(selected('proxy-blob-tls') ? await proxyBlob('proxy-blob-tls') : []),
     ...(selected('reload-100k') ? await reloadUnderLoad(sizes.k100) : []),
     ...(selected('workers') ? await workers(sizes.k10) : []),
   ];
