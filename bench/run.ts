@@ -298,7 +298,7 @@ async function proxyBlob(key: 'proxy-blob' | 'proxy-blob-tls'): Promise<string[]
   console.log(`${key.padEnd(16)} ${what}: through the gateway ${fmt(median(proxied), 0)} MB/s, direct ${fmt(median(direct), 0)} MB/s, ratio ×${fmt(median(proxied) / median(direct), 2)}; gateway RSS growth ${fmt(median(growth), 0)} MB; ${cpu}`);
   const target = tls ? '' : ' (target ≥ 0.8)';
   const rssTarget = tls ? '' : ' (target < 50)';
-  return [`| ${key} | ${what} blob: ${fmt(median(proxied), 0)} MB/s through the gateway vs ${fmt(median(direct), 0)} MB/s direct | throughput ×${fmt(median(proxied) / median(direct), 2)}${target} | RSS growth ${fmt(median(growth), 0)} MB${rssTarget} | ${cpu} |`];
+  return [`| ${key} | ${size / 1048576} MiB blob${tls ? ' over TLS' : ''}: ${fmt(median(proxied), 0)} MB/s through the gateway vs ${fmt(median(direct), 0)} MB/s direct | throughput ×${fmt(median(proxied) / median(direct), 2)}${target} | RSS growth ${fmt(median(growth), 0)} MB${rssTarget} | ${cpu} |`];
 }
 
 /**
