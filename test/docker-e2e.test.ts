@@ -259,6 +259,14 @@ describe('registry with token auth', { timeout: 300_000 }, () => {
       assert.equal(res.status, 200);
       assert.equal(res.headers.authorization, undefined);
       assert.doesNotMatch(JSON.stringify(res.headers), /Bearer|eyJ/);
+      // The OCI referrers API reaches the registry with the gateway's token. This one (distribution 2.8) has
+      // no such API: its 404 reaches the client, which then falls back to tags.
+      const referrers = await request(gw.port, { path: `/v2/test/hello/referrers/${imageDigest}`, host: '127.0.0.1' });
+      assert.equal(referrers.status, 404);
+      assert.equal(referrers.headers['docker-distribution-api-version'], 'registry/2.0', 'the answer is the registry\'s');
+      const [line] = await gw.linesFor(referrers.headers['x-request-id'] as string);
+      assert.equal(line.outcome, 'proxy');
+      assert.equal(line.capture?.type === 'docker' ? line.capture.reference : null, imageDigest);
     } finally {
       await gw.stop();
     }
