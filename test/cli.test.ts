@@ -160,6 +160,12 @@ test('admin port: /healthz and /readyz', async () => {
     const ready = await request(gw.adminPort, { path: '/readyz' });
     assert.equal(ready.status, 200);
     assert.equal((await request(gw.adminPort, { path: '/nope' })).status, 404);
+    assert.equal((await request(gw.adminPort, { path: '/healthz', method: 'HEAD' })).status, 200);
+    for (const path of ['/healthz', '/readyz', '/metrics']) {
+      const posted = await request(gw.adminPort, { path, method: 'POST', body: 'x' });
+      assert.equal(posted.status, 405, path);
+      assert.equal(posted.headers.allow, 'GET, HEAD');
+    }
     // The admin endpoints are not on the public port.
     assert.equal((await request(gw.port, { path: '/healthz' })).status, 404);
   } finally {

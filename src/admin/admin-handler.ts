@@ -21,6 +21,11 @@ export function createAdminHandler(source: AdminSource) {
       res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
       res.end(req.method === 'HEAD' ? undefined : body);
     };
+    // Read only: a POST or DELETE here is a mistake, not a probe.
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return reply(405, 'method not allowed\n');
+    }
     if (path === '/healthz') return reply(200, 'ok\n');
     if (path === '/readyz') return source.ready() ? reply(200, 'ready\n') : reply(503, 'not ready\n');
     if (path === '/metrics') {
