@@ -22,6 +22,7 @@ import { requestId } from './analytics/request-id.ts';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { ManifestMetrics, RequestMetrics } from './admin/metrics.ts';
 import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
+import { ReadBudget } from './proxy/backend-client.ts';
 import { RegistryProxy } from './proxy/registry-proxy.ts';
 import { Upstreams } from './proxy/upstreams.ts';
 import { NpmDocuments } from './rules/npm-cache.ts';
@@ -92,13 +93,13 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   });
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
+  const readBudget = new ReadBudget(options.proxyBufferMemory * 1048576);
   const registry = new Registry();
   const metrics = new RequestMetrics(registry, {
     tokenStats: () => auth?.stats ?? null,
     analyticsBlockingWrites: () => analytics.blockingWrites,
     analyticsFull: () => analytics.full,
-    // Read when /metrics is scraped, after the proxy below exists.
-    proxyReadBuffers: () => registryProxy.readBufferBytes,
+    proxyReadBuffers: () => readBudget.held,
   });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
@@ -114,7 +115,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     upstreams,
     connectTimeout: options.upstreamConnectTimeout,
     firstByteTimeout: options.upstreamTimeout,
-    readBufferBytes: options.proxyBufferMemory * 1048576,
+    readBudget,
     auth,
     onUpstreamError: (code) => metrics.upstreamError(code),
   });

@@ -35,11 +35,6 @@ export class BackendClient {
     this.#options = options;
   }
 
-  /** Bytes of read buffers the connections hold. */
-  get readBufferBytes(): number {
-    return this.#options.readBudget.held;
-  }
-
   /** Sends GET or HEAD for `url` with `fields` (name, value, name, value, ...; Host is added); `signal` aborts when the client has left. */
   async request(url: URL, method: 'GET' | 'HEAD', fields: readonly string[], signal: AbortSignal): Promise<BackendAnswer> {
     const head = requestHead(url, method, fields);

@@ -542,7 +542,7 @@ export class ReadBuffers {
     // Closed: a read node may still make goes nowhere that counts.
     if (this.#closed) return Buffer.allocUnsafe(SMALL_READ_SIZE);
     if (this.#current !== null) {
-      if (!this.#lent.has(this.#current.buffer)) this.#tail = 0;
+      // `#tail` is 0 whenever none of the buffer's bytes are lent (giveBack).
       if (this.#tail === 0) return this.#current;
       if (this.roomy) return this.#current.subarray(this.#tail);
     }
@@ -554,7 +554,8 @@ export class ReadBuffers {
   lend(view: Buffer, end = view.length): void {
     const lent = this.#lent.get(view.buffer);
     if (lent !== undefined) lent.reads++;
-    else this.#lent.set(view.buffer, { buffer: this.#baseOf(view), reads: 1 });
+    // Lent for the first time as it is read: it is in the buffer in use.
+    else this.#lent.set(view.buffer, { buffer: this.#current!, reads: 1 });
     if (this.#current !== null && view.buffer === this.#current.buffer) {
       this.#tail = Math.max(this.#tail, view.byteOffset - this.#current.byteOffset + end);
     }
@@ -582,11 +583,5 @@ export class ReadBuffers {
     this.#spare.length = 0;
     if (this.#current !== null && !this.#lent.has(this.#current.buffer)) this.#budget.drop(this.#current);
     this.#current = null;
-  }
-
-  /** The whole buffer `view` is part of. */
-  #baseOf(view: Buffer): Buffer {
-    if (this.#current !== null && view.buffer === this.#current.buffer) return this.#current;
-    return view.byteOffset === 0 && view.length === view.buffer.byteLength ? view : Buffer.from(view.buffer, 0, view.buffer.byteLength);
   }
 }

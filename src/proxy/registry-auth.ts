@@ -95,7 +95,7 @@ export class RegistryAuth {
   /** A cached `Authorization` value for this registry and scope, if any. */
   cached(registry: string, scope: string): string | undefined {
     if (!this.#creds.has(registry)) return undefined;
-    const token = this.#tokens.get(`${registry} ${scope}`);
+    const token = this.#tokens.get(tokenKey(registry, scope));
     if (token === undefined) {
       this.stats.misses++;
       return undefined;
@@ -120,7 +120,7 @@ export class RegistryAuth {
     const key = `${registry} ${url.href}`;
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
-      pending = this.#fetch(url.href, basic, `${registry} ${challenge.params.scope ?? ''}`).finally(() => this.#inflight.delete(key));
+      pending = this.#fetch(url.href, basic, tokenKey(registry, challenge.params.scope ?? '')).finally(() => this.#inflight.delete(key));
       // Its waiters may all have left: a failure nobody waits for is not an unhandled rejection.
       pending.catch(() => undefined);
       this.#inflight.set(key, pending);
@@ -142,6 +142,11 @@ export class RegistryAuth {
     if (got !== null) this.#tokens.set(cacheKey, got.token, { ttl: Math.max(1, got.expiresIn - 5) * 1000 });
     return got;
   }
+}
+
+/** Where a token for `scope` on `registry` is cached. */
+function tokenKey(registry: string, scope: string): string {
+  return `${registry} ${scope}`;
 }
 
 /** `pending`, unless `left` aborts first: then ClientLeft. */

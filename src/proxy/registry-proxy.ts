@@ -26,7 +26,7 @@ import type { Outcome } from '../analytics/capture.ts';
 import type { ErrorCode } from '../errors.ts';
 import { ERRORS } from '../errors.ts';
 import { ociBody } from '../rules/docker-errors.ts';
-import { BackendClient, BackendError, ClientLeft, ReadBudget, type BackendAnswer } from './backend-client.ts';
+import { BackendClient, BackendError, ClientLeft, type BackendAnswer, type ReadBudget } from './backend-client.ts';
 import { parseChallenge, type RegistryAuth } from './registry-auth.ts';
 import type { Upstreams } from './upstreams.ts';
 
@@ -37,8 +37,8 @@ export interface RegistryProxyOptions {
   readonly connectTimeout: number;
   /** Time the backend may stay silent (first byte, and between chunks), in ms. */
   readonly firstByteTimeout: number;
-  /** Bytes of read buffers that may each hold 256 KiB; past them, 16 KiB (`--proxy-buffer-memory`). */
-  readonly readBufferBytes: number;
+  /** Where the backend connections' read buffers come from (`--proxy-buffer-memory`). */
+  readonly readBudget: ReadBudget;
   /** Gateway-held credentials, or null. */
   readonly auth: RegistryAuth | null;
   /** Called for each upstream failure (metrics). */
@@ -79,12 +79,7 @@ export class RegistryProxy {
 
   constructor(options: RegistryProxyOptions) {
     this.#options = options;
-    this.#client = new BackendClient({ connectTimeout: options.connectTimeout, silenceTimeout: options.firstByteTimeout, readBudget: new ReadBudget(options.readBufferBytes) });
-  }
-
-  /** Bytes of read buffers held for backend connections (metrics). */
-  get readBufferBytes(): number {
-    return this.#client.readBufferBytes;
+    this.#client = new BackendClient({ connectTimeout: options.connectTimeout, silenceTimeout: options.firstByteTimeout, readBudget: options.readBudget });
   }
 
   /** Forward one pull of `image` ('' for the version check); resolves when the client's response is finished. */
