@@ -191,6 +191,11 @@ test('a variable cannot move the redirect to another origin', async () => {
 test('a huge URL gets 414 and a line', async () => {
   const raw = await rawRequest(gw.port, `GET /x/${'a'.repeat(9000)} HTTP/1.1\r\nHost: ${D}\r\nConnection: close\r\n\r\n`);
   assert.equal(statusOf(raw), 414);
+  // Under /v2 in the registry's format, which docker prints.
+  const v2 = await rawRequest(gw.port, `GET /v2/${'a'.repeat(9000)}/manifests/1 HTTP/1.1\r\nHost: ${D}\r\nConnection: close\r\n\r\n`);
+  assert.equal(statusOf(v2), 414);
+  assert.match(v2, /^docker-distribution-api-version: registry\/2\.0\r$/im);
+  assert.deepEqual(JSON.parse(v2.slice(v2.indexOf('\r\n\r\n') + 4)).errors.map((e: { code: string }) => e.code), ['URL_TOO_LONG']);
 });
 
 test('a malformed request line gets 400, never a crash', async () => {

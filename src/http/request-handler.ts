@@ -16,8 +16,10 @@ import { anonymizeIp, clientIp } from '../analytics/client-ip.ts';
 import type { AnalyticsLog } from '../analytics/analytics-log.ts';
 import type { Capture, Outcome } from '../analytics/capture.ts';
 import { requestId } from '../analytics/request-id.ts';
+import type { ErrorCode } from '../errors.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { notFound, route, type RouteServices } from '../routing/route.ts';
+import { isDockerPath, ociError } from '../rules/docker-errors.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
 import { absoluteForm, duplicateHost, requestHost } from './request-host.ts';
@@ -96,8 +98,8 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     };
 
     let answer: Answer;
-    if (target.length > config.maxUrlLength) answer = errorAnswer('URL_TOO_LONG');
-    else if (duplicateHost(req.rawHeaders)) answer = errorAnswer('DUPLICATE_HOST');
+    if (target.length > config.maxUrlLength) answer = requestError('URL_TOO_LONG', path);
+    else if (duplicateHost(req.rawHeaders)) answer = requestError('DUPLICATE_HOST', path);
     else if (path[0] !== '/') answer = errorAnswer('NOT_FOUND');
     else {
       const table = state.table;
@@ -167,6 +169,11 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
     // A body nobody reads must still be drained for keep-alive to work.
     if (hasBody(req)) req.resume();
   };
+}
+
+/** An error found before routing, in the registry's format under `/v2` (docker prints it). */
+function requestError(code: ErrorCode, path: string): Answer {
+  return isDockerPath(path) ? ociError(code) : errorAnswer(code);
 }
 
 /** Hot path. Writes a non-streamed answer; HEAD gets the headers of GET. */
