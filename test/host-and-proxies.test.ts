@@ -101,6 +101,26 @@ test('client IP: right-most X-Forwarded-For entry that is not a trusted proxy', 
   assert.deepEqual(line.client, { ip: '198.51.100.7', userAgent: 'ua/1', referer: 'https://r.example/' });
 });
 
+test('X-Forwarded-For entries with a port are addresses; an entry that is no address is an unknown client (null), never written', async () => {
+  const ipFor = async (gw: GatewayProcess, forwardedFor: string) => {
+    const res = await request(gw.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': forwardedFor } });
+    return (await gw.linesFor(res.headers['x-request-id'] as string))[0].client.ip;
+  };
+  // As some load balancers write them.
+  assert.equal(await ipFor(loopbackTrusted, '203.0.113.7:51234'), '203.0.113.7');
+  assert.equal(await ipFor(loopbackTrusted, '[2001:db8::7]:443'), '2001:db8::7');
+  assert.equal(await ipFor(loopbackTrusted, '[2001:db8::7]'), '2001:db8::7');
+  // A trusted proxy's own entry with a port is still trusted and passed over.
+  assert.equal(await ipFor(loopbackTrusted, '198.51.100.7, 127.0.0.1:4000'), '198.51.100.7');
+  for (const junk of ['unknown', '_hidden', '<script>', '203.0.113.7:x', '[2001:db8::7]x', '999.1.1.1']) {
+    assert.equal(await ipFor(loopbackTrusted, `198.51.100.7, ${junk}`), null, junk);
+    // Anonymized, nothing is kept whole either.
+    assert.equal(await ipFor(anonymized, `198.51.100.7, ${junk}`), null, junk);
+  }
+  assert.equal(await ipFor(anonymized, '203.0.113.77:8080'), '203.0.113.0');
+  assert.equal(await ipFor(anonymized, '1:2:3:4:5:6:7:8'), '1:2:3::');
+});
+
 test('--anonymize-ip truncates IPv4 to /24 and IPv6 to /48', async () => {
   const v4 = await request(anonymized.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.77' } });
   const v6 = await request(anonymized.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '2001:db8:abcd:12::1' } });

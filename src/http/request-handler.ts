@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { anonymizeIp, clientIp } from '../analytics/client-ip.ts';
+import { clientIp, lineIp } from '../analytics/client-ip.ts';
 import type { AnalyticsLog } from '../analytics/analytics-log.ts';
 import type { Capture, Outcome } from '../analytics/capture.ts';
 import { requestId } from '../analytics/request-id.ts';
@@ -74,7 +74,6 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
 
     const client = () => clientIp(req.socket.remoteAddress, peerTrusted, headers['x-forwarded-for'], trusted);
     const line = (status: number, outcome: Outcome, capture: Capture | null) => {
-      const ip = client();
       analytics.write({
         requestId: id,
         method,
@@ -85,7 +84,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
         outcome,
         durationMs: performance.now() - start,
         client: {
-          ip: config.anonymizeIp ? anonymizeIp(ip) : ip,
+          ip: lineIp(client(), config.anonymizeIp),
           userAgent: headers['user-agent'] ?? null,
           referer: headers.referer ?? null,
         },
