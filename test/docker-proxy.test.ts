@@ -160,6 +160,8 @@ test('writes get 405 UNSUPPORTED', async () => {
     const { res } = await pull('/v2/org/app/blobs/uploads/', {}, method);
     assert.equal(res.status, 405, method);
     assert.equal(JSON.parse(res.text).errors[0].code, 'UNSUPPORTED');
+    // RFC 9110 §15.5.6: a 405 names the methods there are.
+    assert.equal(res.headers.allow, 'GET, HEAD', method);
   }
 });
 

@@ -182,6 +182,7 @@ test('packument details: rewritten tarballs, integrity untouched, version docume
   for (const [method, path] of [['PUT', '/tiny-gw-pkg'], ['PUT', '/-/user/org.couchdb.user:me'], ['POST', '/-/npm/v1/security/audits/quick'], ['DELETE', '/tiny-gw-pkg/-rev/1']]) {
     const r = await request(gw.port, { method, path, host: `127.0.0.1:${gw.port}`, body: '{}' });
     assert.equal(r.status, 405, `${method} ${path}`);
+    assert.equal(r.headers.allow, 'GET, HEAD', `${method} ${path}`);
   }
 });
 

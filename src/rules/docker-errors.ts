@@ -21,6 +21,10 @@ const OCI_CODES: Partial<Record<ErrorCode, string>> = {
   UPSTREAM_TIMEOUT: 'UNAVAILABLE',
 };
 
+const HEADERS = { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' };
+/** A 405 names the methods there are (RFC 9110 §15.5.6): pulls only. */
+const READ_ONLY_HEADERS = { ...HEADERS, allow: 'GET, HEAD' };
+
 /** The OCI error body for one of our codes. */
 export function ociBody(code: ErrorCode): string {
   return JSON.stringify({ errors: [{ code: OCI_CODES[code] ?? code, message: ERRORS[code].message, detail: {} }] });
@@ -33,7 +37,7 @@ export function ociError(code: ErrorCode, capture: Capture | null = null): Answe
     outcome: status === 404 ? 'not-found' : status >= 500 ? 'upstream-error' : 'rejected',
     capture,
     error: code,
-    headers: { 'content-type': 'application/json', 'docker-distribution-api-version': 'registry/2.0' },
+    headers: status === 405 ? READ_ONLY_HEADERS : HEADERS,
     body: ociBody(code),
   };
 }

@@ -44,6 +44,10 @@ export function compileNpm(rule: NpmRule): NpmTarget {
 
 const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
+/** A 405 names the methods there are (RFC 9110 §15.5.6): this registry is read only. */
+const READ_ONLY_HEADERS = { 'content-type': 'application/json', allow: 'GET, HEAD' };
+const JSON_HEADERS = { 'content-type': 'application/json' };
+
 /** npm's own error shape. */
 function npmError(status: 404 | 405 | 502, message: string, capture: NpmCapture | null = null): Answer {
   const code = status === 404 ? 'NOT_FOUND' : status === 405 ? 'READ_ONLY' : 'UPSTREAM_UNREACHABLE';
@@ -52,7 +56,7 @@ function npmError(status: 404 | 405 | 502, message: string, capture: NpmCapture 
     outcome: status === 404 ? 'not-found' : status === 405 ? 'rejected' : 'upstream-error',
     capture,
     error: code,
-    headers: { 'content-type': 'application/json' },
+    headers: status === 405 ? READ_ONLY_HEADERS : JSON_HEADERS,
     body: JSON.stringify({ error: message }),
   };
 }
