@@ -4,13 +4,14 @@
  * are up and a manifest is loaded; it rejects when the manifest is invalid.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { analyticsLog, feedDestination, type AnalyticsLog } from './analytics/analytics-log.ts';
 import { RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { createAdminHandler } from './admin/admin-handler.ts';
 import { formatProblem, ManifestError } from './errors.ts';
+import { answerRefusedRequests } from './http/refused-requests.ts';
 import { createRequestHandler, type HandlerState } from './http/request-handler.ts';
 import { trustedProxies } from './http/trusted-proxies.ts';
 import { loadManifestFile, loadManifestText } from './manifest/load-manifest.ts';
@@ -18,7 +19,6 @@ import { ManifestWatcher } from './reload/manifest-watcher.ts';
 import { Reloader } from './reload/reloader.ts';
 import type { RoutingTable } from './routing/routing-table.ts';
 import type { GatewayOptions } from './options.ts';
-import { requestId } from './analytics/request-id.ts';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { ManifestMetrics, RequestMetrics } from './admin/metrics.ts';
 import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
@@ -58,12 +58,6 @@ export interface Gateway {
   /** Stop accepting, drain in-flight requests, flush analytics. */
   close(): Promise<void>;
 }
-
-/** Parser errors (llhttp codes) and the status each one gets. */
-const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
-};
 
 function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -152,29 +146,11 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       }
     },
   );
-  // Malformed requests that never reach the handler (bad request line,
-  // oversized head): answer 4xx and still write an analytics line.
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
-    const id = requestId();
-    analytics.write({
-      requestId: id,
-      method: '',
-      host: '',
-      path: '',
-      query: '',
-      status,
-      outcome: 'rejected',
-      durationMs: 0,
-      client: { ip: socket.remoteAddress ?? null, userAgent: null, referer: null },
-      capture: null,
-    });
-    // As node's default handler does: never a second answer on a socket whose
-    // response has already begun (the error is in bytes after a request).
-    const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-    if (socket.writable && err.code !== 'ECONNRESET' && current?.headersSent !== true) {
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-request-id: ${id}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    } else socket.destroy();
+  answerRefusedRequests(server, {
+    analytics,
+    trusted,
+    anonymizeIp: options.anonymizeIp,
+    onRefused: () => metrics.request('rejected', null, 0),
   });
 
   const port = await listen(server, options.port, options.host);

@@ -205,6 +205,18 @@ test('a malformed request line gets 400, never a crash', async () => {
   assert.equal(res.status, 307, 'still serving');
 });
 
+test('CONNECT gets 405 with Allow, and a line (node closed the connection without a word)', async () => {
+  const raw = await rawRequest(gw.port, `CONNECT ${D}:443 HTTP/1.1\r\nHost: ${D}:443\r\n\r\n`);
+  assert.equal(statusOf(raw), 405);
+  assert.match(raw, /^allow: GET, HEAD, POST\r$/im);
+  assert.equal(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error.code, 'METHOD_NOT_ALLOWED');
+  const [line] = await gw.linesFor(/^x-request-id: (\S+)\r$/im.exec(raw)![1]);
+  assert.equal(line.method, 'CONNECT');
+  assert.equal(line.status, 405);
+  assert.equal(line.outcome, 'rejected');
+  assert.equal((await get('/tool-1.tgz')).status, 307, 'still serving');
+});
+
 test('HEAD gets the headers of GET', async () => {
   const res = await request(gw.port, { method: 'HEAD', path: '/tool-1.tgz', host: D });
   assert.equal(res.status, 307);

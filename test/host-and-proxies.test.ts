@@ -121,6 +121,13 @@ test('X-Forwarded-For entries with a port are addresses; an entry that is no add
   assert.equal(await ipFor(anonymized, '1:2:3:4:5:6:7:8'), '1:2:3::');
 });
 
+test('--anonymize-ip also holds for requests the parser refuses', async () => {
+  const raw = await rawRequest(anonymized.port, 'GET /a b c HTTP/1.1\r\nHost: dl.example.com\r\n\r\n');
+  assert.equal(statusOf(raw), 400);
+  const [line] = await anonymized.linesFor(/^x-request-id: (\S+)\r$/im.exec(raw)![1]);
+  assert.equal(line.client.ip, '127.0.0.0');
+});
+
 test('--anonymize-ip truncates IPv4 to /24 and IPv6 to /48', async () => {
   const v4 = await request(anonymized.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.77' } });
   const v6 = await request(anonymized.port, { path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '2001:db8:abcd:12::1' } });

@@ -1,0 +1,73 @@
+/**
+ * Requests that never reach the request handler: those node's parser
+ * refuses (malformed request line, oversized head, timeouts), and CONNECT,
+ * whose connection node closes without a word when nothing listens. Each
+ * gets a 4xx with an `X-Request-Id` and one analytics line, like any other
+ * request, and the connection is closed.
+ */
+import type { Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { clientIp, lineIp } from '../analytics/client-ip.ts';
+import type { AnalyticsLog } from '../analytics/analytics-log.ts';
+import { requestId } from '../analytics/request-id.ts';
+import { ERRORS } from '../errors.ts';
+import type { TrustedProxies } from './trusted-proxies.ts';
+
+export interface RefusedConfig {
+  readonly analytics: AnalyticsLog;
+  readonly trusted: TrustedProxies;
+  readonly anonymizeIp: boolean;
+  /** Counts the request (metrics). */
+  readonly onRefused: () => void;
+}
+
+/** Parser errors (llhttp codes) answered with a status of their own; any other gets 400. */
+const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
+};
+
+const CONNECT_BODY = JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED', message: ERRORS.METHOD_NOT_ALLOWED.message } });
+
+export function answerRefusedRequests(server: Server, config: RefusedConfig): void {
+  const line = (id: string, method: string, status: number, ip: string | null) => {
+    config.analytics.write({
+      requestId: id,
+      method,
+      host: '',
+      path: '',
+      query: '',
+      status,
+      outcome: 'rejected',
+      durationMs: 0,
+      client: { ip: lineIp(ip, config.anonymizeIp), userAgent: null, referer: null },
+      capture: null,
+    });
+    config.onRefused();
+  };
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
+    const id = requestId();
+    // The head was not parsed: the socket's address is all there is.
+    line(id, '', status, clientIp(socket.remoteAddress, false, undefined, config.trusted));
+    // As node's default handler does: never a second answer on a socket whose
+    // response has already begun (the error is in bytes after a request).
+    const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+    if (socket.writable && err.code !== 'ECONNRESET' && current?.headersSent !== true) {
+      socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-request-id: ${id}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    } else socket.destroy();
+  });
+
+  // The gateway is no forward proxy (RFC 9110 §9.3.6): 405, and the methods it has.
+  server.on('connect', (req, socket: Socket) => {
+    const id = requestId();
+    const peer = req.socket.remoteAddress;
+    line(id, 'CONNECT', 405, clientIp(peer, config.trusted.trusts(peer), req.headers['x-forwarded-for'], config.trusted));
+    socket.on('error', () => undefined);
+    socket.end(
+      `HTTP/1.1 405 Method Not Allowed\r\nx-request-id: ${id}\r\nallow: GET, HEAD, POST\r\ncontent-type: application/json\r\n` +
+        `content-length: ${CONNECT_BODY.length}\r\nconnection: close\r\n\r\n${CONNECT_BODY}`,
+    );
+  });
+}
