@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway } from './helpers/gateway-process.ts';
-import { request } from './helpers/http-client.ts';
+import { rawRequest, request, statusOf } from './helpers/http-client.ts';
 
 const D = 'metrics.test';
 const manifest = {
@@ -25,21 +25,25 @@ async function checkExposition(args: string[]): Promise<void> {
     for (let i = 0; i < 200 && (await request(gw.adminPort, { path: '/readyz' })).status !== 200; i++) await new Promise((r) => setTimeout(r, 25));
     for (let i = 0; i < 30; i++) assert.equal((await request(gw.port, { path: `/f/${i}`, host: D })).status, 307);
     for (let i = 0; i < 4; i++) assert.equal((await request(gw.port, { path: '/nothing', host: D })).status, 404);
+    // Refused before the handler: by the parser, and CONNECT.
+    assert.equal(statusOf(await rawRequest(gw.port, 'GET /a b c HTTP/1.1\r\n\r\n')), 400);
+    assert.equal(statusOf(await rawRequest(gw.port, `CONNECT ${D}:443 HTTP/1.1\r\nHost: ${D}:443\r\n\r\n`)), 405);
     const text = (await request(gw.adminPort, { path: '/metrics' })).text;
 
     assert.match(text, /^# TYPE gateway_request_duration_seconds histogram$/m);
     assert.deepEqual(samples(text, 'gateway_requests_total'), [
       ['{outcome="redirect",kind="file"}', 30],
       ['{outcome="not-found",kind="none"}', 4],
+      ['{outcome="rejected",kind="none"}', 2],
     ]);
     const buckets = samples(text, 'gateway_request_duration_seconds_bucket');
     assert.equal(buckets.length, 13, 'twelve bounds and +Inf');
-    assert.deepEqual(buckets.at(-1), ['{le="+Inf"}', 34]);
+    assert.deepEqual(buckets.at(-1), ['{le="+Inf"}', 36]);
     assert.deepEqual(buckets[0][0], '{le="0.0001"}');
     for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1], 'cumulative');
-    assert.deepEqual(samples(text, 'gateway_request_duration_seconds_count'), [['', 34]]);
+    assert.deepEqual(samples(text, 'gateway_request_duration_seconds_count'), [['', 36]]);
     const [[, sum]] = samples(text, 'gateway_request_duration_seconds_sum');
-    assert.ok(sum > 0 && sum < 34, `sum of 34 durations in seconds: ${sum}`);
+    assert.ok(sum > 0 && sum < 36, `sum of 36 durations in seconds: ${sum}`);
     assert.deepEqual(samples(text, 'gateway_analytics_blocking_writes_total'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_analytics_destination_full'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_proxy_read_buffer_bytes'), [['', 0]]);
