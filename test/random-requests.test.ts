@@ -10,20 +10,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startGateway } from './helpers/gateway-process.ts';
 import { rawRequest, statusOf } from './helpers/http-client.ts';
+import { seededRandom } from './helpers/random.ts';
 
 const REQUESTS = 1500;
 const AT_ONCE = 20;
-
-/** mulberry32: the same requests on every run. */
-function random(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 test('random requests over every rule type: no server error, a line for each answer, still serving', { timeout: 120_000 }, async () => {
   const manifest = JSON.parse(readFileSync(new URL('../config/manifest.json', import.meta.url), 'utf8')) as { rules: object[] };
@@ -34,7 +24,7 @@ test('random requests over every rule type: no server error, a line for each ans
   );
   const gw = await startGateway({ manifest, args: ['--upstream', 'ghcr.io=http://127.0.0.1:1'] });
   try {
-    const rnd = random(20261127);
+    const rnd = seededRandom(20261127);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
     const safe = [...'abcxyz/%2F%41%zz..?&=:@!$()*+,;~-_0123456789AZ.whl.tgz'];
     const odd = [...'#{}[]\'"<>\\^`|\u00e9\u2603\x7f\x00\t '];
