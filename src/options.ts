@@ -30,6 +30,8 @@ export interface GatewayOptions {
   readonly upstreamConnectTimeout: number;
   /** Time a backend may stay silent (first byte, and between chunks), in ms. */
   readonly upstreamTimeout: number;
+  /** Time a proxied body's write may wait for the client to take its bytes, in ms; past it the response is cut off. */
+  readonly sendTimeout: number;
   /** MiB of the proxy's read buffers that may each hold 256 KiB; past them, reads take 16 KiB. */
   readonly proxyBufferMemory: number;
   /** How long an npm package document is served from cache before revalidation, in ms. */
@@ -73,6 +75,7 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   redirectAgents: DEFAULT_REDIRECT_AGENTS,
   upstreamConnectTimeout: 10_000,
   upstreamTimeout: 60_000,
+  sendTimeout: 60_000,
   proxyBufferMemory: 64,
   npmCacheTtl: 60_000,
   analytics: '-',
@@ -109,6 +112,7 @@ export const NUMBER_FLAGS: Readonly<Record<string, NumberRange>> = {
   'admin-port': { min: -1, max: 65535, integer: true },
   'upstream-connect-timeout': ms(1),
   'upstream-timeout': ms(1),
+  'send-timeout': ms(1),
   'proxy-buffer-memory': { min: 0, max: 2 ** 20 },
   'npm-cache-ttl': ms(0),
   'max-url-length': { min: 1, max: 2 ** 31 - 1, integer: true },

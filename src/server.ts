@@ -109,6 +109,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     upstreams,
     connectTimeout: options.upstreamConnectTimeout,
     firstByteTimeout: options.upstreamTimeout,
+    sendTimeout: options.sendTimeout,
     readBudget,
     auth,
     onUpstreamError: (code) => metrics.upstreamError(code),

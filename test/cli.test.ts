@@ -106,7 +106,7 @@ test('--help explains every flag', () => {
   assert.equal(r.code, 0);
   for (const flag of ['--manifest', '--host', '--port', '--admin-port', '--trust-proxy', '--upstream', '--anonymize-ip',
     '--max-url-length', '--max-header-size', '--max-body-size', '--max-body-events', '--headers-timeout', '--request-timeout',
-    '--keep-alive-timeout', '--drain-timeout', '--analytics', '--proxy-buffer-memory', '--log-level']) {
+    '--keep-alive-timeout', '--drain-timeout', '--analytics', '--proxy-buffer-memory', '--send-timeout', '--log-level']) {
     assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
   }
 });
@@ -126,6 +126,7 @@ test('a numeric flag out of its range or not a number, or a log level pino does 
     [['--workers', '0'], {}, /--workers: expected a whole number from 1/],
     [['--max-body-events', '1.5'], {}, /--max-body-events: expected a whole number/],
     [['--proxy-buffer-memory', '-1'], {}, /--proxy-buffer-memory: expected a number from 0/],
+    [['--send-timeout', '0'], {}, /--send-timeout: expected a number from 1/],
     [[], { GATEWAY_UPSTREAM_CONNECT_TIMEOUT: 'soon' }, /--upstream-connect-timeout: expected a number from 1/],
     [['--log-level', 'loud'], {}, /--log-level.*Given: "loud", Choices: "trace", "debug", "info", "warn", "error", "fatal", "silent"/s],
   ];

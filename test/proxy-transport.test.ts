@@ -46,7 +46,7 @@ before(async () => {
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   gw = await startGateway({
     manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'backend.test', 'always-proxy': true }] },
-    args: ['--upstream', `backend.test=http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--upstream-timeout', '500'],
+    args: ['--upstream', `backend.test=http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--upstream-timeout', '500', '--send-timeout', '2000'],
   });
 });
 after(async () => {
@@ -253,6 +253,37 @@ test('a blob arrives byte for byte through a client slower than the backend, eve
   const blob = randomBytes(24 * 1024 * 1024);
   scripts.set('random', (socket) => sendRandom(socket, blob));
   assert.equal(await slowDigest(gw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob));
+});
+
+test('a client that stops reading is cut off after --send-timeout (2 s here), and the backend connection is closed', { timeout: 30_000 }, async () => {
+  let backendClosed!: () => void;
+  const closed = new Promise<void>((r) => (backendClosed = r));
+  scripts.set('endless-stopped', (socket) => {
+    socket.on('close', () => backendClosed());
+    socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+    const chunk = `10000\r\n${'x'.repeat(0x10000)}\r\n`;
+    const pump = (): void => {
+      while (socket.writable && socket.write(chunk));
+      if (socket.writable) socket.once('drain', pump);
+    };
+    pump();
+  });
+  const started = Date.now();
+  const client = connect(gw.port, '127.0.0.1');
+  client.on('error', () => undefined);
+  const clientClosed = new Promise<void>((r) => client.on('close', () => r()));
+  client.write(`GET /v2/org/app/blobs/sha256:endless-stopped HTTP/1.1\r\nhost: ${D}\r\n\r\n`);
+  // Never reads: the kernel's buffers fill, then the gateway's write waits.
+  client.pause();
+  await closed;
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 2000 && elapsed < 10_000, `the backend connection closed after ${elapsed} ms`);
+  // The client's connection is closed too: reading again, it sees the end.
+  client.resume();
+  await clientClosed;
+  const line = await gw.waitForLine((l) => l.path === '/v2/org/app/blobs/sha256:endless-stopped');
+  assert.equal(line.status, 200);
+  assert.equal(line.outcome, 'proxy');
 });
 
 test('clients that stop reading: read buffers stay within --proxy-buffer-memory (16 KiB each past it), every body still arrives whole, and closed connections give their buffers back', { timeout: 60_000 }, async () => {

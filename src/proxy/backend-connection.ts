@@ -37,6 +37,8 @@ export interface ConnectionOptions {
   readonly silenceTimeout: number;
   /** Where the connections' read buffers come from. */
   readonly readBudget: ReadBudget;
+  /** Time a write of the body may wait for the client to take its bytes, in ms; past it the client's response is cut off. */
+  readonly sendTimeout: number;
 }
 
 /** A backend's answer: its head, then its body, taken once. */
@@ -102,6 +104,10 @@ export class Connection {
   #flushAt: NodeJS.Immediate | null = null;
   /** Writes to the client on their way. */
   #writes = 0;
+  /** Cuts the client off when a write (or the end) waits past the send timeout: a client that stopped reading holds nothing for longer. */
+  #sendTimer: NodeJS.Timeout | null = null;
+  /** A write (or the end) waits for the client to take it; false once the client took it. */
+  #sending = false;
 
   private constructor(socket: Socket, buffers: ReadBuffers, options: ConnectionOptions, release: (c: Connection) => void) {
     this.#socket = socket;
@@ -375,13 +381,17 @@ export class Connection {
     const sink = this.#sink!;
     this.#writes++;
     this.#stop();
+    this.#waitForClient();
     if (pieces.length > 1) sink.cork();
     for (let i = 0; i < pieces.length; i++) {
       if (i + 1 < pieces.length) sink.write(pieces[i]);
       else
         sink.write(pieces[i], () => {
           for (const b of lent) this.#buffers.giveBack(b);
-          if (--this.#writes === 0) this.#go();
+          if (--this.#writes === 0) {
+            this.#sending = false;
+            this.#go();
+          }
         });
     }
     if (pieces.length > 1) sink.uncork();
@@ -397,9 +407,25 @@ export class Connection {
     this.#socket.setTimeout(0);
     const sink = this.#sink;
     if (sink === null || sink.destroyed) return this.#settle();
+    this.#waitForClient();
     sink.end(() => {
+      this.#sending = false;
       if (this.#phase === 'ending') this.#settle();
     });
+  }
+
+  /**
+   * A write to the client is on its way: it must be taken within the send
+   * timeout. One timer per connection, re-armed (`refresh`, no allocation)
+   * for each write; when it fires with nothing waiting, it does nothing.
+   */
+  #waitForClient(): void {
+    this.#sending = true;
+    if (this.#sendTimer === null) {
+      this.#sendTimer = setTimeout(() => {
+        if (this.#sending) this.#break();
+      }, this.#options.sendTimeout).unref();
+    } else this.#sendTimer.refresh();
   }
 
   #settle(): void {
@@ -422,6 +448,8 @@ export class Connection {
 
   #close(): void {
     this.#phase = 'closed';
+    this.#sending = false;
+    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
     this.#socket.destroy();
     if (this.#flushAt !== null) clearImmediate(this.#flushAt);
     this.#flushAt = null;

@@ -37,6 +37,8 @@ export interface RegistryProxyOptions {
   readonly connectTimeout: number;
   /** Time the backend may stay silent (first byte, and between chunks), in ms. */
   readonly firstByteTimeout: number;
+  /** Time a write of a body may wait for the client, in ms (`--send-timeout`). */
+  readonly sendTimeout: number;
   /** Where the backend connections' read buffers come from (`--proxy-buffer-memory`). */
   readonly readBudget: ReadBudget;
   /** Gateway-held credentials, or null. */
@@ -79,7 +81,12 @@ export class RegistryProxy {
 
   constructor(options: RegistryProxyOptions) {
     this.#options = options;
-    this.#client = new BackendClient({ connectTimeout: options.connectTimeout, silenceTimeout: options.firstByteTimeout, readBudget: options.readBudget });
+    this.#client = new BackendClient({
+      connectTimeout: options.connectTimeout,
+      silenceTimeout: options.firstByteTimeout,
+      sendTimeout: options.sendTimeout,
+      readBudget: options.readBudget,
+    });
   }
 
   /** Forward one pull of `image` ('' for the version check); resolves when the client's response is finished. */
