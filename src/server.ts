@@ -119,6 +119,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     registryProxy,
     npm: new NpmDocuments({ upstreams, ttl: options.npmCacheTtl, timeout: options.upstreamTimeout, onUpstreamError: () => metrics.upstreamError('UPSTREAM_UNREACHABLE') }),
     trustsPeer: (req) => trusted.trusts(req.socket.remoteAddress),
+    sendTimeout: options.sendTimeout,
   };
   const handler = createRequestHandler(state, {
     trusted,

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
@@ -213,5 +213,50 @@ test('a backend failure serves the cached copy; without one, 502 with an npm-sty
     assert.match(JSON.parse(dead.text).error, /did not answer/);
   } finally {
     await g.stop();
+  }
+});
+
+test('a large package document: clients that stop reading hold no copy of it and are cut off after --send-timeout; one that reads gets it whole', { timeout: 60_000 }, async () => {
+  // About 20 MB, as packages with thousands of versions have.
+  const versions: Record<string, object> = {};
+  for (let i = 0; i < 4000; i++) versions[`1.0.${i}`] = { name: 'big', version: `1.0.${i}`, readme: 'x'.repeat(5000), dist: { tarball: `https://files.example/big-1.0.${i}.tgz` } };
+  const doc = JSON.stringify({ name: 'big', 'dist-tags': { latest: '1.0.0' }, versions });
+  const backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(doc));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const g = await startGateway({
+    manifest: { rules: [{ type: 'npm-v1', domain: 'npm.test', 'package-id': 'b', 'package-name': 'big', registry: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` }] },
+    args: ['--send-timeout', '1000'],
+  });
+  const rss = () => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${g.child.pid}/status`, 'utf8'))![1]) * 1024;
+  try {
+    const whole = await request(g.port, { path: '/big', host: 'npm.test' });
+    assert.equal(whole.status, 200);
+    assert.equal(Object.keys(JSON.parse(whole.text).versions).length, 4000);
+    const before = rss();
+    const CLIENTS = 20;
+    const stalledSockets: Socket[] = [];
+    const stalled = Array.from({ length: CLIENTS }, () => {
+      const s = connect(g.port, '127.0.0.1');
+      stalledSockets.push(s);
+      s.on('error', () => undefined);
+      s.write('GET /big HTTP/1.1\r\nhost: npm.test\r\n\r\n');
+      // Not reading: the kernel's buffers fill, then the gateway's writes wait.
+      s.pause();
+      let bytes = 0;
+      s.on('data', (d: Buffer) => (bytes += d.length));
+      return new Promise<number>((r) => s.on('close', () => r(bytes)));
+    });
+    await new Promise((r) => setTimeout(r, 1500));
+    // A copy each would be 400 MB.
+    const grown = rss() - before;
+    assert.ok(grown < 100 * 1024 * 1024, `${CLIENTS} stalled clients grew the gateway by ${Math.round(grown / 1048576)} MB`);
+    // Well past the send timeout (the kernel's buffers grow for a second or two, and the writes go on meanwhile),
+    // the clients read again: what the kernel held, then the end. Never the whole answer.
+    await new Promise((r) => setTimeout(r, 5500));
+    for (const s of stalledSockets) s.resume();
+    for (const got of await Promise.all(stalled)) assert.ok(got < whole.text.length, `${got} bytes of ${whole.text.length}`);
+  } finally {
+    await g.stop();
+    backend.close();
   }
 });

@@ -39,6 +39,8 @@ export interface RouteServices {
   readonly npm: NpmDocuments;
   /** True when the request's peer is a trusted proxy (SPEC §2). */
   readonly trustsPeer: (req: IncomingMessage) => boolean;
+  /** Time a write of a large answer may wait for the client, in ms (`--send-timeout`). */
+  readonly sendTimeout: number;
 }
 
 /** Hot path: hash lookups and one trie walk; nothing is compiled here. */

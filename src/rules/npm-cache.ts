@@ -17,7 +17,8 @@ const PLACEHOLDER = 'https://gateway-origin.invalid';
 const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
 export interface Rendered {
-  readonly body: string;
+  /** A Buffer, shared by every answer that sends it: writing it copies nothing. */
+  readonly body: Buffer;
   readonly etag: string;
   readonly contentType: string;
 }
@@ -52,7 +53,7 @@ export class Packument {
   #finish(key: string, template: string, origin: string, contentType: string): Rendered {
     let r = this.#rendered.get(key);
     if (r === undefined) {
-      const body = template.replaceAll(PLACEHOLDER, origin);
+      const body = Buffer.from(template.replaceAll(PLACEHOLDER, origin));
       r = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`, contentType };
       this.#rendered.set(key, r);
     }

@@ -121,6 +121,35 @@ function respond(req: IncomingMessage, res: ServerResponse, status: number, head
   res.end(req.method === 'HEAD' || body === null ? undefined : body);
 }
 
+/** Bytes of a package document written at a time. */
+const SLICE = 65536;
+
+/**
+ * Sends a package document, which can be megabytes: in slices of the shared
+ * rendered Buffer, each once the client took the last. A client that stops
+ * reading holds a slice, not a copy of the document (a string written whole
+ * is copied per answer), and is cut off once a slice has waited the send
+ * timeout.
+ */
+function sendDocument(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, body: Buffer, sendTimeout: number): void {
+  headers['content-length'] = String(body.length);
+  res.writeHead(200, headers);
+  if (req.method === 'HEAD') return void res.end();
+  // The socket's idle timer: each write starts it again; with no listener, node closes the socket when it fires.
+  res.setTimeout(sendTimeout);
+  let at = 0;
+  const next = (): void => {
+    while (at < body.length) {
+      const end = Math.min(body.length, at + SLICE);
+      const more = res.write(body.subarray(at, end));
+      at = end;
+      if (!more) return void res.once('drain', next);
+    }
+    res.end();
+  };
+  next();
+}
+
 function sendError(req: IncomingMessage, res: ServerResponse, a: Answer): StreamResult {
   respond(req, res, a.status, { ...a.headers }, String(a.body));
   return { status: a.status, outcome: a.outcome };
@@ -145,7 +174,7 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
         respond(req, res, 304, headers, null);
         return { status: 304, outcome: 'not-modified' };
       }
-      respond(req, res, 200, headers, rendered.body);
+      sendDocument(req, res, headers, rendered.body, services.sendTimeout);
       return { status: 200, outcome: 'respond' };
     },
   };
