@@ -7,11 +7,11 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
-import { request } from './helpers/http-client.ts';
+import { request, stalledClients } from './helpers/http-client.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-npm-');
@@ -234,18 +234,7 @@ test('a large package document: clients that stop reading hold no copy of it and
     assert.equal(Object.keys(JSON.parse(whole.text).versions).length, 4000);
     const before = rss();
     const CLIENTS = 20;
-    const stalledSockets: Socket[] = [];
-    const stalled = Array.from({ length: CLIENTS }, () => {
-      const s = connect(g.port, '127.0.0.1');
-      stalledSockets.push(s);
-      s.on('error', () => undefined);
-      s.write('GET /big HTTP/1.1\r\nhost: npm.test\r\n\r\n');
-      // Not reading: the kernel's buffers fill, then the gateway's writes wait.
-      s.pause();
-      let bytes = 0;
-      s.on('data', (d: Buffer) => (bytes += d.length));
-      return new Promise<number>((r) => s.on('close', () => r(bytes)));
-    });
+    const stalled = stalledClients(g.port, 'GET /big HTTP/1.1\r\nhost: npm.test\r\n\r\n', CLIENTS);
     await new Promise((r) => setTimeout(r, 1500));
     // A copy each would be 400 MB.
     const grown = rss() - before;
@@ -253,8 +242,7 @@ test('a large package document: clients that stop reading hold no copy of it and
     // Well past the send timeout (the kernel's buffers grow for a second or two, and the writes go on meanwhile),
     // the clients read again: what the kernel held, then the end. Never the whole answer.
     await new Promise((r) => setTimeout(r, 5500));
-    for (const s of stalledSockets) s.resume();
-    for (const got of await Promise.all(stalled)) assert.ok(got < whole.text.length, `${got} bytes of ${whole.text.length}`);
+    for (const got of await stalled.resume()) assert.ok(got < whole.text.length, `${got} bytes of ${whole.text.length}`);
   } finally {
     await g.stop();
     backend.close();

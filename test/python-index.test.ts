@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { request } from './helpers/http-client.ts';
+import { request, stalledClients } from './helpers/http-client.ts';
 
 const D = 'py.test';
 const JSON_TYPE = 'application/vnd.pypi.simple.v1+json';
@@ -186,5 +186,30 @@ test('pages with text beyond ASCII: Content-Length counts UTF-8 bytes, the body 
     }
   } finally {
     await own.stop();
+  }
+});
+
+test('a large page (a project with 15,000 files): clients that stop reading are cut off after --send-timeout; one that reads gets it whole', { timeout: 60_000 }, async () => {
+  // About 6 MB of HTML, more than the kernel's buffers take in while nobody reads (about 4 MB).
+  const files = Array.from({ length: 15_000 }, (_, i) => `big_project-1.0.${i}-${'x'.repeat(200)}.tar.gz`);
+  const big = await startGateway({
+    manifest: {
+      rules: files.map((file, i) => ({
+        type: 'python-v1', domain: D, 'package-id': 'big', 'package-name': 'big-project', version: `1.0.${i}`, 'file-name': file,
+        'backend-url': `https://files.example/${file}`, 'hash-value': { type: 'sha256', hash: 'ab'.repeat(32) },
+      })),
+    },
+    args: ['--send-timeout', '1000'],
+  });
+  try {
+    const whole = await request(big.port, { path: '/simple/big-project/', host: D });
+    assert.equal(whole.status, 200);
+    assert.equal(whole.text.match(/<a /g)?.length, 15_000);
+    const stalled = stalledClients(big.port, `GET /simple/big-project/ HTTP/1.1\r\nhost: ${D}\r\n\r\n`, 3);
+    // Well past the send timeout (the kernel's buffers grow for a second or two, and the writes go on meanwhile).
+    await new Promise((r) => setTimeout(r, 7000));
+    for (const got of await stalled.resume()) assert.ok(got < whole.text.length, `${got} bytes of ${whole.text.length}`);
+  } finally {
+    await big.stop();
   }
 });

@@ -22,6 +22,7 @@ import { notFound, route, type RouteServices } from '../routing/route.ts';
 import { isDockerPath, ociError } from '../rules/docker-errors.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
+import { endInSlices } from './send-slices.ts';
 import { absoluteForm, duplicateHost, requestHost } from './request-host.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 
@@ -46,6 +47,7 @@ const peerTrust = new WeakMap<Socket, boolean>();
 
 export function createRequestHandler(state: HandlerState, config: HandlerConfig) {
   const { trusted, analytics } = config;
+  const { sendTimeout } = config.services;
 
   function isTrusted(socket: Socket): boolean {
     let t = peerTrust.get(socket);
@@ -142,12 +144,12 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
         (body) => {
           if (body === null) {
             const tooLarge = errorAnswer('BODY_TOO_LARGE');
-            send(res, method, id, tooLarge, true);
+            send(res, method, id, tooLarge, true, sendTimeout);
             line(tooLarge.status, tooLarge.outcome, null);
             finish(tooLarge.outcome, null);
             return;
           }
-          send(res, method, id, answer, false);
+          send(res, method, id, answer, false, sendTimeout);
           const events = parseEvents(body.toString('utf8'), config.body.maxEvents);
           if (events.length === 0) line(answer.status, answer.outcome, answer.capture);
           for (const event of events) line(answer.status, answer.outcome, bodyCapture(event));
@@ -162,7 +164,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
       return;
     }
 
-    send(res, method, id, answer, false);
+    send(res, method, id, answer, false, sendTimeout);
     line(answer.status, answer.outcome, answer.capture);
     finish(answer.outcome, answer.capture);
     // A body nobody reads must still be drained for keep-alive to work.
@@ -175,8 +177,8 @@ function requestError(code: ErrorCode, path: string): Answer {
   return isDockerPath(path) ? ociError(code) : errorAnswer(code);
 }
 
-/** Hot path. Writes a non-streamed answer; HEAD gets the headers of GET. */
-function send(res: ServerResponse, method: string, id: string, answer: Answer, close: boolean): void {
+/** Hot path. Writes a non-streamed answer; HEAD gets the headers of GET. A Buffer body (one made once, over 8 KiB) goes in slices. */
+function send(res: ServerResponse, method: string, id: string, answer: Answer, close: boolean, sendTimeout: number): void {
   const body = answer.body;
   // A flat [name, value, ...] list: node writes it without building a map.
   const headers: string[] = ['x-request-id', id];
@@ -187,5 +189,6 @@ function send(res: ServerResponse, method: string, id: string, answer: Answer, c
   if (close) headers.push('connection', 'close');
   res.writeHead(answer.status, headers);
   if (body === undefined || method === 'HEAD') res.end();
-  else res.end(body, encoding);
+  else if (typeof body === 'string') res.end(body, encoding);
+  else endInSlices(res, body, sendTimeout);
 }

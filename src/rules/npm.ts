@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NpmCapture, Outcome } from '../analytics/capture.ts';
 import { errorAnswer, type Answer } from '../http/answer.ts';
+import { endInSlices } from '../http/send-slices.ts';
 import type { NpmRule } from '../manifest/types.ts';
 import type { RouteRequest, RouteServices } from '../routing/route.ts';
 import { etagMatches } from './python-negotiation.ts';
@@ -121,33 +122,12 @@ function respond(req: IncomingMessage, res: ServerResponse, status: number, head
   res.end(req.method === 'HEAD' || body === null ? undefined : body);
 }
 
-/** Bytes of a package document written at a time. */
-const SLICE = 65536;
-
-/**
- * Sends a package document, which can be megabytes: in slices of the shared
- * rendered Buffer, each once the client took the last. A client that stops
- * reading holds a slice, not a copy of the document (a string written whole
- * is copied per answer), and is cut off once a slice has waited the send
- * timeout.
- */
+/** Sends a package document (it can be megabytes) in slices of the rendered copy. */
 function sendDocument(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, body: Buffer, sendTimeout: number): void {
   headers['content-length'] = String(body.length);
   res.writeHead(200, headers);
-  if (req.method === 'HEAD') return void res.end();
-  // The socket's idle timer: each write starts it again; with no listener, node closes the socket when it fires.
-  res.setTimeout(sendTimeout);
-  let at = 0;
-  const next = (): void => {
-    while (at < body.length) {
-      const end = Math.min(body.length, at + SLICE);
-      const more = res.write(body.subarray(at, end));
-      at = end;
-      if (!more) return void res.once('drain', next);
-    }
-    res.end();
-  };
-  next();
+  if (req.method === 'HEAD') res.end();
+  else endInSlices(res, body, sendTimeout);
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, a: Answer): StreamResult {

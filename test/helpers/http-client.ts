@@ -63,3 +63,26 @@ export function rawRequest(port: number, raw: string): Promise<string> {
 export function statusOf(raw: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
 }
+
+/**
+ * `count` clients that send `raw` and then stop reading: the kernel's
+ * buffers fill, then the server's writes wait. `resume()` has them read
+ * again, and resolves with the bytes each got until its connection closed.
+ */
+export function stalledClients(port: number, raw: string, count: number): { resume(): Promise<number[]> } {
+  const clients = Array.from({ length: count }, () => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(raw);
+    socket.pause();
+    let bytes = 0;
+    socket.on('data', (d: Buffer) => (bytes += d.length));
+    return { socket, closed: new Promise<number>((r) => socket.on('close', () => r(bytes))) };
+  });
+  return {
+    resume() {
+      for (const { socket } of clients) socket.resume();
+      return Promise.all(clients.map((c) => c.closed));
+    },
+  };
+}
