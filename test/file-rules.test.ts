@@ -1,6 +1,7 @@
 // file-v1 and file-v2 through the real server process (SPEC §5).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { rawRequest, request, statusOf } from './helpers/http-client.ts';
 
@@ -203,6 +204,31 @@ test('a malformed request line gets 400, never a crash', async () => {
   assert.equal(statusOf(raw), 400);
   const res = await get('/tool-1.tgz');
   assert.equal(res.status, 307, 'still serving');
+});
+
+test('a connection the client resets (idle after an answer, or mid-head) writes no line: nothing was answered', async () => {
+  // A gateway of its own: its lines are this test's alone.
+  const own = await startGateway({ manifest: { rules: [{ type: 'file-v1', domain: D, 'package-id': 'p', 'incoming-path': '/f', 'outgoing-url': 'https://x.example/f' }] } });
+  const reset = (raw: string, after: 'answer' | 'write') =>
+    new Promise<void>((resolve) => {
+      const socket = connect(own.port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve());
+      socket.write(raw);
+      if (after === 'answer') socket.once('data', () => setTimeout(() => socket.resetAndDestroy(), 100));
+      else setTimeout(() => socket.resetAndDestroy(), 100);
+    });
+  try {
+    await reset(`GET /f HTTP/1.1\r\nHost: ${D}\r\n\r\n`, 'answer');
+    await reset(`GET /f HTTP/1.1\r\nHost: ${D}`, 'write');
+    // A request after them: its line comes after any line of theirs.
+    await new Promise((r) => setTimeout(r, 200));
+    const last = await request(own.port, { path: '/f', host: D });
+    await own.linesFor(last.headers['x-request-id'] as string);
+    assert.deepEqual(own.lines.map((l) => `${l.status} ${l.path}`), ['307 /f', '307 /f']);
+  } finally {
+    await own.stop();
+  }
 });
 
 test('CONNECT gets 405 with Allow, and a line (node closed the connection without a word)', async () => {

@@ -47,16 +47,17 @@ export function answerRefusedRequests(server: Server, config: RefusedConfig): vo
   };
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // As node's default handler does: no answer on a connection the client
+    // reset (also one idle between requests), nor a second one on a socket
+    // whose response has begun (the error is in bytes after a request).
+    // Nothing is answered, so no line is written either.
+    const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
+    if (!socket.writable || err.code === 'ECONNRESET' || current?.headersSent === true) return void socket.destroy();
     const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
     const id = requestId();
     // The head was not parsed: the socket's address is all there is.
     line(id, '', status, clientIp(socket.remoteAddress, false, undefined, config.trusted));
-    // As node's default handler does: never a second answer on a socket whose
-    // response has already begun (the error is in bytes after a request).
-    const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
-    if (socket.writable && err.code !== 'ECONNRESET' && current?.headersSent !== true) {
-      socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-request-id: ${id}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
-    } else socket.destroy();
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-request-id: ${id}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
 
   // The gateway is no forward proxy (RFC 9110 §9.3.6): 405, and the methods it has.
