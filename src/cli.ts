@@ -112,6 +112,9 @@ export async function main(argv: string[]): Promise<void> {
               const problem = numberProblem(flag, args[flag] as number);
               if (problem !== null) throw new Error(problem);
             }
+            // node refuses a head timeout longer than the request's (it could never fire).
+            const [head, whole] = [args['headers-timeout'] as number, args['request-timeout'] as number];
+            if (whole > 0 && head > whole) throw new Error(`--headers-timeout (${head}) must not be longer than --request-timeout (${whole})`);
             return true;
           }),
       async (args) => {

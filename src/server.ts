@@ -59,6 +59,9 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** How often node looks for requests past --headers-timeout / --request-timeout (it goes through the open connections in C++). */
+const CONNECTIONS_CHECK_MS = 250;
+
 function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -137,6 +140,8 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       headersTimeout: options.headersTimeout,
       requestTimeout: options.requestTimeout,
       keepAliveTimeout: options.keepAliveTimeout,
+      // node looks for connections past those timeouts every 30 s by default: a slow head got up to 30 s more.
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
     },
     (req, res) => {
       try {

@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startGateway, tempDir } from './helpers/gateway-process.ts';
-import { request } from './helpers/http-client.ts';
+import { request, statusOf } from './helpers/http-client.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const EXAMPLE = new URL('../config/manifest.json', import.meta.url).pathname;
@@ -127,6 +128,8 @@ test('a numeric flag out of its range or not a number, or a log level pino does 
     [['--max-body-events', '1.5'], {}, /--max-body-events: expected a whole number/],
     [['--proxy-buffer-memory', '-1'], {}, /--proxy-buffer-memory: expected a number from 0/],
     [['--send-timeout', '0'], {}, /--send-timeout: expected a number from 1/],
+    // node would refuse it at start-up, naming its own option.
+    [['--headers-timeout', '40000'], {}, /--headers-timeout \(40000\) must not be longer than --request-timeout \(30000\)/],
     [[], { GATEWAY_UPSTREAM_CONNECT_TIMEOUT: 'soon' }, /--upstream-connect-timeout: expected a number from 1/],
     [['--log-level', 'loud'], {}, /--log-level.*Given: "loud", Choices: "trace", "debug", "info", "warn", "error", "fatal", "silent"/s],
   ];
@@ -149,6 +152,34 @@ test('flags come from GATEWAY_* environment variables', async () => {
     assert.equal(ok.status, 307);
     const [line] = await gw.linesFor(ok.headers['x-request-id'] as string);
     assert.equal(line.client.ip, '127.0.0.0');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('--headers-timeout holds to within a fraction of a second; a connection that never sent a byte is closed without an answer or a line', { timeout: 30_000 }, async () => {
+  const gw = await startGateway({ manifest: { rules: [] }, args: ['--headers-timeout', '500', '--request-timeout', '1000'] });
+  /** Sends `raw`, then waits: what came back, and after how long the connection closed. */
+  const wait = (raw: string) =>
+    new Promise<{ text: string; ms: number }>((resolve) => {
+      const started = Date.now();
+      const socket = connect(gw.port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (d) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      socket.on('close', () => resolve({ text, ms: Date.now() - started }));
+      if (raw !== '') socket.write(raw);
+    });
+  try {
+    const [slow, idle] = await Promise.all([wait('GET /f HTTP/1.1\r\nHost: a.test\r\nX-Slow: 1'), wait('')]);
+    // node looked every 30 s: up to 30 s more.
+    assert.ok(slow.ms >= 500 && slow.ms < 3000, `a slow head was closed after ${slow.ms} ms`);
+    assert.equal(statusOf(slow.text), 408);
+    assert.ok(idle.ms >= 500 && idle.ms < 3000, `an idle connection was closed after ${idle.ms} ms`);
+    assert.equal(idle.text, '');
+    const id = /^x-request-id: (\S+)\r$/im.exec(slow.text)![1];
+    await gw.linesFor(id);
+    assert.deepEqual(gw.lines.map((l) => `${l.status} ${l.requestId === id}`), ['408 true']);
   } finally {
     await gw.stop();
   }

@@ -53,6 +53,8 @@ export function answerRefusedRequests(server: Server, config: RefusedConfig): vo
     // Nothing is answered, so no line is written either.
     const current = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage;
     if (!socket.writable || err.code === 'ECONNRESET' || current?.headersSent === true) return void socket.destroy();
+    // A connection that never sent a byte (a browser's preconnect) and timed out: closed, as nginx does, and no request to count.
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.bytesRead === 0) return void socket.destroy();
     const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
     const id = requestId();
     // The head was not parsed: the socket's address is all there is.
