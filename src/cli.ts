@@ -90,7 +90,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('redirect-agent', { type: 'array', string: true, default: [...DEFAULTS.redirectAgents], describe: 'User agents redirected to the registry (others are proxied): prefix:TEXT, contains:TEXT or equals:TEXT; repeatable' })
           .option('upstream-connect-timeout', { type: 'number', default: DEFAULTS.upstreamConnectTimeout, describe: 'Time to connect to a backend, in ms (504 beyond)' })
           .option('upstream-timeout', { type: 'number', default: DEFAULTS.upstreamTimeout, describe: 'Time a backend may stay silent (first byte, between chunks), in ms (504 beyond)' })
-          .option('send-timeout', { type: 'number', default: DEFAULTS.sendTimeout, describe: 'Time a proxied body waits for the client to take the bytes written to it, in ms; past it the response is cut off (nginx\'s send_timeout)' })
+          .option('send-timeout', { type: 'number', default: DEFAULTS.sendTimeout, describe: 'Time a write of a proxied body, an npm package document or a large Python page waits for the client to take it, in ms; past it the response is cut off (nginx\'s send_timeout)' })
           .option('proxy-buffer-memory', { type: 'number', default: DEFAULTS.proxyBufferMemory, describe: 'MiB of read buffers the registry proxy may hold at 256 KiB per read (per process); past them, reads take 16 KiB' })
           .option('npm-cache-ttl', { type: 'number', default: DEFAULTS.npmCacheTtl, describe: 'How long an npm package document is served from cache before it is revalidated with the backend, in ms' })
           .option('analytics', { type: 'string', default: DEFAULTS.analytics, describe: 'Where analytics lines go: "-" for stdout, or a file to append to' })

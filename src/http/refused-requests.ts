@@ -3,7 +3,9 @@
  * refuses (malformed request line, oversized head, timeouts), and CONNECT,
  * whose connection node closes without a word when nothing listens. Each
  * gets a 4xx with an `X-Request-Id` and one analytics line, like any other
- * request, and the connection is closed.
+ * request, and the connection is closed. A connection with nothing to
+ * answer (reset by the client, or silent until it timed out) is closed
+ * without either.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
