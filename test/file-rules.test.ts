@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { rawRequest, request, statusOf } from './helpers/http-client.ts';
+import { jsonBodyOf, rawRequest, request, statusOf } from './helpers/http-client.ts';
 
 const D = 'files.test';
 const R = 'regex.test';
@@ -196,7 +196,7 @@ test('a huge URL gets 414 and a line', async () => {
   const v2 = await rawRequest(gw.port, `GET /v2/${'a'.repeat(9000)}/manifests/1 HTTP/1.1\r\nHost: ${D}\r\nConnection: close\r\n\r\n`);
   assert.equal(statusOf(v2), 414);
   assert.match(v2, /^docker-distribution-api-version: registry\/2\.0\r$/im);
-  assert.deepEqual(JSON.parse(v2.slice(v2.indexOf('\r\n\r\n') + 4)).errors.map((e: { code: string }) => e.code), ['URL_TOO_LONG']);
+  assert.deepEqual(jsonBodyOf(v2).errors.map((e: { code: string }) => e.code), ['URL_TOO_LONG']);
 });
 
 test('a malformed request line gets 400, never a crash', async () => {
@@ -235,7 +235,7 @@ test('CONNECT gets 405 with Allow, and a line (node closed the connection withou
   const raw = await rawRequest(gw.port, `CONNECT ${D}:443 HTTP/1.1\r\nHost: ${D}:443\r\n\r\n`);
   assert.equal(statusOf(raw), 405);
   assert.match(raw, /^allow: GET, HEAD, POST\r$/im);
-  assert.equal(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).error.code, 'METHOD_NOT_ALLOWED');
+  assert.equal(jsonBodyOf(raw).error.code, 'METHOD_NOT_ALLOWED');
   const [line] = await gw.linesFor(/^x-request-id: (\S+)\r$/im.exec(raw)![1]);
   assert.equal(line.method, 'CONNECT');
   assert.equal(line.status, 405);

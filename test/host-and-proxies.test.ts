@@ -2,7 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { rawRequest, request, statusOf } from './helpers/http-client.ts';
+import { jsonBodyOf, rawRequest, request, statusOf } from './helpers/http-client.ts';
 
 const manifest = {
   rules: [
@@ -87,7 +87,7 @@ test('more than one Host field line gets 400 DUPLICATE_HOST (RFC 9112 §3.2), no
   const v2 = await rawRequest(noneTrusted.port, 'GET /v2/tool/manifests/1 HTTP/1.1\r\nHost: dl.example.com\r\nHost: dl.example.com\r\nConnection: close\r\n\r\n');
   assert.equal(statusOf(v2), 400);
   assert.match(v2, /^docker-distribution-api-version: registry\/2\.0\r$/im);
-  assert.deepEqual(JSON.parse(v2.slice(v2.indexOf('\r\n\r\n') + 4)).errors.map((e: { code: string }) => e.code), ['DUPLICATE_HOST']);
+  assert.deepEqual(jsonBodyOf(v2).errors.map((e: { code: string }) => e.code), ['DUPLICATE_HOST']);
   // One Host, spelled in any case, with other four-letter fields beside it.
   const one = await rawRequest(noneTrusted.port, 'GET /f HTTP/1.1\r\nhOsT: dl.example.com\r\nDate: x\r\nFrom: y\r\nConnection: close\r\n\r\n');
   assert.equal(statusOf(one), 307);

@@ -64,6 +64,11 @@ export function statusOf(raw: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
 }
 
+/** The body of a raw HTTP response, parsed as JSON. */
+export function jsonBodyOf(raw: string): any {
+  return JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
+}
+
 /**
  * `count` clients that send `raw` and then stop reading: the kernel's
  * buffers fill, then the server's writes wait. `resume()` has them read
