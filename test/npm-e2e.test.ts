@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request, stalledClients } from './helpers/http-client.ts';
 
@@ -60,6 +61,8 @@ function packument(p: Pkg): string {
   const tarballName = p.name.includes('/') ? p.name.split('/')[1] : p.name;
   return JSON.stringify({
     name: p.name,
+    // Over 8 KiB, as most documents are: the gateway gzips it for npm.
+    readme: 'A package for the gateway tests. '.repeat(300),
     'dist-tags': { latest: p.version },
     versions: { [p.version]: { name: p.name, version: p.version, main: 'index.js', dist: { tarball: `${base}/${p.name}/-/${tarballName}-${p.version}.tgz`, integrity, shasum } } },
   });
@@ -115,6 +118,15 @@ test('npm install through the gateway: installed files match, tarball redirected
   const dir = project('p1');
   await npm([...installArgs(join(work, 'cache1'), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir);
   assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+  // What npm 10 sends: the document is gzipped for it.
+  const asNpm = await request(gw.port, {
+    path: '/tiny-gw-pkg',
+    host: `127.0.0.1:${gw.port}`,
+    headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*', 'accept-encoding': 'gzip,deflate' },
+  });
+  assert.equal(asNpm.headers['content-encoding'], 'gzip');
+  assert.equal(asNpm.headers.vary, 'Accept, Accept-Encoding');
+  assert.equal(JSON.parse(gunzipSync(asNpm.body).toString('utf8')).versions['1.0.0'].dist.tarball, `http://127.0.0.1:${gw.port}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
   await new Promise((r) => setTimeout(r, 200));
   const doc = gw.lines.find((l) => l.path === '/tiny-gw-pkg');
   assert.deepEqual(doc?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });

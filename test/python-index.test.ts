@@ -1,6 +1,7 @@
 // SPEC §6: the simple index over HTTP (pages, negotiation, ETags, redirects).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { gunzipSync } from 'node:zlib';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request, stalledClients } from './helpers/http-client.ts';
 
@@ -212,4 +213,52 @@ test('a large page (a project with 15,000 files): clients that stop reading are 
   } finally {
     await big.stop();
   }
+});
+
+test('a page over 8 KiB is gzipped for clients that accept it: its own ETag and 304, Vary: Accept-Encoding; small pages and other clients get it as it is', async () => {
+  const files = Array.from({ length: 300 }, (_, i) => `many-1.0.${i}.tar.gz`);
+  const many = await startGateway({
+    manifest: {
+      rules: files.map((file, i) => ({
+        type: 'python-v1', domain: D, 'package-id': 'many', 'package-name': 'many', version: `1.0.${i}`, 'file-name': file,
+        'backend-url': `https://files.example/${file}`, 'hash-value': { type: 'sha256', hash: 'ab'.repeat(32) },
+      })),
+    },
+  });
+  const page = (headers: Record<string, string>, method = 'GET') => request(many.port, { path: '/simple/many/', host: D, headers, method });
+  try {
+    const plain = await page({});
+    assert.equal(plain.headers['content-encoding'], undefined);
+    assert.ok(plain.body.length > 8192, `${plain.body.length} bytes`);
+    assert.equal(plain.headers.vary, 'Accept, Accept-Encoding');
+    for (const acceptEncoding of ['gzip, deflate', 'br;q=1, gzip;q=0.5', 'x-gzip', '*']) {
+      const gz = await page({ 'accept-encoding': acceptEncoding });
+      assert.equal(gz.headers['content-encoding'], 'gzip', acceptEncoding);
+      assert.equal(gz.headers.vary, 'Accept, Accept-Encoding');
+      assert.ok(gz.body.length < plain.body.length / 4, `${gz.body.length} bytes gzipped`);
+      assert.deepEqual(gunzipSync(gz.body), plain.body);
+      // A representation of its own: its own strong ETag, and 304 for it.
+      assert.notEqual(gz.headers.etag, plain.headers.etag);
+      const revalidated = await page({ 'accept-encoding': acceptEncoding, 'if-none-match': String(gz.headers.etag) });
+      assert.equal(revalidated.status, 304);
+      assert.equal(revalidated.headers.etag, gz.headers.etag);
+    }
+    for (const acceptEncoding of ['gzip;q=0', 'identity', 'br', '*;q=0']) {
+      assert.equal((await page({ 'accept-encoding': acceptEncoding })).headers['content-encoding'], undefined, acceptEncoding);
+    }
+    // The identity ETag does not revalidate the gzip variant, nor the other way round.
+    assert.equal((await page({ 'accept-encoding': 'gzip', 'if-none-match': String(plain.headers.etag) })).status, 200);
+    // JSON too; HEAD gives the gzip variant's length.
+    const json = await page({ accept: JSON_TYPE, 'accept-encoding': 'gzip' });
+    assert.equal(JSON.parse(gunzipSync(json.body).toString('utf8')).files.length, 300);
+    const head = await page({ 'accept-encoding': 'gzip' }, 'HEAD');
+    assert.equal(head.headers['content-encoding'], 'gzip');
+    assert.equal(Number(head.headers['content-length']), (await page({ 'accept-encoding': 'gzip' })).body.length);
+  } finally {
+    await many.stop();
+  }
+  // A small page is sent as it is, whatever the client accepts.
+  const small = await get('/simple/frob-nicate/', { 'accept-encoding': 'gzip' });
+  assert.equal(small.headers['content-encoding'], undefined);
+  assert.equal(small.headers.vary, 'Accept');
 });

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { request } from './helpers/http-client.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-pip-');
@@ -103,6 +104,27 @@ test('pip install (JSON API, its default) checks the hash and installs; every do
     assert.equal(download?.status, 307);
     assert.deepEqual(download?.capture, { type: 'python', package: 'tiny', version: '0.1.0', file: WHEEL, url: `${filesBase}/files/${WHEEL}` });
     assert.ok(fetched.includes(`/files/${WHEEL}`), 'the backend served the file');
+  });
+});
+
+test('pip installs through a project page over 8 KiB, which it gets gzipped', async () => {
+  // 200 older releases make the page large; pip picks the one asked for.
+  const m = manifest(sha256(WHEEL));
+  for (let i = 0; i < 200; i++) {
+    const file = `tinypkg-0.0.${i}.tar.gz`;
+    m.rules.push({ ...m.rules[1], version: `0.0.${i}`, 'file-name': file, 'backend-url': `${filesBase}/files/${file}`, 'hash-value': { type: 'sha256', hash: 'ab'.repeat(32) } });
+  }
+  await withGateway(m, async (gw) => {
+    // What pip 23 sends: the page is gzipped for it.
+    const asPip = await request(gw.port, {
+      path: '/simple/tinypkg/',
+      host: `127.0.0.1:${gw.port}`,
+      headers: { accept: 'application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01', 'accept-encoding': 'gzip, deflate' },
+    });
+    assert.equal(asPip.headers['content-encoding'], 'gzip');
+    const target = join(work, 'target-gzip');
+    await pip(['install', '--no-deps', '--target', target, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-gzip'));
+    assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
   });
 });
 

@@ -117,6 +117,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
                 authorization: headers.authorization,
                 userAgent: headers['user-agent'],
                 accept: headers.accept,
+                acceptEncoding: headers['accept-encoding'],
                 ifNoneMatch: headers['if-none-match'],
               },
               config.services,

@@ -28,6 +28,7 @@ export interface RouteRequest {
   readonly authorization: string | undefined;
   readonly userAgent: string | undefined;
   readonly accept: string | undefined;
+  readonly acceptEncoding: string | undefined;
   readonly ifNoneMatch: string | undefined;
 }
 

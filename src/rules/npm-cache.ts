@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { gzipVariant, type Gzipped } from '../http/content-coding.ts';
 import type { Upstreams } from '../proxy/upstreams.ts';
 import type { NpmTarget } from './npm.ts';
 
@@ -21,7 +22,12 @@ export interface Rendered {
   readonly body: Buffer;
   readonly etag: string;
   readonly contentType: string;
+  /** The gzip variant of a document over 8 KiB, made with it. */
+  readonly gzip: Gzipped | null;
 }
+
+/** Documents up to this size are sent as they are. */
+const GZIP_MIN = 8 * 1024;
 
 interface VersionDoc {
   dist?: { tarball?: string };
@@ -54,7 +60,8 @@ export class Packument {
     let r = this.#rendered.get(key);
     if (r === undefined) {
       const body = Buffer.from(template.replaceAll(PLACEHOLDER, origin));
-      r = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`, contentType };
+      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
+      r = { body, etag, contentType, gzip: body.length > GZIP_MIN ? gzipVariant(body, etag) : null };
       this.#rendered.set(key, r);
     }
     return r;

@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NpmCapture, Outcome } from '../analytics/capture.ts';
 import { errorAnswer, type Answer } from '../http/answer.ts';
+import { acceptsGzip } from '../http/content-coding.ts';
 import { endInSlices } from '../http/send-slices.ts';
 import type { NpmRule } from '../manifest/types.ts';
 import type { RouteRequest, RouteServices } from '../routing/route.ts';
@@ -149,12 +150,16 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
       const origin = requestOrigin(req, services);
       const rendered = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
       if (rendered === null) return sendError(req, res, npmError(404, 'Not found', capture));
-      const headers: Record<string, string> = { 'content-type': rendered.contentType, etag: rendered.etag, vary: 'Accept', 'cache-control': 'max-age=60' };
-      if (etagMatches(req.headers['if-none-match'], rendered.etag)) {
+      const gzip = rendered.gzip !== null && acceptsGzip(req.headers['accept-encoding']) ? rendered.gzip : null;
+      const etag = gzip?.etag ?? rendered.etag;
+      const vary = rendered.gzip === null ? 'Accept' : 'Accept, Accept-Encoding';
+      const headers: Record<string, string> = { 'content-type': rendered.contentType, etag, vary, 'cache-control': 'max-age=60' };
+      if (etagMatches(req.headers['if-none-match'], etag)) {
         respond(req, res, 304, headers, null);
         return { status: 304, outcome: 'not-modified' };
       }
-      sendDocument(req, res, headers, rendered.body, services.sendTimeout);
+      if (gzip !== null) headers['content-encoding'] = 'gzip';
+      sendDocument(req, res, headers, gzip?.body ?? rendered.body, services.sendTimeout);
       return { status: 200, outcome: 'respond' };
     },
   };

@@ -5,19 +5,29 @@
  * - PEP 503 (HTML) and PEP 691 (JSON), chosen by `Accept`;
  * - PEP 592 `yanked`, PEP 658/714 `core-metadata`, PEP 700 `size` and
  *   `upload-time`, written only when the manifest has them;
- * - every page and its strong ETag rendered once, at compile time.
+ * - every page and its strong ETag rendered once, at compile time; a
+ *   page over 8 KiB also gzipped then, for clients that accept it.
  */
 import { createHash } from 'node:crypto';
 import type { PythonCapture } from '../analytics/capture.ts';
 import { errorAnswer, redirect, servedBody, type Answer } from '../http/answer.ts';
+import { acceptsGzip, gzipVariant, type Gzipped } from '../http/content-coding.ts';
 import type { PythonHash, PythonRule } from '../manifest/types.ts';
 import type { RouteRequest } from '../routing/route.ts';
 import { percentDecode } from '../templates/percent.ts';
 import { etagMatches, negotiate, type PythonType } from './python-negotiation.ts';
 
+/** One representation of a page; a large one (a Buffer) has a gzip variant. */
+interface PageBody {
+  readonly body: string | Buffer;
+  readonly contentLength: string;
+  readonly etag: string;
+  readonly gzip: Gzipped | null;
+}
+
 /** A rendered page: one body per representation. */
 interface Page {
-  readonly bodies: Readonly<Record<PythonType, { readonly body: string | Buffer; readonly contentLength: string; readonly etag: string }>>;
+  readonly bodies: Readonly<Record<PythonType, PageBody>>;
 }
 
 interface PythonFile {
@@ -56,10 +66,11 @@ function hashOf(h: PythonHash | boolean | null | undefined): Record<string, stri
 }
 
 function page(html: string, json: unknown): Page {
-  const render = (type: PythonType, text: string) => {
+  const render = (type: PythonType, text: string): PageBody => {
     // Strong ETag (RFC 9110 §8.8.3) of the representation: its UTF-8 bytes and type.
     const etag = `"${createHash('sha256').update(type).update(text, 'utf8').digest('base64url').slice(0, 32)}"`;
-    return { ...servedBody(text), etag };
+    const { body, contentLength } = servedBody(text);
+    return { body, contentLength, etag, gzip: typeof body === 'string' ? null : gzipVariant(body, etag) };
   };
   const jsonText = JSON.stringify(json);
   return {
@@ -168,6 +179,8 @@ export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
 }
 
 const PAGE_HEADERS = { vary: 'Accept', 'cache-control': 'max-age=60' } as const;
+/** A page with a gzip variant varies by Accept-Encoding too, whichever variant is sent. */
+const GZIP_PAGE_HEADERS = { vary: 'Accept, Accept-Encoding', 'cache-control': 'max-age=60' } as const;
 
 /**
  * Hot path. The headers are built per answer on purpose: made once per
@@ -177,12 +190,18 @@ const PAGE_HEADERS = { vary: 'Accept', 'cache-control': 'max-age=60' } as const;
 function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
   const type = negotiate(r.accept);
   if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept' });
-  const { body, contentLength, etag } = p.bodies[type];
+  const identity = p.bodies[type];
   const contentType = type === 'text/html' ? 'text/html; charset=utf-8' : type;
-  if (etagMatches(r.ifNoneMatch, etag)) {
-    return { status: 304, outcome: 'not-modified', capture, headers: { ...PAGE_HEADERS, etag } };
+  if (identity.gzip === null) {
+    const { body, contentLength, etag } = identity;
+    if (etagMatches(r.ifNoneMatch, etag)) return { status: 304, outcome: 'not-modified', capture, headers: { ...PAGE_HEADERS, etag } };
+    return { status: 200, outcome: 'respond', capture, headers: { ...PAGE_HEADERS, etag, 'content-type': contentType }, body, contentLength };
   }
-  return { status: 200, outcome: 'respond', capture, headers: { ...PAGE_HEADERS, etag, 'content-type': contentType }, body, contentLength };
+  const gzip = acceptsGzip(r.acceptEncoding);
+  const { body, contentLength, etag } = gzip ? identity.gzip : identity;
+  if (etagMatches(r.ifNoneMatch, etag)) return { status: 304, outcome: 'not-modified', capture, headers: { ...GZIP_PAGE_HEADERS, etag } };
+  const headers = { ...GZIP_PAGE_HEADERS, etag, 'content-type': contentType };
+  return { status: 200, outcome: 'respond', capture, headers: gzip ? { ...headers, 'content-encoding': 'gzip' } : headers, body, contentLength };
 }
 
 function moved(location: string, capture: PythonCapture | null): Answer {

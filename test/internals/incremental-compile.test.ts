@@ -36,7 +36,7 @@ const BASE = [
 function locationOf(table: RoutingTable, host: string, path: string): string | undefined {
   const domain = table.domains.get(host);
   if (domain === undefined) return undefined;
-  const answer = route(domain, { method: 'GET', path, query: '', authorization: undefined, userAgent: undefined, accept: undefined, ifNoneMatch: undefined }, {} as RouteServices);
+  const answer = route(domain, { method: 'GET', path, query: '', authorization: undefined, userAgent: undefined, accept: undefined, acceptEncoding: undefined, ifNoneMatch: undefined }, {} as RouteServices);
   return answer.headers?.location;
 }
 
