@@ -191,17 +191,13 @@ function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
   const type = negotiate(r.accept);
   if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept' });
   const identity = p.bodies[type];
+  const gzip = identity.gzip !== null && acceptsGzip(r.acceptEncoding) ? identity.gzip : null;
+  const { body, contentLength, etag } = gzip ?? identity;
+  const common = identity.gzip === null ? PAGE_HEADERS : GZIP_PAGE_HEADERS;
+  if (etagMatches(r.ifNoneMatch, etag)) return { status: 304, outcome: 'not-modified', capture, headers: { ...common, etag } };
   const contentType = type === 'text/html' ? 'text/html; charset=utf-8' : type;
-  if (identity.gzip === null) {
-    const { body, contentLength, etag } = identity;
-    if (etagMatches(r.ifNoneMatch, etag)) return { status: 304, outcome: 'not-modified', capture, headers: { ...PAGE_HEADERS, etag } };
-    return { status: 200, outcome: 'respond', capture, headers: { ...PAGE_HEADERS, etag, 'content-type': contentType }, body, contentLength };
-  }
-  const gzip = acceptsGzip(r.acceptEncoding);
-  const { body, contentLength, etag } = gzip ? identity.gzip : identity;
-  if (etagMatches(r.ifNoneMatch, etag)) return { status: 304, outcome: 'not-modified', capture, headers: { ...GZIP_PAGE_HEADERS, etag } };
-  const headers = { ...GZIP_PAGE_HEADERS, etag, 'content-type': contentType };
-  return { status: 200, outcome: 'respond', capture, headers: gzip ? { ...headers, 'content-encoding': 'gzip' } : headers, body, contentLength };
+  const headers = gzip === null ? { ...common, etag, 'content-type': contentType } : { ...common, etag, 'content-type': contentType, 'content-encoding': 'gzip' };
+  return { status: 200, outcome: 'respond', capture, headers, body, contentLength };
 }
 
 function moved(location: string, capture: PythonCapture | null): Answer {
