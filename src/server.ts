@@ -113,6 +113,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     connectTimeout: options.upstreamConnectTimeout,
     firstByteTimeout: options.upstreamTimeout,
     sendTimeout: options.sendTimeout,
+    onSendTimeout: () => metrics.sendTimeout(),
     readBudget,
     auth,
     onUpstreamError: (code) => metrics.upstreamError(code),
@@ -123,6 +124,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     npm: new NpmDocuments({ upstreams, ttl: options.npmCacheTtl, timeout: options.upstreamTimeout, onUpstreamError: () => metrics.upstreamError('UPSTREAM_UNREACHABLE') }),
     trustsPeer: (req) => trusted.trusts(req.socket.remoteAddress),
     sendTimeout: options.sendTimeout,
+    onSendTimeout: () => metrics.sendTimeout(),
   };
   const handler = createRequestHandler(state, {
     trusted,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
-import { request, stalledClients } from './helpers/http-client.ts';
+import { metricValue, request, stalledClients } from './helpers/http-client.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-npm-');
@@ -255,6 +255,7 @@ test('a large package document: clients that stop reading hold no copy of it and
     // the clients read again: what the kernel held, then the end. Never the whole answer.
     await new Promise((r) => setTimeout(r, 5500));
     for (const got of await stalled.resume()) assert.ok(got < whole.text.length, `${got} bytes of ${whole.text.length}`);
+    assert.equal(await metricValue(g.adminPort, 'gateway_send_timeouts_total'), CLIENTS);
   } finally {
     await g.stop();
     backend.close();

@@ -15,7 +15,7 @@ import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { Duplex } from 'node:stream';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 import { makeCerts, type TestCa } from './helpers/registry.ts';
-import { rawRequest, request } from './helpers/http-client.ts';
+import { metricValue, rawRequest, request } from './helpers/http-client.ts';
 import { seededRandom } from './helpers/random.ts';
 
 const D = 'cr.test';
@@ -268,6 +268,7 @@ test('a client that stops reading is cut off after --send-timeout (2 s here), an
     };
     pump();
   });
+  const timeoutsBefore = await metricValue(gw.adminPort, 'gateway_send_timeouts_total');
   const started = Date.now();
   const client = connect(gw.port, '127.0.0.1');
   client.on('error', () => undefined);
@@ -284,6 +285,7 @@ test('a client that stops reading is cut off after --send-timeout (2 s here), an
   const line = await gw.waitForLine((l) => l.path === '/v2/org/app/blobs/sha256:endless-stopped');
   assert.equal(line.status, 200);
   assert.equal(line.outcome, 'proxy');
+  assert.equal(await metricValue(gw.adminPort, 'gateway_send_timeouts_total'), timeoutsBefore + 1);
 });
 
 test('clients that stop reading: read buffers stay within --proxy-buffer-memory (16 KiB each past it), every body still arrives whole, and closed connections give their buffers back', { timeout: 60_000 }, async () => {

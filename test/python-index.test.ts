@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { request, stalledClients } from './helpers/http-client.ts';
+import { metricValue, request, stalledClients } from './helpers/http-client.ts';
 
 const D = 'py.test';
 const JSON_TYPE = 'application/vnd.pypi.simple.v1+json';
@@ -210,6 +210,7 @@ test('a large page (a project with 15,000 files): clients that stop reading are 
     // Well past the send timeout (the kernel's buffers grow for a second or two, and the writes go on meanwhile).
     await new Promise((r) => setTimeout(r, 7000));
     for (const got of await stalled.resume()) assert.ok(got < whole.text.length, `${got} bytes of ${whole.text.length}`);
+    assert.equal(await metricValue(big.adminPort, 'gateway_send_timeouts_total'), 3);
   } finally {
     await big.stop();
   }

@@ -64,6 +64,7 @@ export class RequestMetrics {
   readonly #requests = new Map<Outcome, Map<string, number>>();
   readonly #latency: LatencyHistogram;
   readonly #upstreamErrors: Counter<'code'>;
+  readonly #sendTimeouts: Counter;
 
   constructor(registry: Registry, sources: MetricSources) {
     const { tokenStats, analyticsBlockingWrites, analyticsFull, proxyReadBuffers } = sources;
@@ -90,6 +91,11 @@ export class RequestMetrics {
       name: 'gateway_upstream_errors_total',
       help: 'Proxied requests whose backend failed, by error code.',
       labelNames: ['code'] as const,
+      registers: [registry],
+    });
+    this.#sendTimeouts = new Counter({
+      name: 'gateway_send_timeouts_total',
+      help: 'Answers cut off because the client took nothing for --send-timeout (proxied bodies, npm documents, large Python pages).',
       registers: [registry],
     });
     new Counter({
@@ -147,6 +153,10 @@ export class RequestMetrics {
 
   upstreamError(code: string): void {
     this.#upstreamErrors.inc({ code });
+  }
+
+  sendTimeout(): void {
+    this.#sendTimeouts.inc();
   }
 }
 

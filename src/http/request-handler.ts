@@ -47,7 +47,7 @@ const peerTrust = new WeakMap<Socket, boolean>();
 
 export function createRequestHandler(state: HandlerState, config: HandlerConfig) {
   const { trusted, analytics } = config;
-  const { sendTimeout } = config.services;
+  const { services } = config;
 
   function isTrusted(socket: Socket): boolean {
     let t = peerTrust.get(socket);
@@ -120,7 +120,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
                 acceptEncoding: headers['accept-encoding'],
                 ifNoneMatch: headers['if-none-match'],
               },
-              config.services,
+              services,
             );
     }
 
@@ -145,12 +145,12 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
         (body) => {
           if (body === null) {
             const tooLarge = errorAnswer('BODY_TOO_LARGE');
-            send(res, method, id, tooLarge, true, sendTimeout);
+            send(res, method, id, tooLarge, true, services);
             line(tooLarge.status, tooLarge.outcome, null);
             finish(tooLarge.outcome, null);
             return;
           }
-          send(res, method, id, answer, false, sendTimeout);
+          send(res, method, id, answer, false, services);
           const events = parseEvents(body.toString('utf8'), config.body.maxEvents);
           if (events.length === 0) line(answer.status, answer.outcome, answer.capture);
           for (const event of events) line(answer.status, answer.outcome, bodyCapture(event));
@@ -165,7 +165,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
       return;
     }
 
-    send(res, method, id, answer, false, sendTimeout);
+    send(res, method, id, answer, false, services);
     line(answer.status, answer.outcome, answer.capture);
     finish(answer.outcome, answer.capture);
     // A body nobody reads must still be drained for keep-alive to work.
@@ -179,7 +179,7 @@ function requestError(code: ErrorCode, path: string): Answer {
 }
 
 /** Hot path. Writes a non-streamed answer; HEAD gets the headers of GET. A Buffer body (one made once, over 8 KiB) goes in slices. */
-function send(res: ServerResponse, method: string, id: string, answer: Answer, close: boolean, sendTimeout: number): void {
+function send(res: ServerResponse, method: string, id: string, answer: Answer, close: boolean, services: RouteServices): void {
   const body = answer.body;
   // A flat [name, value, ...] list: node writes it without building a map.
   const headers: string[] = ['x-request-id', id];
@@ -191,5 +191,5 @@ function send(res: ServerResponse, method: string, id: string, answer: Answer, c
   res.writeHead(answer.status, headers);
   if (body === undefined || method === 'HEAD') res.end();
   else if (typeof body === 'string') res.end(body, encoding);
-  else endInSlices(res, body, sendTimeout);
+  else endInSlices(res, body, services.sendTimeout, services.onSendTimeout);
 }

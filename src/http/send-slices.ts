@@ -11,10 +11,13 @@ import type { ServerResponse } from 'node:http';
 /** Bytes written at a time. */
 const SLICE = 65536;
 
-/** Ends `res`, whose head is set, with `body`. */
-export function endInSlices(res: ServerResponse, body: Buffer, sendTimeout: number): void {
-  // The socket's idle timer: each write starts it again; with no listener, node closes the socket when it fires.
-  res.setTimeout(sendTimeout);
+/** Ends `res`, whose head is set, with `body`; `onTimeout` is told when the client is cut off. */
+export function endInSlices(res: ServerResponse, body: Buffer, sendTimeout: number, onTimeout: () => void): void {
+  // The socket's idle timer: each write starts it again.
+  res.setTimeout(sendTimeout, () => {
+    onTimeout();
+    res.destroy();
+  });
   let at = 0;
   const next = (): void => {
     while (at < body.length) {

@@ -39,6 +39,8 @@ export interface ConnectionOptions {
   readonly readBudget: ReadBudget;
   /** Time a write of the body may wait for the client to take its bytes, in ms; past it the client's response is cut off. */
   readonly sendTimeout: number;
+  /** Called when a client is cut off for it (metrics). */
+  readonly onSendTimeout?: () => void;
 }
 
 /** A backend's answer: its head, then its body, taken once. */
@@ -423,7 +425,9 @@ export class Connection {
     this.#sending = true;
     if (this.#sendTimer === null) {
       this.#sendTimer = setTimeout(() => {
-        if (this.#sending) this.#break();
+        if (!this.#sending) return;
+        this.#options.onSendTimeout?.();
+        this.#break();
       }, this.#options.sendTimeout).unref();
     } else this.#sendTimer.refresh();
   }

@@ -39,6 +39,8 @@ export interface RegistryProxyOptions {
   readonly firstByteTimeout: number;
   /** Time a write of a body may wait for the client, in ms (`--send-timeout`). */
   readonly sendTimeout: number;
+  /** Called when a client is cut off for it (metrics). */
+  readonly onSendTimeout?: () => void;
   /** Where the backend connections' read buffers come from (`--proxy-buffer-memory`). */
   readonly readBudget: ReadBudget;
   /** Gateway-held credentials, or null. */
@@ -85,6 +87,7 @@ export class RegistryProxy {
       connectTimeout: options.connectTimeout,
       silenceTimeout: options.firstByteTimeout,
       sendTimeout: options.sendTimeout,
+      onSendTimeout: options.onSendTimeout,
       readBudget: options.readBudget,
     });
   }

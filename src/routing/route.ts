@@ -42,6 +42,8 @@ export interface RouteServices {
   readonly trustsPeer: (req: IncomingMessage) => boolean;
   /** Time a write of a large answer may wait for the client, in ms (`--send-timeout`). */
   readonly sendTimeout: number;
+  /** Called when a client is cut off for it (metrics). */
+  readonly onSendTimeout: () => void;
 }
 
 /** Hot path: hash lookups and one trie walk; nothing is compiled here. */

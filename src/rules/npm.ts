@@ -124,11 +124,11 @@ function respond(req: IncomingMessage, res: ServerResponse, status: number, head
 }
 
 /** Sends a package document (it can be megabytes) in slices of the rendered copy. */
-function sendDocument(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, body: Buffer, sendTimeout: number): void {
+function sendDocument(req: IncomingMessage, res: ServerResponse, headers: Record<string, string>, body: Buffer, services: RouteServices): void {
   headers['content-length'] = String(body.length);
   res.writeHead(200, headers);
   if (req.method === 'HEAD') res.end();
-  else endInSlices(res, body, sendTimeout);
+  else endInSlices(res, body, services.sendTimeout, services.onSendTimeout);
 }
 
 function sendError(req: IncomingMessage, res: ServerResponse, a: Answer): StreamResult {
@@ -159,7 +159,7 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
         return { status: 304, outcome: 'not-modified' };
       }
       if (gzip !== null) headers['content-encoding'] = 'gzip';
-      sendDocument(req, res, headers, gzip?.body ?? rendered.body, services.sendTimeout);
+      sendDocument(req, res, headers, gzip?.body ?? rendered.body, services);
       return { status: 200, outcome: 'respond' };
     },
   };

@@ -64,6 +64,12 @@ export function statusOf(raw: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
 }
 
+/** The value of an unlabelled metric on an admin port. */
+export async function metricValue(adminPort: number, name: string): Promise<number> {
+  const text = (await request(adminPort, { path: '/metrics' })).text;
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+}
+
 /** The body of a raw HTTP response, parsed as JSON. */
 export function jsonBodyOf(raw: string): any {
   return JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4));
