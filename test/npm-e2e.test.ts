@@ -118,7 +118,7 @@ test('npm install through the gateway: installed files match, tarball redirected
   const dir = project('p1');
   await npm([...installArgs(join(work, 'cache1'), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir);
   assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
-  // What npm 10 sends: the document is gzipped for it.
+  // What npm 11 sends: the document is gzipped for it.
   const asNpm = await request(gw.port, {
     path: '/tiny-gw-pkg',
     host: `127.0.0.1:${gw.port}`,
