@@ -30,7 +30,7 @@ export interface GatewayOptions {
   readonly upstreamConnectTimeout: number;
   /** Time a backend may stay silent (first byte, and between chunks), in ms. */
   readonly upstreamTimeout: number;
-  /** Time a proxied body's write may wait for the client to take its bytes, in ms; past it the response is cut off. */
+  /** Time a write of a proxied body, an npm document or a large Python page may wait for the client, in ms; past it the response is cut off. */
   readonly sendTimeout: number;
   /** MiB of the proxy's read buffers that may each hold 256 KiB; past them, reads take 16 KiB. */
   readonly proxyBufferMemory: number;
@@ -102,9 +102,10 @@ interface NumberRange {
   readonly integer?: boolean;
 }
 
-/** The longest a timer can wait: node fires a longer one after 1 ms. */
-const MAX_MS = 2 ** 31 - 1;
-const ms = (min: number): NumberRange => ({ min, max: MAX_MS });
+/** The longest a timer can wait (node fires a longer one after 1 ms), and the largest count a flag takes. */
+const INT32_MAX = 2 ** 31 - 1;
+const ms = (min: number): NumberRange => ({ min, max: INT32_MAX });
+const count = (min: number): NumberRange => ({ min, max: INT32_MAX, integer: true });
 
 /** The values each numeric flag takes; anything else is refused before the gateway starts. */
 export const NUMBER_FLAGS: Readonly<Record<string, NumberRange>> = {
@@ -115,10 +116,10 @@ export const NUMBER_FLAGS: Readonly<Record<string, NumberRange>> = {
   'send-timeout': ms(1),
   'proxy-buffer-memory': { min: 0, max: 2 ** 20 },
   'npm-cache-ttl': ms(0),
-  'max-url-length': { min: 1, max: 2 ** 31 - 1, integer: true },
-  'max-header-size': { min: 1, max: 2 ** 31 - 1, integer: true },
-  'max-body-size': { min: 0, max: 2 ** 31 - 1, integer: true },
-  'max-body-events': { min: 0, max: 2 ** 31 - 1, integer: true },
+  'max-url-length': count(1),
+  'max-header-size': count(1),
+  'max-body-size': count(0),
+  'max-body-events': count(0),
   'headers-timeout': ms(0),
   'request-timeout': ms(0),
   'keep-alive-timeout': ms(0),

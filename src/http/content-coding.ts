@@ -15,8 +15,12 @@ export interface Gzipped {
   readonly etag: string;
 }
 
-/** The gzip variant of `body`, whose identity ETag is `etag` (quoted). */
-export function gzipVariant(body: Buffer, etag: string): Gzipped {
+/** Bodies up to this size (and any held as a string, see `servedBody`) are sent as they are. */
+const GZIP_MIN = 8 * 1024;
+
+/** The gzip variant of `body`, whose identity ETag is `etag` (quoted); null for a small body. */
+export function gzipVariant(body: string | Buffer, etag: string): Gzipped | null {
+  if (typeof body === 'string' || body.length <= GZIP_MIN) return null;
   const gz = gzipSync(body);
   return { body: gz, contentLength: String(gz.length), etag: `${etag.slice(0, -1)}-gzip"` };
 }

@@ -26,8 +26,6 @@ export interface Rendered {
   readonly gzip: Gzipped | null;
 }
 
-/** Documents up to this size are sent as they are. */
-const GZIP_MIN = 8 * 1024;
 
 interface VersionDoc {
   dist?: { tarball?: string };
@@ -61,7 +59,7 @@ export class Packument {
     if (r === undefined) {
       const body = Buffer.from(template.replaceAll(PLACEHOLDER, origin));
       const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
-      r = { body, etag, contentType, gzip: body.length > GZIP_MIN ? gzipVariant(body, etag) : null };
+      r = { body, etag, contentType, gzip: gzipVariant(body, etag) };
       this.#rendered.set(key, r);
     }
     return r;

@@ -70,7 +70,7 @@ function page(html: string, json: unknown): Page {
     // Strong ETag (RFC 9110 §8.8.3) of the representation: its UTF-8 bytes and type.
     const etag = `"${createHash('sha256').update(type).update(text, 'utf8').digest('base64url').slice(0, 32)}"`;
     const { body, contentLength } = servedBody(text);
-    return { body, contentLength, etag, gzip: typeof body === 'string' ? null : gzipVariant(body, etag) };
+    return { body, contentLength, etag, gzip: gzipVariant(body, etag) };
   };
   const jsonText = JSON.stringify(json);
   return {
