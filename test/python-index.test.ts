@@ -1,9 +1,11 @@
 // SPEC §6: the simple index over HTTP (pages, negotiation, ETags, redirects).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { metricValue, request, stalledClients } from './helpers/http-client.ts';
+import { metricValue, request, stalledClients, statusOf } from './helpers/http-client.ts';
+import { waitUntil } from './helpers/registry.ts';
 
 const D = 'py.test';
 const JSON_TYPE = 'application/vnd.pypi.simple.v1+json';
@@ -263,3 +265,49 @@ test('a page over 8 KiB is gzipped for clients that accept it: its own ETag and 
   assert.equal(small.headers['content-encoding'], undefined);
   assert.equal(small.headers.vary, 'Accept');
 });
+
+test('with --keep-alive-timeout 0, a connection that was sent a large page stays open: the send timeout ends with its answer', async () => {
+  const files = Array.from({ length: 300 }, (_, i) => `many-1.0.${i}.tar.gz`);
+  const own = await startGateway({
+    manifest: {
+      rules: files.map((file, i) => ({
+        type: 'python-v1', domain: D, 'package-id': 'many', 'package-name': 'many', version: `1.0.${i}`, 'file-name': file, 'backend-url': `https://files.example/${file}`,
+      })),
+    },
+    args: ['--keep-alive-timeout', '0', '--send-timeout', '500'],
+  });
+  const socket = connect(own.port, '127.0.0.1');
+  try {
+    let received = '';
+    let closed = false;
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (received += d));
+    socket.on('close', () => (closed = true));
+    const answer = async (): Promise<string> => {
+      socket.write(`GET /simple/many/ HTTP/1.1\r\nhost: ${D}\r\n\r\n`);
+      await waitUntil(() => closed || wholeAnswer(received) !== null, 5000, () => `an answer, got ${received.length} bytes`);
+      const whole = wholeAnswer(received) ?? '';
+      received = received.slice(whole.length);
+      return whole;
+    };
+    const first = await answer();
+    assert.equal(statusOf(first), 200);
+    assert.ok(first.length > 8192, `${first.length} bytes`);
+    // Idle for three send timeouts: the connection has no timeout of its own to keep.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(closed, false, 'the idle connection was closed');
+    assert.equal(statusOf(await answer()), 200);
+  } finally {
+    socket.destroy();
+    await own.stop();
+  }
+});
+
+/** The first whole answer (head and Content-Length bytes of body) at the start of `text`, or null. */
+function wholeAnswer(text: string): string | null {
+  const headEnd = text.indexOf('\r\n\r\n');
+  if (headEnd < 0) return null;
+  const length = Number(/\r\ncontent-length: (\d+)/i.exec(text.slice(0, headEnd))?.[1] ?? 0);
+  const end = headEnd + 4 + length;
+  return text.length >= end ? text.slice(0, end) : null;
+}
