@@ -1,4 +1,4 @@
-// SPEC §8a end to end with the real npm CLI: packages packed here with
+// SPEC §8a end to end with the real npm CLI (and pnpm and yarn 1): packages packed here with
 // `npm pack`, served by a small stand-in registry (packument with real
 // integrity values, tarballs, ETags), and an npm-v1 rule pointing at it.
 import { after, before, test } from 'node:test';
@@ -134,6 +134,32 @@ test('npm install through the gateway: installed files match, tarball redirected
   assert.equal(tarball?.status, 307);
   assert.deepEqual(tarball?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url: `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz` });
 });
+
+/** pnpm and yarn 1 from devDependencies: the other clients of npm registries. */
+const BIN = new URL('../node_modules/.bin/', import.meta.url).pathname;
+const otherClients = [
+  { name: 'pnpm', args: (registry: string) => ['add', '--registry', registry, '--store-dir', join(work, 'pnpm-store'), 'tiny-gw-pkg', '@gwtest/scoped'] },
+  { name: 'yarn', args: (registry: string) => ['add', '--registry', registry, '--cache-folder', join(work, 'yarn-cache'), '--no-lockfile', 'tiny-gw-pkg', '@gwtest/scoped'] },
+];
+for (const client of otherClients) {
+  test(`${client.name} installs through the gateway: documents and tarballs, plain and scoped`, { timeout: 120_000 }, async () => {
+    const dir = project(`with-${client.name}`);
+    const before = gw.lines.length;
+    // HOME keeps the user's .npmrc and .yarnrc out of it.
+    await run(BIN + client.name, client.args(`http://127.0.0.1:${gw.port}/`), { cwd: dir, timeout: 100_000, env: { ...process.env, HOME: dir } });
+    assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+    assert.equal(readFileSync(join(dir, 'node_modules', '@gwtest', 'scoped', 'index.js'), 'utf8'), "module.exports = 'scoped';\n");
+    await new Promise((r) => setTimeout(r, 200));
+    const mine = gw.lines.slice(before).filter((l) => l.client.userAgent?.startsWith(`${client.name}/`));
+    for (const [path, version] of [['/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', '1.0.0'], ['/@gwtest/scoped/-/scoped-2.1.0.tgz', '2.1.0']]) {
+      const tarball = mine.find((l) => l.path === path);
+      assert.equal(tarball?.status, 307, path);
+      assert.equal(tarball?.capture?.version, version);
+    }
+    // The scoped document, with its slash encoded (pnpm writes %2F, yarn %2f).
+    assert.ok(mine.some((l) => /^\/@gwtest%2fscoped$/i.test(l.path) && l.status === 200), mine.map((l) => `${l.path} ${l.status}`).join(', '));
+  });
+}
 
 test('a second install with --prefer-online revalidates (304)', { timeout: 120_000 }, async () => {
   const dir = project('p2');
