@@ -1,4 +1,4 @@
-// SPEC §6 end to end with the real pip: a wheel and an sdist built here,
+// SPEC §6 end to end with the real pip (and poetry): a wheel and an sdist built here,
 // served by a local file server standing in for the backend, and python-v1
 // rules with their real sha256 hashes. The machine's own pip configuration
 // is neutralised.
@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -125,6 +125,31 @@ test('pip installs through a project page over 8 KiB, which it gets gzipped', as
     const target = join(work, 'target-gzip');
     await pip(['install', '--no-deps', '--target', target, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-gzip'));
     assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+  });
+});
+
+test('poetry installs from the gateway as its only source: the lock file holds the wheel's sha256 from the page, downloads are counted', { timeout: 180_000 }, async () => {
+  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+    const dir = join(work, 'poetry-project');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'pyproject.toml'),
+      [
+        '[tool.poetry]', 'name = "consumer"', 'version = "0.0.0"', 'description = ""', 'authors = ["A <a@example.com>"]', '',
+        '[tool.poetry.dependencies]', 'python = "^3.7"', 'tinypkg = "0.1.0"', '',
+        // default = true: PyPI is not asked (and not reachable).
+        '[[tool.poetry.source]]', 'name = "gateway"', `url = "http://127.0.0.1:${gw.port}/simple/"`, 'default = true', '',
+      ].join('\n'),
+    );
+    const env = { ...process.env, HOME: dir, POETRY_CACHE_DIR: join(dir, 'cache'), POETRY_VIRTUALENVS_IN_PROJECT: 'true', POETRY_NO_INTERACTION: '1' };
+    await run('poetry', ['install', '--no-root'], { cwd: dir, env, timeout: 150_000 });
+    const lib = join(dir, '.venv', 'lib');
+    const [python] = readdirSync(lib);
+    assert.equal(readFileSync(join(lib, python, 'site-packages', 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+    assert.match(readFileSync(join(dir, 'poetry.lock'), 'utf8'), new RegExp(`file = "${WHEEL}", hash = "sha256:${sha256(WHEEL)}"`));
+    await new Promise((r) => setTimeout(r, 200));
+    const downloads = gw.lines.filter((l) => l.path === `/simple/tinypkg/${WHEEL}`);
+    assert.ok(downloads.length > 0 && downloads.every((l) => l.status === 307 && l.capture?.type === 'python'), JSON.stringify(downloads));
   });
 });
 
