@@ -128,7 +128,7 @@ test('pip installs through a project page over 8 KiB, which it gets gzipped', as
   });
 });
 
-test('poetry installs from the gateway as its only source: the lock file holds the wheel's sha256 from the page, downloads are counted', { timeout: 180_000 }, async () => {
+test('poetry installs from the gateway as its only source: the lock file holds the sha256 of the wheel from the page, downloads are counted', { timeout: 180_000 }, async () => {
   await withGateway(manifest(sha256(WHEEL)), async (gw) => {
     const dir = join(work, 'poetry-project');
     mkdirSync(dir);
