@@ -1,7 +1,7 @@
 // Docker/OCI pulls end to end (SPEC §4): a real registry (Debian's
-// docker-registry), real clients (skopeo, dockerd, podman) and the real
-// gateway process. Needs docker-registry, skopeo, umoci, podman, docker.io
-// and openssl, which .ci/run installs.
+// docker-registry), real clients (skopeo, dockerd, podman, containerd) and
+// the real gateway process. Needs docker-registry, skopeo, umoci, podman,
+// docker.io, containerd and openssl, which .ci/run installs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -14,7 +14,7 @@ import {
   buildImage, digestOf, makeCerts, pushImage, skopeo, startRegistry, startTokenServer,
   type Registry, type TestCa, type TokenServer,
 } from './helpers/registry.ts';
-import { startDockerd, type Dockerd } from './helpers/dockerd.ts';
+import { startContainerd, startDockerd, type Containerd, type Dockerd } from './helpers/dockerd.ts';
 
 const work = tempDir('gw-docker-');
 let ca: TestCa;
@@ -92,17 +92,20 @@ describe('plain registry, proxy mode', { timeout: 300_000 }, () => {
   });
 });
 
-describe('TLS registry: dockerd is redirected, and proxied with always-proxy', { timeout: 300_000 }, () => {
+describe('TLS registry: dockerd and containerd are redirected, and proxied with always-proxy', { timeout: 300_000 }, () => {
   let registry: Registry;
   let dockerd: Dockerd;
+  let containerd: Containerd;
   before(async () => {
     registry = await startRegistry({ dir: join(work, 'tls'), tls: ca });
     await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir });
     dockerd = await startDockerd(join(work, 'dockerd'));
     dockerd.trustCa(registry.host, ca.caCert);
+    containerd = await startContainerd(join(work, 'containerd'));
   });
   after(async () => {
-    await dockerd.stop();
+    await containerd?.stop();
+    await dockerd?.stop();
     await registry.stop();
   });
 
@@ -143,6 +146,31 @@ describe('TLS registry: dockerd is redirected, and proxied with always-proxy', {
       assert.ok(pulls.every((l) => l.outcome === 'proxy'), JSON.stringify(pulls.map((l) => [l.path, l.outcome, l.status])));
     } finally {
       await gw.stop();
+    }
+  });
+
+  // containerd's own resolver and fetcher, not dockerd's: what Kubernetes nodes (CRI) and nerdctl pull with.
+  test('containerd (ctr) pulls through the gateway, redirected and with always-proxy', async () => {
+    for (const [extra, outcome, status] of [[{}, 'redirect', 307], [{ 'always-proxy': true }, 'proxy', 200]] as const) {
+      const gw = await startGateway({ manifest: dockerRule(registry.host, extra), env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+      const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
+      try {
+        // The gateway over plain HTTP; the registry it redirects to over TLS, with the test CA. The native snapshotter unpacks anywhere.
+        await containerd.ctr(['images', 'pull', '--plain-http', '--tlscacert', ca.caCert, '--snapshotter', 'native', ref]);
+        const { stdout } = await containerd.ctr(['images', 'ls']);
+        assert.match(stdout, new RegExp(`^${ref.replaceAll('.', '\\.')}\\s.*${imageDigest}`, 'm'));
+        await new Promise((r) => setTimeout(r, 200));
+        const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+        assert.ok(pulls.some((l) => l.path.includes('/blobs/')), JSON.stringify(pulls.map((l) => l.path)));
+        for (const l of pulls) {
+          assert.equal(l.outcome, outcome, l.path);
+          assert.equal(l.status, status, l.path);
+          assert.match(String(l.client.userAgent), /^containerd\//);
+        }
+      } finally {
+        await containerd.ctr(['images', 'rm', ref]).catch(() => undefined);
+        await gw.stop();
+      }
     }
   });
 });
