@@ -196,7 +196,7 @@ test('a tampered integrity makes npm fail with EINTEGRITY', { timeout: 120_000 }
   }
 });
 
-test('packument details: rewritten tarballs, integrity untouched, version documents, ETag, read only, unknown packages', async () => {
+test('packument details: rewritten tarballs, integrity untouched, version documents, ETag, read only, unknown packages', { timeout: 30_000 }, async () => {
   const res = await request(gw.port, { path: '/tiny-gw-pkg', host: `127.0.0.1:${gw.port}` });
   const doc = JSON.parse(res.text);
   const dist = doc.versions['1.0.0'].dist;
@@ -209,6 +209,12 @@ test('packument details: rewritten tarballs, integrity untouched, version docume
   assert.equal(latest.version, '1.0.0');
   assert.equal(latest.dist.tarball, dist.tarball);
   assert.equal((await request(gw.port, { path: '/tiny-gw-pkg/9.9.9', host: `127.0.0.1:${gw.port}` })).status, 404);
+  // Names an object has without owning them are no versions or tags.
+  for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+    const res = await request(gw.port, { path: `/tiny-gw-pkg/${name}`, host: `127.0.0.1:${gw.port}` });
+    assert.equal(res.status, 404, name);
+    assert.deepEqual(JSON.parse(res.text), { error: 'Not found' }, name);
+  }
   const encoded = JSON.parse((await request(gw.port, { path: '/@gwtest%2fscoped', host: `127.0.0.1:${gw.port}` })).text);
   assert.equal(encoded.name, '@gwtest/scoped');
   const head = await request(gw.port, { method: 'HEAD', path: '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', host: `127.0.0.1:${gw.port}` });

@@ -72,9 +72,10 @@ export class Packument {
 
   /** One version (or dist-tag) document, or null when there is none. */
   renderVersion(versionOrTag: string, origin: string): Rendered | null {
-    const version = this.#versions[versionOrTag] !== undefined ? versionOrTag : this.#tags[versionOrTag];
-    const doc = version === undefined ? undefined : this.#versions[version];
-    if (doc === undefined) return null;
+    // Own keys only: `constructor` or `__proto__` is no version.
+    const version = Object.hasOwn(this.#versions, versionOrTag) ? versionOrTag : Object.hasOwn(this.#tags, versionOrTag) ? this.#tags[versionOrTag] : undefined;
+    const doc = typeof version === 'string' && Object.hasOwn(this.#versions, version) ? this.#versions[version] : undefined;
+    if (typeof doc !== 'object' || doc === null) return null;
     return this.#finish(`${origin} ${version}`, JSON.stringify(doc), origin, 'application/json');
   }
 }
