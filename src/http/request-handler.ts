@@ -132,6 +132,9 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
           finish(outcome, capture);
         },
         () => {
+          // A stream that failed unexpectedly still answers, as its line says; never a client left waiting.
+          if (!res.headersSent) send(res, method, id, requestError('UPSTREAM_UNREACHABLE', path), true, services);
+          else res.destroy();
           line(502, 'upstream-error', answer.capture);
           finish('upstream-error', answer.capture);
         },
