@@ -1,6 +1,6 @@
 // Seeded random requests against every rule type at once: the example
-// manifest, plus docker, python and npm rules whose backends are down (on
-// 127.0.0.1). Methods, paths, queries, hosts, headers and bodies are drawn
+// manifest, plus docker, python and npm rules: an npm registry on 127.0.0.1
+// that serves one package document, and backends that are down. Methods, paths, queries, hosts, headers and bodies are drawn
 // from values that reach the rules and from bytes that should not. Each
 // request gets an answer that is no server error (502 only: a backend was
 // asked and is down), each answer's request id has its analytics line, and
@@ -8,6 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startGateway } from './helpers/gateway-process.ts';
 import { rawRequest, statusOf } from './helpers/http-client.ts';
 import { seededRandom } from './helpers/random.ts';
@@ -22,6 +24,16 @@ test('random requests over every rule type: no server error, a line for each ans
     { type: 'python-v1', domain: 'py.example.com', 'package-id': 'p', 'package-name': 'tool', 'file-name': 'tool-1.0-py3-none-any.whl', version: '1.0', 'backend-url': 'https://files.example/tool-1.0-py3-none-any.whl' },
     { type: 'npm-v1', domain: 'npm.example.com', 'package-id': 'n', 'package-name': 'tool', registry: 'http://127.0.0.1:1' },
   );
+  const doc = JSON.stringify({
+    name: 'live', 'dist-tags': { latest: '1.0.0', next: '2.0.0-rc.1' },
+    versions: Object.fromEntries(['1.0.0', '2.0.0-rc.1'].map((v) => [v, { name: 'live', version: v, dist: { tarball: `https://files.example/live-${v}.tgz` } }])),
+  });
+  const registry = createServer((req, res) => {
+    if (req.url === '/live') res.writeHead(200, { 'content-type': 'application/json', etag: '"1"' }).end(doc);
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
+  manifest.rules.push({ type: 'npm-v1', domain: 'npm.example.com', 'package-id': 'l', 'package-name': 'live', registry: `http://127.0.0.1:${(registry.address() as AddressInfo).port}` });
   const gw = await startGateway({ manifest, args: ['--upstream', 'ghcr.io=http://127.0.0.1:1'] });
   try {
     const rnd = seededRandom(20261127);
@@ -43,6 +55,10 @@ test('random requests over every rule type: no server error, a line for each ans
       ['py.example.com', '/simple/tool/'],
       ['npm.example.com', '/tool'],
       ['npm.example.com', '/tool/-/tool-1.0.0.tgz'],
+      ['npm.example.com', '/live'],
+      ['npm.example.com', '/live/-/live-1.0.0.tgz'],
+      // Versions and tags, and names every object has.
+      ...['1.0.0', 'next', 'constructor', '__proto__', 'toString', 'valueOf'].map((v) => ['npm.example.com', `/live/${v}`] as const),
     ];
     // ...and anything else.
     const hosts = ['dl.example.com', 'cr.example.com', 'py.example.com', 'npm.example.com', 'unknown.test', '', '[::1]', 'a'.repeat(300), 'a b'];
@@ -85,5 +101,6 @@ test('random requests over every rule type: no server error, a line for each ans
     assert.deepEqual(gw.logs.filter((l) => typeof l.level === 'number' && l.level >= 50), []);
   } finally {
     await gw.stop();
+    registry.close();
   }
 });
