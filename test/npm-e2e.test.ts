@@ -293,3 +293,33 @@ test('a large package document: clients that stop reading hold no copy of it and
     backend.close();
   }
 });
+
+test('a large package document is fetched, parsed and rendered off the main thread: the event loop never waits for it', { timeout: 60_000 }, async () => {
+  // About 20 MB, as above: on the main thread, 0.4 s of parsing, rewriting and rendering per origin.
+  const versions: Record<string, object> = {};
+  for (let i = 0; i < 4000; i++) versions[`1.0.${i}`] = { name: 'big', version: `1.0.${i}`, readme: 'x'.repeat(5000), dist: { tarball: `https://files.example/big-1.0.${i}.tgz` } };
+  const doc = JSON.stringify({ name: 'big', 'dist-tags': { latest: '1.0.0' }, versions });
+  const backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(doc));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const g = await startGateway({
+    manifest: { rules: [{ type: 'npm-v1', domain: 'npm.test', 'package-id': 'b', 'package-name': 'big', registry: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` }] },
+  });
+  try {
+    // The longest event-loop delay since the last scrape (prom-client resets it at each).
+    const lag = () => metricValue(g.adminPort, 'gateway_nodejs_eventloop_lag_max_seconds');
+    await lag();
+    // Three origins: three renderings of the document, gzipped.
+    for (const host of ['npm.test', 'npm.test:8080', 'npm.test:8443']) {
+      const res = await request(g.port, { path: '/big', host, headers: { 'accept-encoding': 'gzip' } });
+      assert.equal(res.status, 200);
+      assert.equal(JSON.parse(gunzipSync(res.body).toString('utf8')).versions['1.0.7'].dist.tarball, `http://${host}/big/-/big-1.0.7.tgz`);
+    }
+    const version = JSON.parse((await request(g.port, { path: '/big/1.0.3999', host: 'npm.test' })).text);
+    assert.equal(version.dist.tarball, 'http://npm.test/big/-/big-1.0.3999.tgz');
+    const longest = await lag();
+    assert.ok(longest < 0.1, `the event loop waited ${Math.round(longest * 1000)} ms`);
+  } finally {
+    await g.stop();
+    backend.close();
+  }
+});

@@ -5,16 +5,16 @@
  * the copy). A backend failure serves the stale copy when there is one.
  * Concurrent misses for one document share one fetch.
  *
- * Tarball URLs are rewritten once, to a placeholder origin; serving a
- * document only replaces the placeholder with the origin of the request.
+ * Fetching, parsing, rewriting and rendering happen in a worker thread
+ * (npm-worker.ts); this side keeps the results and hands them to requests.
  */
-import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { LRUCache } from 'lru-cache';
-import { gzipVariant, type Gzipped } from '../http/content-coding.ts';
+import type { Gzipped } from '../http/content-coding.ts';
 import type { Upstreams } from '../proxy/upstreams.ts';
 import type { NpmTarget } from './npm.ts';
+import type { LoadedDocument, LoadResult, RenderedBytes, WorkerRequest } from './npm-worker.ts';
 
-const PLACEHOLDER = 'https://gateway-origin.invalid';
 const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
 export interface Rendered {
@@ -26,57 +26,99 @@ export interface Rendered {
   readonly gzip: Gzipped | null;
 }
 
+/**
+ * The worker thread, started at the first document and started again after
+ * a failure, which fails the messages it had. It keeps the process alive
+ * only while it has messages.
+ */
+class DocumentWorker {
+  #worker: Worker | null = null;
+  #next = 0;
+  readonly #pending = new Map<number, { resolve(result: unknown): void; reject(e: Error): void }>();
 
-interface VersionDoc {
-  dist?: { tarball?: string };
+  load(request: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadResult> {
+    return this.#call(request) as Promise<LoadResult>;
+  }
+
+  async render(text: Uint8Array, origin: string, contentType: string): Promise<Rendered> {
+    const r = (await this.#call({ kind: 'render', text, origin })) as RenderedBytes;
+    const gzip = r.gzip === null ? null : { body: bytes(r.gzip.body), contentLength: String(r.gzip.body.length), etag: r.gzip.etag };
+    return { body: bytes(r.body), etag: r.etag, contentType, gzip };
+  }
+
+  #call(request: WorkerRequest): Promise<unknown> {
+    const worker = this.#worker ?? this.#start();
+    const id = this.#next++;
+    if (this.#pending.size === 0) worker.ref();
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, request });
+    });
+  }
+
+  #start(): Worker {
+    const worker = new Worker(new URL('./npm-worker.ts', import.meta.url));
+    worker.on('message', ({ id, result, error }: { id: number; result?: unknown; error?: string }) => {
+      const call = this.#pending.get(id);
+      this.#pending.delete(id);
+      if (this.#pending.size === 0) worker.unref();
+      if (error === undefined) call?.resolve(result);
+      else call?.reject(new Error(error));
+    });
+    const fail = (e: Error) => {
+      if (this.#worker !== worker) return;
+      this.#worker = null;
+      for (const call of this.#pending.values()) call.reject(e);
+      this.#pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`the npm document worker exited (${code})`)));
+    return (this.#worker = worker);
+  }
+}
+
+/** A Buffer over the memory the worker handed over, without a copy. */
+function bytes(u: Uint8Array): Buffer {
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
 export class Packument {
-  /** Tarball file name → the backend's URL for it. */
-  readonly tarballs = new Map<string, string>();
-  readonly #template: string;
-  readonly #versions: Record<string, VersionDoc>;
-  readonly #tags: Record<string, string>;
-  readonly #contentType: string;
-  readonly #rendered = new LRUCache<string, Rendered>({ max: 16 });
+  readonly #doc: LoadedDocument;
+  readonly #worker: DocumentWorker;
+  /** Renderings per origin (and version), shared by concurrent requests while they are made. */
+  readonly #rendered = new LRUCache<string, Promise<Rendered>>({ max: 16 });
 
-  constructor(target: NpmTarget, doc: { versions?: Record<string, VersionDoc>; 'dist-tags'?: Record<string, string> }, contentType: string) {
-    this.#versions = doc.versions ?? {};
-    this.#tags = doc['dist-tags'] ?? {};
-    for (const v of Object.values(this.#versions)) {
-      const url = v?.dist?.tarball;
-      if (typeof url !== 'string') continue;
-      const file = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
-      this.tarballs.set(file, url);
-      v.dist!.tarball = `${PLACEHOLDER}/${target.name}/-/${file}`;
-    }
-    this.#template = JSON.stringify(doc);
-    this.#contentType = contentType;
+  constructor(doc: LoadedDocument, worker: DocumentWorker) {
+    this.#doc = doc;
+    this.#worker = worker;
   }
 
-  #finish(key: string, template: string, origin: string, contentType: string): Rendered {
+  /** Tarball file name → the backend's URL for it. */
+  get tarballs(): ReadonlyMap<string, string> {
+    return this.#doc.tarballs;
+  }
+
+  #finish(key: string, text: Uint8Array, origin: string, contentType: string): Promise<Rendered> {
     let r = this.#rendered.get(key);
     if (r === undefined) {
-      const body = Buffer.from(template.replaceAll(PLACEHOLDER, origin));
-      const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 32)}"`;
-      r = { body, etag, contentType, gzip: gzipVariant(body, etag) };
-      this.#rendered.set(key, r);
+      const made = this.#worker.render(text, origin, contentType);
+      made.catch(() => this.#rendered.get(key) === made && this.#rendered.delete(key));
+      this.#rendered.set(key, (r = made));
     }
     return r;
   }
 
   /** The whole document, tarballs pointing at `origin`. */
-  render(origin: string): Rendered {
-    return this.#finish(origin, this.#template, origin, this.#contentType);
+  render(origin: string): Promise<Rendered> {
+    return this.#finish(origin, this.#doc.text, origin, this.#doc.contentType);
   }
 
   /** One version (or dist-tag) document, or null when there is none. */
-  renderVersion(versionOrTag: string, origin: string): Rendered | null {
-    // Own keys only: `constructor` or `__proto__` is no version.
-    const version = Object.hasOwn(this.#versions, versionOrTag) ? versionOrTag : Object.hasOwn(this.#tags, versionOrTag) ? this.#tags[versionOrTag] : undefined;
-    const doc = typeof version === 'string' && Object.hasOwn(this.#versions, version) ? this.#versions[version] : undefined;
-    if (typeof doc !== 'object' || doc === null) return null;
-    return this.#finish(`${origin} ${version}`, JSON.stringify(doc), origin, 'application/json');
+  renderVersion(versionOrTag: string, origin: string): Promise<Rendered> | null {
+    const version = this.#doc.versions.has(versionOrTag) ? versionOrTag : this.#doc.tags.get(versionOrTag);
+    const at = version === undefined ? undefined : this.#doc.versions.get(version);
+    if (at === undefined) return null;
+    return this.#finish(`${origin} ${version}`, this.#doc.text.subarray(at[0], at[1]), origin, 'application/json');
   }
 }
 
@@ -99,6 +141,7 @@ export class NpmDocuments {
   readonly #options: NpmDocumentsOptions;
   readonly #cache = new LRUCache<string, Entry>({ max: 1000 });
   readonly #inflight = new Map<string, Promise<Packument | 'not-found' | null>>();
+  readonly #worker = new DocumentWorker();
 
   constructor(options: NpmDocumentsOptions) {
     this.#options = options;
@@ -122,24 +165,19 @@ export class NpmDocuments {
       accept: abbreviated ? `${ABBREVIATED}; q=1.0, application/json; q=0.8, */*` : 'application/json',
     };
     if (entry?.etag) headers['if-none-match'] = entry.etag;
-    try {
-      const res = await fetch(this.#options.upstreams.resolveUrl(new URL(target.documentUrl)), {
-        headers,
-        signal: AbortSignal.timeout(this.#options.timeout),
-      });
-      if (res.status === 304 && entry !== undefined) {
-        entry.fetchedAt = Date.now();
-        return entry.doc;
-      }
-      if (res.status === 404) return 'not-found';
-      if (!res.ok) throw new Error(`backend answered ${res.status}`);
-      const contentType = (res.headers.get('content-type') ?? '').startsWith(ABBREVIATED) ? ABBREVIATED : 'application/json';
-      const doc = new Packument(target, (await res.json()) as ConstructorParameters<typeof Packument>[1], contentType);
-      this.#cache.set(key, { doc, etag: res.headers.get('etag'), fetchedAt: Date.now() });
-      return doc;
-    } catch {
-      this.#options.onUpstreamError?.();
-      return entry?.doc ?? null;
+    const url = this.#options.upstreams.resolveUrl(new URL(target.documentUrl));
+    const result = await this.#worker.load({ kind: 'load', url, name: target.name, headers, timeout: this.#options.timeout }).catch((): LoadResult => ({ kind: 'failed', reason: 'worker' }));
+    if (result.kind === 'not-modified' && entry !== undefined) {
+      entry.fetchedAt = Date.now();
+      return entry.doc;
     }
+    if (result.kind === 'not-found') return 'not-found';
+    if (result.kind === 'document') {
+      const doc = new Packument(result, this.#worker);
+      this.#cache.set(key, { doc, etag: result.etag, fetchedAt: Date.now() });
+      return doc;
+    }
+    this.#options.onUpstreamError?.();
+    return entry?.doc ?? null;
   }
 }

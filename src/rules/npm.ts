@@ -148,8 +148,10 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
       if (doc === null) return sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`, capture));
       if (doc === 'not-found') return sendError(req, res, npmError(404, 'Not found', capture));
       const origin = requestOrigin(req, services);
-      const rendered = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
-      if (rendered === null) return sendError(req, res, npmError(404, 'Not found', capture));
+      const rendering = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
+      if (rendering === null) return sendError(req, res, npmError(404, 'Not found', capture));
+      const rendered = await rendering.catch(() => null);
+      if (rendered === null) return sendError(req, res, npmError(502, `The document of ${target.name} could not be rendered`, capture));
       const gzip = rendered.gzip !== null && acceptsGzip(req.headers['accept-encoding']) ? rendered.gzip : null;
       const etag = gzip?.etag ?? rendered.etag;
       const vary = rendered.gzip === null ? 'Accept' : 'Accept, Accept-Encoding';
