@@ -1,0 +1,92 @@
+// SPEC §5 end to end with the real curl and wget: file rules redirect them
+// to a local file server standing in for a release host, and they download
+// the file from there, as `curl -LO https://dl.example.com/tool-1.4.0.tgz`
+// does. curl reaches the gateway under the rule's domain (--connect-to);
+// wget through it as an HTTP proxy, which sends the request target in
+// absolute form (`GET http://dl.example.com/...`).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+
+const run = promisify(execFile);
+const work = tempDir('gw-files-');
+const D = 'dl.example.com';
+const tarball = randomBytes(256 * 1024);
+const fetched: string[] = [];
+let files: Server;
+let gw: GatewayProcess;
+
+before(async () => {
+  files = createServer((req, res) => {
+    fetched.push(req.url ?? '');
+    if ((req.url ?? '').startsWith('/releases/download/v1.4.0/tool-1.4.0.tgz')) {
+      return void res.writeHead(200, { 'content-type': 'application/gzip', 'content-length': tarball.length }).end(req.method === 'HEAD' ? undefined : tarball);
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(files.address() as AddressInfo).port}`;
+  gw = await startGateway({
+    manifest: {
+      rules: [
+        { type: 'file-v1', domain: D, 'package-id': 'tool', 'incoming-path': '/tool-{version}.tgz', 'outgoing-url': `${base}/releases/download/v{version}/tool-{version}.tgz` },
+        { type: 'file-v2', domain: D, 'package-id': 'tool', 'incoming-path': '^/latest/(?<name>tool-[0-9.]+\\.tgz)$', 'outgoing-url': `${base}/releases/download/v1.4.0/{name}` },
+      ],
+    },
+  });
+});
+after(async () => {
+  await gw.stop();
+  files.close();
+});
+
+/** A folder of its own, to download into. */
+function folder(name: string): string {
+  const dir = join(work, name);
+  mkdirSync(dir);
+  return dir;
+}
+
+const curl = (args: string[], cwd: string) => run('curl', ['--silent', '--show-error', '--fail', '--connect-to', `${D}:80:127.0.0.1:${gw.port}`, ...args], { cwd, timeout: 30_000 });
+
+test('curl -LO downloads the file the rule redirects to; the download is counted', async () => {
+  const dir = folder('curl');
+  await curl(['-LO', `http://${D}/tool-1.4.0.tgz`], dir);
+  assert.deepEqual(readFileSync(join(dir, 'tool-1.4.0.tgz')), tarball);
+  await new Promise((r) => setTimeout(r, 200));
+  const line = gw.lines.find((l) => l.path === '/tool-1.4.0.tgz' && l.client.userAgent?.startsWith('curl/'));
+  assert.equal(line?.status, 307);
+  assert.deepEqual(line?.capture?.variables, { version: '1.4.0' });
+});
+
+test('curl: the query is merged into the target, a file-v2 rule redirects too, HEAD gets the 307 and its Location', async () => {
+  const dir = folder('curl-more');
+  await curl(['-L', '-o', 'with-query.tgz', `http://${D}/tool-1.4.0.tgz?source=readme`], dir);
+  assert.deepEqual(readFileSync(join(dir, 'with-query.tgz')), tarball);
+  assert.ok(fetched.includes('/releases/download/v1.4.0/tool-1.4.0.tgz?source=readme'), JSON.stringify(fetched));
+  await curl(['-L', '-o', 'latest.tgz', `http://${D}/latest/tool-1.4.0.tgz`], dir);
+  assert.deepEqual(readFileSync(join(dir, 'latest.tgz')), tarball);
+  const { stdout } = await curl(['-I', `http://${D}/tool-1.4.0.tgz`], dir);
+  assert.match(stdout, /^HTTP\/1\.1 307 /);
+  assert.match(stdout, new RegExp(`\\r\\nlocation: http://127\\.0\\.0\\.1:\\d+/releases/download/v1\\.4\\.0/tool-1\\.4\\.0\\.tgz\\r\\n`, 'i'));
+  // A file no rule names: the gateway's 404, and curl --fail fails.
+  await assert.rejects(curl(['-LO', `http://${D}/other-1.0.zip`], dir), /404/);
+});
+
+test('wget through the gateway as its HTTP proxy (a request target in absolute form) downloads the file', async () => {
+  const dir = folder('wget');
+  const env = { ...process.env, http_proxy: `http://127.0.0.1:${gw.port}`, no_proxy: '127.0.0.1' };
+  await run('wget', ['--quiet', `http://${D}/tool-1.4.0.tgz`], { cwd: dir, env, timeout: 30_000 });
+  assert.deepEqual(readFileSync(join(dir, 'tool-1.4.0.tgz')), tarball);
+  await new Promise((r) => setTimeout(r, 200));
+  const line = gw.lines.find((l) => l.path === '/tool-1.4.0.tgz' && l.client.userAgent?.startsWith('Wget/'));
+  assert.equal(line?.status, 307);
+  assert.equal(line?.host, D);
+});
