@@ -31,10 +31,16 @@ export interface Rendered {
  * a failure, which fails the messages it had. It keeps the process alive
  * only while it has messages.
  */
-class DocumentWorker {
+export class DocumentWorker {
+  readonly #script: URL;
   #worker: Worker | null = null;
   #next = 0;
   readonly #pending = new Map<number, { resolve(result: unknown): void; reject(e: Error): void }>();
+
+  /** `script`: npm-worker.ts, or a stand-in in tests. */
+  constructor(script = new URL('./npm-worker.ts', import.meta.url)) {
+    this.#script = script;
+  }
 
   load(request: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadResult> {
     return this.#call(request) as Promise<LoadResult>;
@@ -57,7 +63,7 @@ class DocumentWorker {
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL('./npm-worker.ts', import.meta.url));
+    const worker = new Worker(this.#script);
     worker.on('message', ({ id, result, error }: { id: number; result?: unknown; error?: string }) => {
       const call = this.#pending.get(id);
       this.#pending.delete(id);

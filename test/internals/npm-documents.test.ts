@@ -1,0 +1,100 @@
+// The npm document worker and the documents it loads (src/rules/npm-worker.ts, src/rules/npm-cache.ts).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { DocumentWorker, Packument } from '../../src/rules/npm-cache.ts';
+import type { LoadedDocument } from '../../src/rules/npm-worker.ts';
+
+const doc = {
+  name: '@acme/tool',
+  'dist-tags': { latest: '1.0.0', next: '2.0.0-rc.1', broken: 7 },
+  versions: {
+    '1.0.0': { version: '1.0.0', description: 'été ☃', dist: { tarball: 'https://registry.example/@acme/tool/-/tool-1.0.0.tgz', integrity: 'sha512-x' } },
+    '2.0.0-rc.1': { version: '2.0.0-rc.1', readme: 'y'.repeat(20_000), dist: { tarball: 'https://registry.example/@acme/tool/-/tool-2.0.0-rc.1.tgz' } },
+    'odd': null,
+  },
+  time: { '1.0.0': '2026-01-01T00:00:00.000Z' },
+};
+let backend: Server;
+let base: string;
+let worker: DocumentWorker;
+
+before(async () => {
+  backend = createServer((req, res) => {
+    if (req.url === '/tool') return void res.writeHead(200, { 'content-type': 'application/json', etag: '"v1"' }).end(JSON.stringify(doc));
+    if (req.url === '/array') return void res.writeHead(200, { 'content-type': 'application/json' }).end('[1, 2]');
+    if (req.url === '/unchanged') return void res.writeHead(304).end();
+    if (req.url === '/broken') return void res.writeHead(500).end();
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  worker = new DocumentWorker();
+});
+after(() => backend.close());
+
+const load = (w: DocumentWorker, path: string) => w.load({ kind: 'load', url: base + path, name: '@acme/tool', headers: {}, timeout: 5000 });
+
+test('a loaded document renders as JSON.stringify would write it, tarballs at the origin; versions, tags, and nothing else', async () => {
+  const loaded = (await load(worker, '/tool')) as LoadedDocument;
+  assert.equal(loaded.kind, 'document');
+  assert.equal(loaded.etag, '"v1"');
+  assert.deepEqual([...loaded.tarballs], [
+    ['tool-1.0.0.tgz', 'https://registry.example/@acme/tool/-/tool-1.0.0.tgz'],
+    ['tool-2.0.0-rc.1.tgz', 'https://registry.example/@acme/tool/-/tool-2.0.0-rc.1.tgz'],
+  ]);
+  const p = new Packument(loaded, worker);
+  const origin = 'https://npm.example.com';
+  const expected = structuredClone(doc);
+  expected.versions['1.0.0'].dist.tarball = `${origin}/@acme/tool/-/tool-1.0.0.tgz`;
+  expected.versions['2.0.0-rc.1'].dist.tarball = `${origin}/@acme/tool/-/tool-2.0.0-rc.1.tgz`;
+  const whole = await p.render(origin);
+  assert.equal(whole.body.toString('utf8'), JSON.stringify(expected));
+  assert.equal(whole.contentType, 'application/json');
+  assert.match(whole.etag, /^"[\w-]{32}"$/);
+  // Over 8 KiB: its gzip variant, with an ETag of its own.
+  assert.deepEqual(gunzipSync(whole.gzip!.body), whole.body);
+  assert.equal(whole.gzip!.contentLength, String(whole.gzip!.body.length));
+  assert.equal(whole.gzip!.etag, `${whole.etag.slice(0, -1)}-gzip"`);
+  assert.equal(await p.render(origin), whole, 'rendered once per origin');
+  const other = await p.render('http://127.0.0.1:8080');
+  assert.notEqual(other.etag, whole.etag);
+  // Versions by number or tag, as their own documents; a version with no document, a tag to no string, names every object has: none.
+  const one = await p.renderVersion('latest', origin);
+  assert.equal(one?.body.toString('utf8'), JSON.stringify(expected.versions['1.0.0']));
+  assert.equal(one?.gzip, null);
+  assert.equal((await p.renderVersion('2.0.0-rc.1', origin))?.body.toString('utf8'), JSON.stringify(expected.versions['2.0.0-rc.1']));
+  assert.equal((await p.renderVersion('next', origin))?.etag, (await p.renderVersion('2.0.0-rc.1', origin))?.etag);
+  for (const none of ['odd', 'broken', '9.9.9', 'constructor', '__proto__', 'toString']) assert.equal(p.renderVersion(none, origin), null, none);
+});
+
+test('what the backend answers besides a document', async () => {
+  assert.deepEqual(await load(worker, '/unknown'), { kind: 'not-found' });
+  assert.deepEqual(await load(worker, '/unchanged'), { kind: 'not-modified' });
+  assert.deepEqual(await load(worker, '/broken'), { kind: 'failed', reason: 'backend answered 500' });
+  assert.deepEqual(await load(worker, '/array'), { kind: 'failed', reason: 'not a package document' });
+  const down = await worker.load({ kind: 'load', url: 'http://127.0.0.1:1/tool', name: 'tool', headers: {}, timeout: 5000 });
+  assert.equal(down.kind, 'failed');
+});
+
+test('a worker that dies fails the messages it had; the next message starts another', async () => {
+  // A stand-in that answers loads of /ok and dies at any other.
+  const script = join(mkdtempSync(join(tmpdir(), 'gw-npm-worker-')), 'dies.mjs');
+  writeFileSync(script, `import { parentPort } from 'node:worker_threads';
+parentPort.on('message', ({ id, request }) => {
+  if (request.url.endsWith('/ok')) parentPort.postMessage({ id, result: { kind: 'not-found' } });
+  else setTimeout(() => process.exit(3), 50);
+});`);
+  const dying = new DocumentWorker(pathToFileURL(script));
+  const both = [load(dying, '/die'), load(dying, '/ok')];
+  assert.deepEqual(await both[1], { kind: 'not-found' });
+  await assert.rejects(both[0], /exited \(3\)/);
+  await Promise.all([assert.rejects(load(dying, '/die'), /exited/), assert.rejects(load(dying, '/die'), /exited/)]);
+  assert.deepEqual(await load(dying, '/ok'), { kind: 'not-found' });
+});
