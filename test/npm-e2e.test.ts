@@ -230,6 +230,31 @@ test('packument details: rewritten tarballs, integrity untouched, version docume
   }
 });
 
+test('within --npm-cache-ttl, tarball redirects come from the cached document (at once, as a file redirect), the backend not asked again', async () => {
+  const g = await startGateway({ manifest: { rules: [{ type: 'npm-v1', domain: '127.0.0.1', 'package-id': 'pkg-tiny', 'package-name': 'tiny-gw-pkg', registry: base }] } });
+  const host = `127.0.0.1:${g.port}`;
+  try {
+    assert.equal((await request(g.port, { path: '/tiny-gw-pkg', host })).status, 200);
+    const before = seen.length;
+    const url = `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`;
+    for (const method of ['GET', 'HEAD']) {
+      const res = await request(g.port, { method, path: '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', host });
+      assert.equal(res.status, 307, method);
+      assert.equal(res.headers.location, url);
+      const [line] = await g.linesFor(res.headers['x-request-id'] as string);
+      assert.deepEqual(line.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url });
+    }
+    const missing = await request(g.port, { path: '/tiny-gw-pkg/-/tiny-gw-pkg-6.6.6.tgz', host });
+    assert.equal(missing.status, 404);
+    assert.deepEqual(JSON.parse(missing.text), { error: 'Not found' });
+    const [line] = await g.linesFor(missing.headers['x-request-id'] as string);
+    assert.deepEqual(line.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '6.6.6', url: null });
+    assert.equal(seen.length, before, 'the backend was asked again');
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a backend failure serves the cached copy; without one, 502 with an npm-style error', async () => {
   const doc = JSON.stringify({ name: 'flaky', 'dist-tags': { latest: '1.0.0' }, versions: { '1.0.0': { name: 'flaky', version: '1.0.0', dist: { tarball: 'https://files.example/flaky-1.0.0.tgz' } } } });
   const backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(doc));

@@ -153,6 +153,12 @@ export class NpmDocuments {
     this.#options = options;
   }
 
+  /** Hot path. The full document when it is cached and within the TTL: tarball redirects need no more. */
+  fresh(target: NpmTarget): Packument | undefined {
+    const entry = this.#cache.get(`f ${target.documentUrl}`);
+    return entry !== undefined && Date.now() - entry.fetchedAt < this.#options.ttl ? entry.doc : undefined;
+  }
+
   /** The document, 'not-found' when the backend has none, null when it failed and nothing is cached. */
   packument(target: NpmTarget, abbreviated: boolean): Promise<Packument | 'not-found' | null> {
     const key = `${abbreviated ? 'a' : 'f'} ${target.documentUrl}`;

@@ -14,7 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { NpmCapture, Outcome } from '../analytics/capture.ts';
-import { errorAnswer, type Answer } from '../http/answer.ts';
+import { redirect, type Answer } from '../http/answer.ts';
 import { acceptsGzip } from '../http/content-coding.ts';
 import { endInSlices } from '../http/send-slices.ts';
 import type { NpmRule } from '../manifest/types.ts';
@@ -97,7 +97,7 @@ export function answerNpm(index: NpmIndex, r: RouteRequest, services: RouteServi
   const { rest } = parts;
   if (rest.length === 0 || (rest.length === 1 && rest[0] === '')) return documentAnswer(target, r, services, null);
   if (rest.length === 1) return documentAnswer(target, r, services, decodeURIComponentSafe(rest[0]));
-  if (rest.length === 2 && rest[0] === '-' && rest[1].endsWith('.tgz')) return tarballAnswer(target, rest[1], r, services);
+  if (rest.length === 2 && rest[0] === '-' && rest[1].endsWith('.tgz')) return tarballAnswer(target, rest[1], services);
   return npmNotFound();
 }
 
@@ -167,8 +167,15 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
   };
 }
 
-function tarballAnswer(target: NpmTarget, file: string, r: RouteRequest, services: RouteServices): Answer {
+function tarballAnswer(target: NpmTarget, file: string, services: RouteServices): Answer {
   const version = versionOf(target, file);
+  // The document at hand: answered at once, as a file rule's redirect is.
+  const fresh = services.npm.fresh(target);
+  if (fresh !== undefined) {
+    const url = fresh.tarballs.get(file);
+    const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version, url: url ?? null };
+    return url === undefined ? npmError(404, 'Not found', capture) : redirect(url, capture);
+  }
   return {
     status: 307,
     outcome: 'redirect',
