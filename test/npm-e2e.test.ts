@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -252,6 +252,35 @@ test('within --npm-cache-ttl, tarball redirects come from the cached document (a
     assert.equal(seen.length, before, 'the backend was asked again');
   } finally {
     await g.stop();
+  }
+});
+
+test('a client that leaves while the document is fetched is logged 499, for the document and for a tarball', async () => {
+  // A backend that takes a second to answer.
+  const doc = JSON.stringify({ name: 'slow', versions: { '1.0.0': { dist: { tarball: 'https://files.example/slow-1.0.0.tgz' } } } });
+  const backend = createServer((_req, res) => void setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end(doc), 1000));
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const g = await startGateway({
+    manifest: { rules: [{ type: 'npm-v1', domain: 'npm.test', 'package-id': 's', 'package-name': 'slow', registry: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` }] },
+    args: ['--npm-cache-ttl', '0'],
+  });
+  try {
+    for (const [path, outcome] of [['/slow', 'respond'], ['/slow/-/slow-1.0.0.tgz', 'redirect']]) {
+      const socket = connect(g.port, '127.0.0.1');
+      socket.write(`GET ${path} HTTP/1.1\r\nhost: npm.test\r\n\r\n`);
+      let answered = false;
+      socket.on('data', () => (answered = true));
+      await new Promise((r) => setTimeout(r, 300));
+      socket.destroy();
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(answered, false);
+      const line = g.lines.find((l) => l.path === path);
+      assert.equal(line?.status, 499, path);
+      assert.equal(line?.outcome, outcome, path);
+    }
+  } finally {
+    await g.stop();
+    backend.close();
   }
 });
 

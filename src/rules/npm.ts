@@ -117,6 +117,9 @@ function versionOf(target: NpmTarget, file: string): string | null {
 
 type StreamResult = { status: number; outcome: Outcome; capture?: NpmCapture };
 
+/** The analytics status of a request whose client left while its document was fetched or rendered (nginx's "client closed request"). */
+const CLIENT_LEFT = 499;
+
 function respond(req: IncomingMessage, res: ServerResponse, status: number, headers: Record<string, string>, body: string | null): void {
   if (body !== null) headers['content-length'] = String(Buffer.byteLength(body));
   res.writeHead(status, headers);
@@ -145,12 +148,14 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
     capture,
     stream: async (req, res) => {
       const doc = await services.npm.packument(target, abbreviated && version === null);
+      if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
       if (doc === null) return sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`, capture));
       if (doc === 'not-found') return sendError(req, res, npmError(404, 'Not found', capture));
       const origin = requestOrigin(req, services);
       const rendering = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
       if (rendering === null) return sendError(req, res, npmError(404, 'Not found', capture));
       const rendered = await rendering.catch(() => null);
+      if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
       if (rendered === null) return sendError(req, res, npmError(502, `The document of ${target.name} could not be rendered`, capture));
       const gzip = rendered.gzip !== null && acceptsGzip(req.headers['accept-encoding']) ? rendered.gzip : null;
       const etag = gzip?.etag ?? rendered.etag;
@@ -184,6 +189,7 @@ function tarballAnswer(target: NpmTarget, file: string, services: RouteServices)
       const doc = await services.npm.packument(target, false);
       const url = doc instanceof Packument ? doc.tarballs.get(file) : undefined;
       const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version, url: url ?? null };
+      if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'redirect', capture };
       if (doc === null) return { ...sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`)), capture };
       if (url === undefined) return { ...sendError(req, res, npmError(404, 'Not found')), capture };
       // The redirect goes where the packument says, never to a guessed URL.
