@@ -15,7 +15,8 @@ import type { Upstreams } from '../proxy/upstreams.ts';
 import type { NpmTarget } from './npm.ts';
 import type { LoadedDocument, LoadResult, RenderedBytes, WorkerRequest } from './npm-worker.ts';
 
-const ABBREVIATED = 'application/vnd.npm.install-v1+json';
+/** The abbreviated package document's media type (npm's `install-v1`). */
+export const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
 export interface Rendered {
   /** A Buffer, shared by every answer that sends it: writing it copies nothing. */
@@ -90,12 +91,14 @@ function bytes(u: Uint8Array): Buffer {
 
 export class Packument {
   readonly #doc: LoadedDocument;
+  readonly #contentType: string;
   readonly #worker: DocumentWorker;
   /** Renderings per origin (and version), shared by concurrent requests while they are made. */
   readonly #rendered = new LRUCache<string, Promise<Rendered>>({ max: 16 });
 
   constructor(doc: LoadedDocument, worker: DocumentWorker) {
     this.#doc = doc;
+    this.#contentType = doc.contentType?.startsWith(ABBREVIATED) ? ABBREVIATED : 'application/json';
     this.#worker = worker;
   }
 
@@ -116,7 +119,7 @@ export class Packument {
 
   /** The whole document, tarballs pointing at `origin`. */
   render(origin: string): Promise<Rendered> {
-    return this.#finish(origin, this.#doc.text, origin, this.#doc.contentType);
+    return this.#finish(origin, this.#doc.text, origin, this.#contentType);
   }
 
   /** One version (or dist-tag) document, or null when there is none. */
@@ -126,6 +129,11 @@ export class Packument {
     if (at === undefined) return null;
     return this.#finish(`${origin} ${version}`, this.#doc.text.subarray(at[0], at[1]), origin, 'application/json');
   }
+}
+
+/** The full and the abbreviated document are cached apart. */
+function cacheKey(target: NpmTarget, abbreviated: boolean): string {
+  return `${abbreviated ? 'a' : 'f'} ${target.documentUrl}`;
 }
 
 interface Entry {
@@ -153,17 +161,21 @@ export class NpmDocuments {
     this.#options = options;
   }
 
+  #isFresh(entry: Entry | undefined): entry is Entry {
+    return entry !== undefined && Date.now() - entry.fetchedAt < this.#options.ttl;
+  }
+
   /** Hot path. The full document when it is cached and within the TTL: tarball redirects need no more. */
   fresh(target: NpmTarget): Packument | undefined {
-    const entry = this.#cache.get(`f ${target.documentUrl}`);
-    return entry !== undefined && Date.now() - entry.fetchedAt < this.#options.ttl ? entry.doc : undefined;
+    const entry = this.#cache.get(cacheKey(target, false));
+    return this.#isFresh(entry) ? entry.doc : undefined;
   }
 
   /** The document, 'not-found' when the backend has none, null when it failed and nothing is cached. */
   packument(target: NpmTarget, abbreviated: boolean): Promise<Packument | 'not-found' | null> {
-    const key = `${abbreviated ? 'a' : 'f'} ${target.documentUrl}`;
+    const key = cacheKey(target, abbreviated);
     const entry = this.#cache.get(key);
-    if (entry !== undefined && Date.now() - entry.fetchedAt < this.#options.ttl) return Promise.resolve(entry.doc);
+    if (this.#isFresh(entry)) return Promise.resolve(entry.doc);
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
       pending = this.#fetch(key, target, abbreviated, entry).finally(() => this.#inflight.delete(key));

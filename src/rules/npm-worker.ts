@@ -15,7 +15,6 @@ import { parentPort } from 'node:worker_threads';
 import { gzipVariant } from '../http/content-coding.ts';
 
 const PLACEHOLDER = 'https://gateway-origin.invalid';
-const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
 export type WorkerRequest =
   | { readonly kind: 'load'; readonly url: string; readonly name: string; readonly headers: Record<string, string>; readonly timeout: number }
@@ -29,7 +28,8 @@ export type WorkerRequest =
 export interface LoadedDocument {
   readonly kind: 'document';
   readonly etag: string | null;
-  readonly contentType: string;
+  /** The backend's Content-Type, as it came. */
+  readonly contentType: string | null;
   /** The whole document's JSON, tarballs at the placeholder origin. */
   readonly text: Uint8Array;
   /** Version → where its own document's JSON is in `text`: [start, end). */
@@ -59,7 +59,6 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
     if (res.status === 304) return { kind: 'not-modified' };
     if (res.status === 404) return { kind: 'not-found' };
     if (!res.ok) return { kind: 'failed', reason: `backend answered ${res.status}` };
-    const contentType = (res.headers.get('content-type') ?? '').startsWith(ABBREVIATED) ? ABBREVIATED : 'application/json';
     const doc: unknown = await res.json();
     if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) return { kind: 'failed', reason: 'not a package document' };
     const tarballs = new Map<string, string>();
@@ -90,7 +89,7 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
       text.add('}');
     });
     text.add('}');
-    return { kind: 'document', etag: res.headers.get('etag'), contentType, text: text.shared(), versions, tags, tarballs };
+    return { kind: 'document', etag: res.headers.get('etag'), contentType: res.headers.get('content-type'), text: text.shared(), versions, tags, tarballs };
   } catch (e) {
     return { kind: 'failed', reason: (e as Error).message };
   }

@@ -20,7 +20,7 @@ import { endInSlices } from '../http/send-slices.ts';
 import type { NpmRule } from '../manifest/types.ts';
 import type { RouteRequest, RouteServices } from '../routing/route.ts';
 import { etagMatches } from './python-negotiation.ts';
-import { Packument } from './npm-cache.ts';
+import { ABBREVIATED, Packument } from './npm-cache.ts';
 
 export interface NpmTarget {
   readonly packageId: string;
@@ -43,8 +43,6 @@ export function compileNpm(rule: NpmRule): NpmTarget {
   const name = rule['package-name'];
   return { packageId: rule['package-id'], name, registry, documentUrl: `${registry}/${name.replace('/', '%2f')}` };
 }
-
-const ABBREVIATED = 'application/vnd.npm.install-v1+json';
 
 /** A 405 names the methods there are (RFC 9110 §15.5.6): this registry is read only. */
 const READ_ONLY_HEADERS = { 'content-type': 'application/json', allow: 'GET, HEAD' };

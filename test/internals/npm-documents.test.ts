@@ -28,6 +28,7 @@ let worker: DocumentWorker;
 before(async () => {
   backend = createServer((req, res) => {
     if (req.url === '/tool') return void res.writeHead(200, { 'content-type': 'application/json', etag: '"v1"' }).end(JSON.stringify(doc));
+    if (req.url === '/abbreviated') return void res.writeHead(200, { 'content-type': 'application/vnd.npm.install-v1+json; charset=utf-8' }).end(JSON.stringify(doc));
     if (req.url === '/array') return void res.writeHead(200, { 'content-type': 'application/json' }).end('[1, 2]');
     if (req.url === '/unchanged') return void res.writeHead(304).end();
     if (req.url === '/broken') return void res.writeHead(500).end();
@@ -72,6 +73,12 @@ test('a loaded document renders as JSON.stringify would write it, tarballs at th
   assert.equal((await p.renderVersion('2.0.0-rc.1', origin))?.body.toString('utf8'), JSON.stringify(expected.versions['2.0.0-rc.1']));
   assert.equal((await p.renderVersion('next', origin))?.etag, (await p.renderVersion('2.0.0-rc.1', origin))?.etag);
   for (const none of ['odd', 'broken', '9.9.9', 'constructor', '__proto__', 'toString']) assert.equal(p.renderVersion(none, origin), null, none);
+});
+
+test("a document's type: the abbreviated form's when the backend sent it, else JSON", async () => {
+  const abbreviated = new Packument((await load(worker, '/abbreviated')) as LoadedDocument, worker);
+  assert.equal((await abbreviated.render('http://o')).contentType, 'application/vnd.npm.install-v1+json');
+  assert.equal((await abbreviated.renderVersion('1.0.0', 'http://o'))?.contentType, 'application/json');
 });
 
 test('what the backend answers besides a document', async () => {
