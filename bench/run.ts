@@ -21,7 +21,7 @@ import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
 import { startServer, type ServerProcess } from './lib/server-process.ts';
 import { sendBlob } from './lib/blob-stream.ts';
-import { dockerRules, fileRules, pythonRules, type Workload } from './lib/manifests.ts';
+import { dockerRules, fileRules, npmDocument, npmRules, pythonRules, type Workload } from './lib/manifests.ts';
 import { NODE_FLAGS } from '../src/node-flags.ts';
 import { makeCerts } from '../test/helpers/registry.ts';
 
@@ -131,6 +131,8 @@ interface Subject {
   /** Status classes of a right answer. */
   expect: readonly number[];
   notes?: string;
+  /** Run on each fresh server before it is measured. */
+  warm?: (s: ServerProcess) => Promise<void>;
 }
 
 interface Row {
@@ -143,12 +145,12 @@ interface Row {
 const baselineRequests = (requests: Workload['requests']) => requests.map((r) => ({ ...r, method: 'GET' as const }));
 
 /** Subject against the bare node:http baseline, alternated, medians. */
-async function versusBaseline({ name, args, requests, expect, notes = '' }: Subject): Promise<Row> {
+async function versusBaseline({ name, args, requests, expect, notes = '', warm }: Subject): Promise<Row> {
   const subject: Measure[] = [];
   const baseline: Measure[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     baseline.push(await withServer([BASELINE], (s) => load(s, baselineRequests(requests), [3])));
-    subject.push(await withServer(args(), (s) => load(s, requests, expect)));
+    subject.push(await withServer(args(), async (s) => (await warm?.(s), load(s, requests, expect))));
   }
   const row = { name, subject: medianMeasure(subject), baseline: medianMeasure(baseline), notes };
   print(row);
@@ -203,6 +205,42 @@ async function pythonSubject(projects: number): Promise<Subject> {
     return { path: `/simple/proj${j * 97}/`, headers };
   });
   return { key: 'python-page', name: 'python-page', args: (extra) => gatewayArgs(python, extra), requests, expect: [2, 3], notes: '(HTML, JSON and 304 revalidation, one third each)' };
+}
+
+/**
+ * npm-tarball: tarball redirects of npm-v1 rules whose documents are cached
+ * (as they are once a client has read them), from a stand-in registry that
+ * is asked only while each server warms up.
+ */
+async function npmSubject(packages: number): Promise<Subject> {
+  const registry = createServer((req, res) => {
+    const name = (req.url ?? '').slice(1);
+    if (/^npkg\d+$/.test(name)) res.writeHead(200, { 'content-type': 'application/json' }).end(npmDocument(name));
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => registry.listen(0, '127.0.0.1', r));
+  registry.unref();
+  const w = npmRules(packages, `http://127.0.0.1:${(registry.address() as AddressInfo).port}`);
+  const file = writeManifest(w.manifest);
+  // Each package's document once, 32 at a time.
+  const warm = async (s: ServerProcess) => {
+    let next = 0;
+    const one = async (): Promise<void> => {
+      for (let i = next++; i < packages; i = next++) await fetchStatus(s.port, `/npkg${i}`, 'npm.example.com');
+    };
+    await Promise.all(Array.from({ length: CONNECTIONS }, one));
+  };
+  const notes = `(${packages} packages, their documents cached)`;
+  return { key: 'npm-tarball', name: 'npm-tarball', args: (extra) => gatewayArgs(file, ['--npm-cache-ttl', '3600000', ...(extra ?? [])]), requests: w.requests, expect: [3], notes, warm };
+}
+
+async function fetchStatus(port: number, path: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    httpRequest({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    }).on('error', reject).end();
+  });
 }
 
 /** A blob upstream: where it listens, how to download from it directly, what the gateway needs to reach it, and how to stop it. */
@@ -449,8 +487,11 @@ async function main(): Promise<void> {
   if (wanted('file-100k')) subjects.push(manifestSubject('file-100k', `file-${sizes.k100 / 1000}k`, fileRules(sizes.k100)));
   if (wanted('docker-redirect')) subjects.push(manifestSubject('docker-redirect', 'docker-redirect', dockerRules(sizes.k10)));
   if (wanted('python-page')) subjects.push(await pythonSubject(sizes.k10));
+  // Not counted under callgrind: its warm-up (a thousand documents fetched by a worker thread) would take minutes there.
+  const npm = selected('npm-tarball') ? await npmSubject(Math.round(1000 * SCALE)) : null;
   const rows: Row[] = [];
   for (const subject of subjects) if (selected(subject.key)) rows.push(await versusBaseline(subject));
+  if (npm !== null) rows.push(await versusBaseline(npm));
   const extra = [
     ...(selected('proxy-blob') ? await proxyBlob('proxy-blob') : []),
     ...(selected('proxy-blob-tls') ? await proxyBlob('proxy-blob-tls') : []),

@@ -53,3 +53,27 @@ export function pythonRules(count: number): { rules: Record<string, unknown>[] }
     })),
   };
 }
+
+/**
+ * npm-v1 rules, one package each, whose tarballs are downloaded. Their
+ * documents come from `registry`, a stand-in that serves one version each.
+ */
+export function npmRules(count: number, registry: string, requestCount = 1000): Workload {
+  const rules = Array.from({ length: count }, (_, i) => ({
+    type: 'npm-v1', domain: 'npm.example.com', 'package-id': `npm-${i}`, 'package-name': `npkg${i}`, registry,
+  }));
+  const requests = Array.from({ length: Math.min(count, requestCount) }, (_, k) => {
+    const i = (k * 7919) % count;
+    return { path: `/npkg${i}/-/npkg${i}-1.0.0.tgz`, headers: { host: 'npm.example.com', 'user-agent': 'npm/11.6.2 node/v24.11.1 linux x64 workspaces/false' } };
+  });
+  return { manifest: { rules }, requests };
+}
+
+/** The package document a stand-in registry serves for `npkg<i>`. */
+export function npmDocument(name: string): string {
+  return JSON.stringify({
+    name,
+    'dist-tags': { latest: '1.0.0' },
+    versions: { '1.0.0': { name, version: '1.0.0', dist: { tarball: `https://registry.example/${name}/-/${name}-1.0.0.tgz`, integrity: 'sha512-' + 'A'.repeat(86) + '==' } } },
+  });
+}
