@@ -1,4 +1,4 @@
-// SPEC §8a end to end with the real npm CLI (and pnpm and yarn 1): packages packed here with
+// SPEC §8a end to end with the real npm CLI (and pnpm, yarn 1 and yarn 4): packages packed here with
 // `npm pack`, served by a small stand-in registry (packument with real
 // integrity values, tarballs, ETags), and an npm-v1 rule pointing at it.
 import { after, before, test } from 'node:test';
@@ -64,6 +64,8 @@ function packument(p: Pkg): string {
     // Over 8 KiB, as most documents are: the gateway gzips it for npm.
     readme: 'A package for the gateway tests. '.repeat(300),
     'dist-tags': { latest: p.version },
+    // As registries write it; yarn 4 holds back versions it cannot date (its npmMinimalAgeGate).
+    time: { created: '2020-01-01T00:00:00.000Z', modified: '2020-01-01T00:00:00.000Z', [p.version]: '2020-01-01T00:00:00.000Z' },
     versions: { [p.version]: { name: p.name, version: p.version, main: 'index.js', dist: { tarball: `${base}/${p.name}/-/${tarballName}-${p.version}.tgz`, integrity, shasum } } },
   });
 }
@@ -135,28 +137,45 @@ test('npm install through the gateway: installed files match, tarball redirected
   assert.deepEqual(tarball?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url: `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz` });
 });
 
-/** pnpm and yarn 1 from devDependencies: the other clients of npm registries. */
-const BIN = new URL('../node_modules/.bin/', import.meta.url).pathname;
+/**
+ * pnpm, yarn 1 and yarn 4 from devDependencies (yarn 4 as `yarn-berry`),
+ * each run from its own package: both yarns claim the name `yarn` in
+ * node_modules/.bin. HOME keeps the user's .npmrc and .yarnrc out of it.
+ */
+const script = (path: string) => new URL(`../node_modules/${path}`, import.meta.url).pathname;
 const otherClients = [
-  { name: 'pnpm', args: (registry: string) => ['add', '--registry', registry, '--store-dir', join(work, 'pnpm-store'), 'tiny-gw-pkg', '@gwtest/scoped'] },
-  { name: 'yarn', args: (registry: string) => ['add', '--registry', registry, '--cache-folder', join(work, 'yarn-cache'), '--no-lockfile', 'tiny-gw-pkg', '@gwtest/scoped'] },
+  { name: 'pnpm', script: script('pnpm/bin/pnpm.cjs'), agent: /^pnpm\//, args: (registry: string) => ['add', '--registry', registry, '--store-dir', join(work, 'pnpm-store'), 'tiny-gw-pkg', '@gwtest/scoped'] },
+  { name: 'yarn 1', script: script('yarn/bin/yarn.js'), agent: /^yarn\/1\./, args: (registry: string) => ['add', '--registry', registry, '--cache-folder', join(work, 'yarn-cache'), '--no-lockfile', 'tiny-gw-pkg', '@gwtest/scoped'] },
+  {
+    name: 'yarn 4',
+    script: script('yarn-berry/bin/yarn.js'),
+    // yarn 4 names its HTTP library, not itself.
+    agent: /^got /,
+    args: (registry: string, dir: string) => {
+      // Its registry and an http one allowed, packages in node_modules, nothing global; an empty lock file marks the project.
+      writeFileSync(join(dir, '.yarnrc.yml'), `npmRegistryServer: "${registry}"\nunsafeHttpWhitelist: ["127.0.0.1"]\nnodeLinker: node-modules\nenableGlobalCache: false\nenableTelemetry: false\n`);
+      writeFileSync(join(dir, 'yarn.lock'), '');
+      return ['add', 'tiny-gw-pkg', '@gwtest/scoped'];
+    },
+  },
 ];
 for (const client of otherClients) {
   test(`${client.name} installs through the gateway: documents and tarballs, plain and scoped`, { timeout: 120_000 }, async () => {
-    const dir = project(`with-${client.name}`);
+    const dir = project(`with-${client.name.replace(' ', '')}`);
     const before = gw.lines.length;
-    // HOME keeps the user's .npmrc and .yarnrc out of it.
-    await run(BIN + client.name, client.args(`http://127.0.0.1:${gw.port}/`), { cwd: dir, timeout: 100_000, env: { ...process.env, HOME: dir } });
+    const args = client.args(`http://127.0.0.1:${gw.port}`, dir);
+    await run(process.execPath, [client.script, ...args], { cwd: dir, timeout: 100_000, env: { ...process.env, HOME: dir, YARN_IGNORE_PATH: '1' } });
     assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
     assert.equal(readFileSync(join(dir, 'node_modules', '@gwtest', 'scoped', 'index.js'), 'utf8'), "module.exports = 'scoped';\n");
     await new Promise((r) => setTimeout(r, 200));
-    const mine = gw.lines.slice(before).filter((l) => l.client.userAgent?.startsWith(`${client.name}/`));
-    for (const [path, version] of [['/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', '1.0.0'], ['/@gwtest/scoped/-/scoped-2.1.0.tgz', '2.1.0']]) {
-      const tarball = mine.find((l) => l.path === path);
-      assert.equal(tarball?.status, 307, path);
+    const mine = gw.lines.slice(before).filter((l) => client.agent.test(l.client.userAgent ?? ''));
+    // The tarballs, the scoped one's path with its slash encoded or not (yarn 4 writes %2f).
+    for (const [path, version] of [[/^\/tiny-gw-pkg\/-\/tiny-gw-pkg-1\.0\.0\.tgz$/, '1.0.0'], [/^\/@gwtest(\/|%2f)scoped\/-\/scoped-2\.1\.0\.tgz$/i, '2.1.0']] as const) {
+      const tarball = mine.find((l) => path.test(l.path));
+      assert.equal(tarball?.status, 307, `${path}: ${mine.map((l) => `${l.path} ${l.status}`).join(', ')}`);
       assert.equal(tarball?.capture?.version, version);
     }
-    // The scoped document, with its slash encoded (pnpm writes %2F, yarn %2f).
+    // The scoped document, with its slash encoded (pnpm writes %2F, the yarns %2f).
     assert.ok(mine.some((l) => /^\/@gwtest%2fscoped$/i.test(l.path) && l.status === 200), mine.map((l) => `${l.path} ${l.status}`).join(', '));
   });
 }
