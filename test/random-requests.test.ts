@@ -1,7 +1,9 @@
 // Seeded random requests against every rule type at once: the example
 // manifest, plus docker, python and npm rules: an npm registry on 127.0.0.1
-// that serves one package document, and backends that are down. Methods, paths, queries, hosts, headers and bodies are drawn
-// from values that reach the rules and from bytes that should not. Each
+// that serves one package document, and backends that are down. Methods,
+// paths, queries, hosts, headers (Accept and Accept-Encoding among them)
+// and bodies are drawn from values that reach the rules and from bytes
+// that should not. Each
 // request gets an answer that is no server error (502 only: a backend was
 // asked and is down), each answer's request id has its analytics line, and
 // the gateway keeps serving and logs no error.
@@ -25,7 +27,8 @@ test('random requests over every rule type: no server error, a line for each ans
     { type: 'npm-v1', domain: 'npm.example.com', 'package-id': 'n', 'package-name': 'tool', registry: 'http://127.0.0.1:1' },
   );
   const doc = JSON.stringify({
-    name: 'live', 'dist-tags': { latest: '1.0.0', next: '2.0.0-rc.1' },
+    // Over 8 KiB: gzipped for clients that accept it.
+    name: 'live', readme: 'r'.repeat(10_000), 'dist-tags': { latest: '1.0.0', next: '2.0.0-rc.1' },
     versions: Object.fromEntries(['1.0.0', '2.0.0-rc.1'].map((v) => [v, { name: 'live', version: v, dist: { tarball: `https://files.example/live-${v}.tgz` } }])),
   });
   const registry = createServer((req, res) => {
@@ -70,7 +73,8 @@ test('random requests over every rule type: no server error, a line for each ans
       const target = (rnd() < 0.3 ? path + text(10) : path) + (rnd() < 0.3 ? `?${text(20)}` : '');
       const fields = [
         rnd() < 0.3 ? `user-agent: ${pick(['docker/27.3.1 go/go1.22.7', 'pip/24.0', 'npm/10.8.2', text(40)])}` : '',
-        rnd() < 0.2 ? `accept: ${pick(['application/vnd.pypi.simple.v1+json', 'text/html', text(20)])}` : '',
+        rnd() < 0.2 ? `accept: ${pick(['application/vnd.pypi.simple.v1+json', 'text/html', 'application/vnd.npm.install-v1+json', text(20)])}` : '',
+        rnd() < 0.2 ? `accept-encoding: ${pick(['gzip, deflate', 'gzip;q=0', '*', 'br;q=1, gzip;q=0.5', 'gzip;q=abc', text(20)])}` : '',
         rnd() < 0.1 ? `if-none-match: ${text(20)}` : '',
         rnd() < 0.1 ? `x-forwarded-for: ${text(20)}` : '',
         rnd() < 0.1 ? `authorization: ${text(20)}` : '',
