@@ -3,10 +3,9 @@
 // that serves one package document, and backends that are down. Methods,
 // paths, queries, hosts, headers (Accept and Accept-Encoding among them)
 // and bodies are drawn from values that reach the rules and from bytes
-// that should not. Each
-// request gets an answer that is no server error (502 only: a backend was
-// asked and is down), each answer's request id has its analytics line, and
-// the gateway keeps serving and logs no error.
+// that should not. Each request gets an answer that is no server error
+// (502 only: a backend was asked and is down), each answer's request id
+// has its analytics line, and the gateway keeps serving and logs no error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
