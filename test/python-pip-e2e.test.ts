@@ -153,6 +153,31 @@ test('poetry installs from the gateway as its only source: the lock file holds t
   });
 });
 
+test("pip reads the metadata file a rule declares (PEP 658) before the wheel, both through the gateway's redirects, and checks its hash", async () => {
+  writeFileSync(join(work, `${WHEEL}.metadata`), 'Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1.0\n');
+  const m = manifest(sha256(WHEEL));
+  Object.assign(m.rules[0], { 'core-metadata': { type: 'sha256', hash: sha256(`${WHEEL}.metadata`) } });
+  await withGateway(m, async (gw) => {
+    const target = join(work, 'target-metadata');
+    const before = fetched.length;
+    await pip(['install', '--no-deps', '--target', target, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-metadata'));
+    assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+    assert.deepEqual(fetched.slice(before), [`/files/${WHEEL}.metadata`, `/files/${WHEEL}`]);
+    await new Promise((r) => setTimeout(r, 200));
+    const metadata = gw.lines.find((l) => l.path === `/simple/tinypkg/${WHEEL}.metadata`);
+    assert.equal(metadata?.status, 307);
+    assert.deepEqual(metadata?.capture, { type: 'python', package: 'tiny', version: '0.1.0', file: `${WHEEL}.metadata`, url: `${filesBase}/files/${WHEEL}.metadata` });
+  });
+  // pip checks the metadata file against the page's hash too.
+  Object.assign(m.rules[0], { 'core-metadata': { type: 'sha256', hash: '0'.repeat(64) } });
+  await withGateway(m, async (gw) => {
+    await assert.rejects(
+      pip(['install', '--no-deps', '--target', join(work, 'target-bad-metadata'), '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-bad-metadata')),
+      (e: { stderr: string }) => /THESE PACKAGES DO NOT MATCH THE HASHES/.test(e.stderr),
+    );
+  });
+});
+
 test('pip download of the wheel and the sdist through the index', async () => {
   await withGateway(manifest(sha256(WHEEL)), async (gw) => {
     const out = join(work, 'dl');
