@@ -178,6 +178,18 @@ test("pip reads the metadata file a rule declares (PEP 658) before the wheel, bo
   });
 });
 
+test('pip passes over a yanked release and one for another Python (PEP 592, data-requires-python) for the newest it can use', async () => {
+  const m = manifest(sha256(WHEEL));
+  // Newer than the wheel (0.1.0): the sdist 0.2.0 yanked, a 0.3.0 that needs Python 4.
+  Object.assign(m.rules[1], { yanked: 'broken build' });
+  m.rules.push({ ...m.rules[0], version: '0.3.0', 'file-name': 'tinypkg-0.3.0-py3-none-any.whl', 'backend-url': `${filesBase}/files/tinypkg-0.3.0-py3-none-any.whl`, 'requires-python': '>=4' });
+  await withGateway(m, async (gw) => {
+    const out = join(work, 'dl-newest');
+    await pip(['download', '--no-deps', '--index-url', `http://127.0.0.1:${gw.port}/simple/`, '-d', out, 'tinypkg'], join(work, 'cache-newest'));
+    assert.deepEqual(readdirSync(out), [WHEEL]);
+  });
+});
+
 test('pip download of the wheel and the sdist through the index', async () => {
   await withGateway(manifest(sha256(WHEEL)), async (gw) => {
     const out = join(work, 'dl');
