@@ -205,11 +205,18 @@ test('admin port: /healthz and /readyz', async () => {
   }
 });
 
-test('npm start serves the example manifest', async () => {
+test('npm start serves the example manifest: a file, a Docker image and a Python package, as the README shows', async () => {
   const gw = await startGateway({ manifest: require_example() });
   try {
     const res = await request(gw.port, { path: '/tool-1.4.0.tgz', host: 'dl.example.com' });
     assert.equal(res.status, 307);
+    assert.equal(res.headers.location, 'https://github.com/example/tool/releases/download/v1.4.0/tool-1.4.0.tgz');
+    const pull = await request(gw.port, { path: '/v2/example/tool/manifests/1.4.0', host: 'get.example.com', headers: { 'user-agent': 'docker/27.3.1' } });
+    assert.equal(pull.status, 307);
+    assert.equal(pull.headers.location, 'https://ghcr.io/v2/example/tool/manifests/1.4.0');
+    const page = await request(gw.port, { path: '/simple/example-tool/', host: 'py.example.com' });
+    assert.equal(page.status, 200);
+    assert.match(page.text, /<a href="\/simple\/example-tool\/example_tool-1\.4\.0-py3-none-any\.whl#sha256=5bd0a2a6/);
   } finally {
     await gw.stop();
   }

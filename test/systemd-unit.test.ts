@@ -78,7 +78,7 @@ test('installed as a package, under node_modules where Node strips no types, the
 
     const validate = spawnSync(process.execPath, [launcher, 'validate', manifest], { encoding: 'utf8', timeout: 20_000 });
     assert.equal(validate.status, 0, validate.stderr);
-    assert.match(validate.stdout, /: ok \(6 rules/);
+    assert.match(validate.stdout, /: ok \(9 rules/);
     assert.equal(validate.stderr, '', 'nothing but the operational log on stderr (no experimental-API warning)');
 
     const child = spawn(process.execPath, [launcher, '--manifest', manifest, '--port', '0', '--admin-port', '-1'], { stdio: ['ignore', 'ignore', 'pipe'] });
