@@ -204,6 +204,54 @@ describe('registry with Basic auth (htpasswd)', { timeout: 300_000 }, () => {
   });
 });
 
+// Docker Hub's way: a registry with token auth that gives anonymous clients pull tokens. Redirected
+// clients fetch their tokens from the realm themselves; the gateway holds no credentials and asks for none.
+describe('registry with anonymous token auth, as Docker Hub: dockerd and containerd pull through the redirects', { timeout: 300_000 }, () => {
+  let tokens: TokenServer;
+  let registry: Registry;
+  let dockerd: Dockerd;
+  let containerd: Containerd;
+  before(async () => {
+    tokens = await startTokenServer(join(work, 'anonymous-token'), 'bob', 'hunter2', 300, true);
+    registry = await startRegistry({ dir: join(work, 'anonymous-registry'), tls: ca, token: tokens });
+    await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir, creds: 'bob:hunter2' });
+    dockerd = await startDockerd(join(work, 'dockerd-anonymous'));
+    dockerd.trustCa(registry.host, ca.caCert);
+    containerd = await startContainerd(join(work, 'containerd-anonymous'));
+  });
+  after(async () => {
+    await containerd?.stop();
+    await dockerd?.stop();
+    await registry.stop();
+    await tokens.stop();
+  });
+
+  test('each pulls the image; every request to the gateway is redirected, and the clients get anonymous pull tokens from the realm', async () => {
+    const gw = await startGateway({ manifest: dockerRule(registry.host) });
+    const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
+    try {
+      await dockerd.docker(['pull', ref]);
+      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
+      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await containerd.ctr(['images', 'pull', '--plain-http', '--tlscacert', ca.caCert, '--snapshotter', 'native', ref]);
+      assert.match((await containerd.ctr(['images', 'ls'])).stdout, new RegExp(`\\s${imageDigest}\\s`));
+      await new Promise((r) => setTimeout(r, 200));
+      const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      for (const agent of [/^docker\//, /^containerd\//]) {
+        const theirs = pulls.filter((l) => agent.test(String(l.client.userAgent)));
+        assert.ok(theirs.some((l) => l.path.includes('/blobs/')), `${agent}: ${JSON.stringify(pulls.map((l) => [l.path, l.client.userAgent]))}`);
+        assert.ok(theirs.every((l) => l.status === 307 && l.outcome === 'redirect'), JSON.stringify(theirs.map((l) => [l.path, l.status])));
+      }
+      const anonymous = tokens.requests.filter((r) => r.authorization === undefined && r.scope === 'repository:test/hello:pull');
+      assert.ok(anonymous.length >= 2, JSON.stringify(tokens.requests));
+    } finally {
+      await dockerd.docker(['rmi', ref]).catch(() => undefined);
+      await containerd.ctr(['images', 'rm', ref]).catch(() => undefined);
+      await gw.stop();
+    }
+  });
+});
+
 describe('registry with token auth', { timeout: 300_000 }, () => {
   let tokens: TokenServer;
   let registry: Registry;

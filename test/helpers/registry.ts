@@ -211,8 +211,10 @@ const b64url = (data: Buffer | string) => Buffer.from(data).toString('base64url'
  * (https://distribution.github.io/distribution/spec/auth/jwt/): it checks
  * Basic credentials and issues RS256 JWTs whose `x5c` header carries the
  * signing certificate, which the registry trusts through `rootcertbundle`.
+ * With `anonymous`, requests without credentials get pull tokens too, as
+ * Docker Hub's for public images; wrong credentials are still refused.
  */
-export async function startTokenServer(dir: string, user: string, password: string, expiresIn = 300): Promise<TokenServer> {
+export async function startTokenServer(dir: string, user: string, password: string, expiresIn = 300, anonymous = false): Promise<TokenServer> {
   mkdirSync(dir, { recursive: true });
   const keyFile = join(dir, 'token.key');
   const certFile = join(dir, 'token.crt');
@@ -227,11 +229,13 @@ export async function startTokenServer(dir: string, user: string, password: stri
     const url = new URL(req.url ?? '/', 'http://x');
     const scope = url.searchParams.get('scope');
     requests.push({ authorization: req.headers.authorization, scope });
-    if (req.headers.authorization !== expected) {
+    const pullOnly = anonymous && req.headers.authorization === undefined;
+    if (req.headers.authorization !== expected && !pullOnly) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="token"' }).end();
       return;
     }
-    const access = scope === null ? [] : [{ type: scope.split(':')[0], name: scope.split(':')[1], actions: scope.split(':')[2].split(',') }];
+    const actions = (scope: string) => scope.split(':')[2].split(',').filter((a) => !pullOnly || a === 'pull');
+    const access = scope === null ? [] : [{ type: scope.split(':')[0], name: scope.split(':')[1], actions: actions(scope) }];
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'RS256', typ: 'JWT', x5c: [der.toString('base64')] };
     const claims = { iss: issuer, sub: user, aud: service, exp: now + expiresIn, nbf: now - 10, iat: now, jti: randomUUID(), access };
