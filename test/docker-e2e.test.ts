@@ -4,7 +4,8 @@
 // docker.io, containerd and openssl, which .ci/run installs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +17,7 @@ import {
 } from './helpers/registry.ts';
 import { startContainerd, startDockerd, type Containerd, type Dockerd } from './helpers/dockerd.ts';
 
+const run = promisify(execFile);
 const work = tempDir('gw-docker-');
 let ca: TestCa;
 let image: string;
@@ -206,7 +208,7 @@ describe('registry with Basic auth (htpasswd)', { timeout: 300_000 }, () => {
 
 // Docker Hub's way: a registry with token auth that gives anonymous clients pull tokens. Redirected
 // clients fetch their tokens from the realm themselves; the gateway holds no credentials and asks for none.
-describe('registry with anonymous token auth, as Docker Hub: dockerd and containerd pull through the redirects', { timeout: 300_000 }, () => {
+describe('registry with anonymous token auth, as Docker Hub: dockerd, containerd and podman pull through the gateway', { timeout: 300_000 }, () => {
   let tokens: TokenServer;
   let registry: Registry;
   let dockerd: Dockerd;
@@ -247,6 +249,27 @@ describe('registry with anonymous token auth, as Docker Hub: dockerd and contain
     } finally {
       await dockerd.docker(['rmi', ref]).catch(() => undefined);
       await containerd.ctr(['images', 'rm', ref]).catch(() => undefined);
+      await gw.stop();
+    }
+  });
+
+  test("podman, proxied (it is not known to follow registry redirects), gets the registry's challenge through the gateway and pulls with its own anonymous token", async () => {
+    const gw = await startGateway({ manifest: dockerRule(registry.host), env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+    const root = join(work, 'podman-anonymous');
+    // Not execFileSync: the token server answers from this process.
+    const podman = async (args: string[]) =>
+      (await run('podman', ['--root', join(root, 'r'), '--runroot', join(root, 'rr'), '--storage-driver', 'vfs', ...args], { env: { ...process.env, HOME: root }, timeout: 120_000 })).stdout;
+    try {
+      const before = tokens.requests.length;
+      await podman(['pull', '--tls-verify=false', `127.0.0.1:${gw.port}/test/hello:v1`]);
+      assert.equal((await podman(['image', 'inspect', '--format', '{{.Digest}}', `127.0.0.1:${gw.port}/test/hello:v1`])).trim(), imageDigest);
+      await new Promise((r) => setTimeout(r, 200));
+      const pulls = dockerCaptures(gw).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      assert.ok(pulls.some((l) => l.path.includes('/blobs/') && l.status === 200 && l.outcome === 'proxy'), JSON.stringify(pulls.map((l) => [l.path, l.status])));
+      // The registry's challenge, to the version check.
+      assert.ok(gw.lines.some((l) => l.path === '/v2/' && l.status === 401 && l.outcome === 'proxy'), 'the challenge reached podman');
+      assert.ok(tokens.requests.slice(before).some((r) => r.authorization === undefined && r.scope === 'repository:test/hello:pull'));
+    } finally {
       await gw.stop();
     }
   });
