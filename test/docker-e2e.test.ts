@@ -204,6 +204,29 @@ describe('registry with Basic auth (htpasswd)', { timeout: 300_000 }, () => {
     assert.equal(res.status, 401);
     assert.match(String(res.headers['www-authenticate']), /^Basic realm="basic-realm"/);
   });
+
+  // dockerd follows the gateway's redirects with its credentials (E2E-NOTES): it logs in and pulls
+  // at the registry itself, and the gateway, which only redirects it, never sees them.
+  test('docker login to the gateway, then docker pull: both redirected, dockerd presents its credentials to the registry', async () => {
+    const dockerd = await startDockerd(join(work, 'dockerd-basic'));
+    const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
+    try {
+      const before = gw.lines.length;
+      await dockerd.docker(['login', '--username', 'alice', '--password', 's3cret', `127.0.0.1:${gw.port}`]);
+      await new Promise((r) => setTimeout(r, 200));
+      const login = gw.lines.slice(before).filter((l) => l.path === '/v2/');
+      assert.ok(login.length > 0 && login.every((l) => l.status === 307 && l.outcome === 'redirect'), JSON.stringify(login.map((l) => [l.path, l.status])));
+      await dockerd.docker(['pull', ref]);
+      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
+      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await new Promise((r) => setTimeout(r, 200));
+      const pulls = gw.lines.slice(before).filter((l) => l.path.startsWith('/v2/test/hello/'));
+      assert.ok(pulls.some((l) => l.path.includes('/blobs/')), JSON.stringify(pulls.map((l) => l.path)));
+      assert.ok(pulls.every((l) => l.outcome === 'redirect' && /^docker\//.test(String(l.client.userAgent))), JSON.stringify(pulls.map((l) => [l.path, l.status, l.outcome])));
+    } finally {
+      await dockerd.stop();
+    }
+  });
 });
 
 // Docker Hub's way: a registry with token auth that gives anonymous clients pull tokens. Redirected
