@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -190,6 +190,23 @@ test('a second install with --prefer-online revalidates (304)', { timeout: 120_0
   const docs = gw.lines.slice(before).filter((l) => l.path === '/tiny-gw-pkg');
   assert.ok(docs.some((l) => l.status === 304 && l.outcome === 'not-modified'), JSON.stringify(docs.map((l) => l.status)));
   assert.ok(seen.some((s) => s.url === '/tiny-gw-pkg' && s.ifNoneMatch !== undefined), 'the gateway revalidated with the backend');
+});
+
+test('npm ci from the lock file of an install installs through the gateway, and its tarball download is counted once', { timeout: 120_000 }, async () => {
+  const dir = project('ci');
+  const registry = `http://127.0.0.1:${gw.port}/`;
+  await npm([...installArgs(join(work, 'cache-ci-1'), '--registry', registry), 'tiny-gw-pkg'], dir);
+  assert.equal(JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages['node_modules/tiny-gw-pkg'].version, '1.0.0');
+  rmSync(join(dir, 'node_modules'), { recursive: true });
+  // The install's lines are in.
+  await new Promise((r) => setTimeout(r, 300));
+  const before = gw.lines.length;
+  // A fresh cache, as a CI machine has.
+  await npm(['ci', '--cache', join(work, 'cache-ci-2'), '--no-audit', '--no-update-notifier', '--fetch-retries=0', '--registry', registry], dir);
+  assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+  await new Promise((r) => setTimeout(r, 300));
+  const tarballs = gw.lines.slice(before).filter((l) => l.path.endsWith('.tgz'));
+  assert.deepEqual(tarballs.map((l) => [l.path, l.status, l.capture?.version]), [['/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', 307, '1.0.0']]);
 });
 
 test('a scoped package through an .npmrc scope mapping', { timeout: 120_000 }, async () => {
