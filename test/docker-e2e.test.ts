@@ -47,6 +47,13 @@ function dockerCaptures(gw: GatewayProcess) {
   return gw.lines.filter((l) => l.capture?.type === 'docker');
 }
 
+/** `docker pull ref`, and the image it got is the test image. */
+async function dockerPull(dockerd: Dockerd, ref: string): Promise<void> {
+  await dockerd.docker(['pull', ref]);
+  const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
+  assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+}
+
 describe('plain registry, proxy mode', { timeout: 300_000 }, () => {
   let registry: Registry;
   let gw: GatewayProcess;
@@ -115,9 +122,7 @@ describe('TLS registry: dockerd and containerd are redirected, and proxied with 
   async function pullThrough(gw: GatewayProcess) {
     const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
     try {
-      await dockerd.docker(['pull', ref]);
-      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
-      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await dockerPull(dockerd, ref);
     } finally {
       await dockerd.docker(['rmi', ref]).catch(() => undefined);
     }
@@ -216,9 +221,7 @@ describe('registry with Basic auth (htpasswd)', { timeout: 300_000 }, () => {
       await new Promise((r) => setTimeout(r, 200));
       const login = gw.lines.slice(before).filter((l) => l.path === '/v2/');
       assert.ok(login.length > 0 && login.every((l) => l.status === 307 && l.outcome === 'redirect'), JSON.stringify(login.map((l) => [l.path, l.status])));
-      await dockerd.docker(['pull', ref]);
-      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
-      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await dockerPull(dockerd, ref);
       await new Promise((r) => setTimeout(r, 200));
       const pulls = gw.lines.slice(before).filter((l) => l.path.startsWith('/v2/test/hello/'));
       assert.ok(pulls.some((l) => l.path.includes('/blobs/')), JSON.stringify(pulls.map((l) => l.path)));
@@ -255,9 +258,7 @@ describe('registry with anonymous token auth, as Docker Hub: dockerd, containerd
     const gw = await startGateway({ manifest: dockerRule(registry.host) });
     const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
     try {
-      await dockerd.docker(['pull', ref]);
-      const { stdout } = await dockerd.docker(['image', 'inspect', '--format', '{{index .RepoDigests 0}}', ref]);
-      assert.ok(stdout.trim().endsWith(imageDigest), stdout);
+      await dockerPull(dockerd, ref);
       await containerd.ctr(['images', 'pull', '--plain-http', '--tlscacert', ca.caCert, '--snapshotter', 'native', ref]);
       assert.match((await containerd.ctr(['images', 'ls'])).stdout, new RegExp(`\\s${imageDigest}\\s`));
       await new Promise((r) => setTimeout(r, 200));
