@@ -61,12 +61,15 @@ function manifest(wheelHash: string) {
 }
 
 /** pip with the machine's configuration neutralised (E2E-NOTES.md). */
-function pip(args: string[], cacheDir: string, extraEnv: Record<string, string> = {}) {
+function pip(args: string[], cacheDir: string, extraEnv: Record<string, string> = {}, python = 'python3') {
   const env: Record<string, string | undefined> = { ...process.env, PIP_CONFIG_FILE: '/dev/null', PIP_CACHE_DIR: cacheDir, PIP_NO_INPUT: '1', ...extraEnv };
   for (const k of ['PIP_FIND_LINKS', 'PIP_EXTRA_INDEX_URL', 'PIP_INDEX_URL', 'PIP_CONSTRAINT', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k];
   Object.assign(env, extraEnv);
-  return run('python3', ['-m', 'pip', ...args], { env, timeout: 120_000 });
+  return run(python, ['-m', 'pip', ...args], { env, timeout: 120_000 });
 }
+
+/** Debian 12's own pip (23.0, package python3-pip, which .ci/run installs), whatever python3 is first on PATH. */
+const DEBIAN_PYTHON = '/usr/bin/python3';
 
 before(async () => {
   buildDistributions(work);
@@ -175,6 +178,18 @@ test("pip reads the metadata file a rule declares (PEP 658) before the wheel, bo
       pip(['install', '--no-deps', '--target', join(work, 'target-bad-metadata'), '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-bad-metadata')),
       (e: { stderr: string }) => /THESE PACKAGES DO NOT MATCH THE HASHES/.test(e.stderr),
     );
+  });
+});
+
+test("Debian 12's pip 23.0 installs a wheel whose rule declares core-metadata: the JSON page carries no dist-info-metadata, on which pip 22.3 to 23.1 fail (PEP 714)", async () => {
+  assert.match((await run(DEBIAN_PYTHON, ['-m', 'pip', '--version'])).stdout, /^pip 23\.0\./);
+  writeFileSync(join(work, `${WHEEL}.metadata`), 'Metadata-Version: 2.1\nName: tinypkg\nVersion: 0.1.0\n');
+  const m = manifest(sha256(WHEEL));
+  Object.assign(m.rules[0], { 'core-metadata': { type: 'sha256', hash: sha256(`${WHEEL}.metadata`) } });
+  await withGateway(m, async (gw) => {
+    const target = join(work, 'target-debian-pip');
+    await pip(['install', '--no-deps', '--target', target, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-debian-pip'), {}, DEBIAN_PYTHON);
+    assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
   });
 });
 

@@ -113,7 +113,7 @@ function fileLink(project: string, rule: PythonRule): string {
   const meta = hashOf(rule['core-metadata']);
   if (meta !== null) {
     const value = Object.entries(meta).map(([k, v]) => `${k}=${v}`)[0] ?? 'true';
-    // PEP 714: the new name, and the old one for older installers.
+    // PEP 714: the new name, and the old one for older installers (HTML only; see fileJson).
     attrs.push(`data-core-metadata="${escapeHtml(value)}"`, `data-dist-info-metadata="${escapeHtml(value)}"`);
   }
   return `<a ${attrs.join(' ')}>${escapeHtml(rule['file-name'])}</a>`;
@@ -130,11 +130,9 @@ function fileJson(project: string, rule: PythonRule): Record<string, unknown> {
   if (rule['gpg-sig'] != null) file['gpg-sig'] = rule['gpg-sig'];
   if (rule.yanked != null && rule.yanked !== false) file.yanked = rule.yanked;
   const meta = hashOf(rule['core-metadata']);
-  if (meta !== null) {
-    const value = Object.keys(meta).length === 0 ? true : meta;
-    file['core-metadata'] = value;
-    file['dist-info-metadata'] = value;
-  }
+  // PEP 714: the new key only. pip 22.3 to 23.1 (Debian 12's is 23.0) fail on
+  // any install from a JSON page that has `dist-info-metadata`.
+  if (meta !== null) file['core-metadata'] = Object.keys(meta).length === 0 ? true : meta;
   if (rule.size != null) file.size = rule.size;
   if (rule['upload-time'] != null) file['upload-time'] = rule['upload-time'];
   return file;
