@@ -92,6 +92,15 @@ describe('plain registry, proxy mode', { timeout: 300_000 }, () => {
     assert.equal(version?.capture?.image, '');
   });
 
+  test('skopeo list-tags and inspect through the gateway: the tag list, and the manifest by tag', async () => {
+    assert.deepEqual(JSON.parse(await skopeo(['list-tags', '--tls-verify=false', `docker://127.0.0.1:${gw.port}/test/hello`])).Tags, ['v1']);
+    assert.equal(JSON.parse(await skopeo(['inspect', '--tls-verify=false', `docker://127.0.0.1:${gw.port}/test/hello:v1`])).Digest, imageDigest);
+    await new Promise((r) => setTimeout(r, 200));
+    const tags = dockerCaptures(gw).find((l) => l.path === '/v2/test/hello/tags/list');
+    assert.equal(tags?.status, 200);
+    assert.equal(tags?.capture?.reference, 'list');
+  });
+
   test('podman pulls through the gateway', () => {
     const root = join(work, 'podman');
     const env = { ...process.env, HOME: root };
