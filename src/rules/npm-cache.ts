@@ -107,6 +107,11 @@ export class Packument {
     return this.#doc.tarballs;
   }
 
+  /** The dist-tags as JSON: `{"latest":"1.2.0",...}`. */
+  distTags(): string {
+    return JSON.stringify(Object.fromEntries(this.#doc.tags));
+  }
+
   #finish(key: string, text: Uint8Array, origin: string, contentType: string): Promise<Rendered> {
     let r = this.#rendered.get(key);
     if (r === undefined) {

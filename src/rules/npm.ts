@@ -8,6 +8,7 @@
  *   `Accept: application/vnd.npm.install-v1+json`.
  * - `GET /<name>/<version|tag>`: one version's document, rewritten the same way.
  * - `GET|HEAD /<name>/-/<file>.tgz`: 307 to the tarball URL the packument names.
+ * - `GET /-/package/<name>/dist-tags`: the packument's dist-tags (`npm dist-tag ls`).
  * - Read only: other methods, and the `/-/` endpoints (login, audit, ...), get 405.
  *
  * Packuments are cached (npm-cache.ts) and revalidated with the backend.
@@ -84,8 +85,13 @@ function splitPath(path: string): { name: string; rest: string[] } | null {
 /** Hot path. The npm answer, or null to let later kinds try. */
 export function answerNpm(index: NpmIndex, r: RouteRequest, services: RouteServices): Answer | null {
   if (r.path.startsWith('/-/')) {
+    const read = r.method === 'GET' || r.method === 'HEAD';
+    // `npm dist-tag ls`: the document's dist-tags.
+    const tagsOf = read && r.path.startsWith('/-/package/') && r.path.endsWith('/dist-tags') ? splitPath(r.path.slice(10, -10)) : null;
+    const target = tagsOf !== null && tagsOf.rest.length === 0 ? index.byName.get(tagsOf.name) : undefined;
+    if (target !== undefined) return distTagsAnswer(target, services);
     // Registry endpoints: login, audit, search... This gateway is read only.
-    return r.method === 'GET' || r.method === 'HEAD' ? npmNotFound() : npmError(405, 'This registry is read only');
+    return read ? npmNotFound() : npmError(405, 'This registry is read only');
   }
   const parts = splitPath(r.path);
   if (parts === null) return null;
@@ -165,6 +171,24 @@ function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServi
       }
       if (gzip !== null) headers['content-encoding'] = 'gzip';
       sendDocument(req, res, headers, gzip?.body ?? rendered.body, services);
+      return { status: 200, outcome: 'respond' };
+    },
+  };
+}
+
+/** The document's dist-tags (`GET /-/package/<name>/dist-tags`), as `{"latest": "1.2.0", ...}`. */
+function distTagsAnswer(target: NpmTarget, services: RouteServices): Answer {
+  const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version: null, url: target.documentUrl };
+  return {
+    status: 200,
+    outcome: 'respond',
+    capture,
+    stream: async (req, res) => {
+      const doc = await services.npm.packument(target, false);
+      if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
+      if (doc === null) return sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`, capture));
+      if (doc === 'not-found') return sendError(req, res, npmError(404, 'Not found', capture));
+      respond(req, res, 200, { ...JSON_HEADERS }, doc.distTags());
       return { status: 200, outcome: 'respond' };
     },
   };
