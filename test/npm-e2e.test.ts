@@ -209,7 +209,7 @@ test('npm ci from the lock file of an install installs through the gateway, and 
   assert.deepEqual(tarballs.map((l) => [l.path, l.status, l.capture?.version]), [['/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', 307, '1.0.0']]);
 });
 
-test('npm view and npm dist-tag ls read through the gateway', { timeout: 120_000 }, async () => {
+test('npm view, npm dist-tag ls and npm ping through the gateway', { timeout: 120_000 }, async () => {
   const dir = project('reads');
   const read = async (...args: string[]) => (await npm([...args, '--registry', `http://127.0.0.1:${gw.port}/`, '--cache', join(work, 'cache-reads')], dir)).stdout.trim();
   assert.equal(await read('view', '@gwtest/scoped@2.1.0', 'dist.tarball'), `http://127.0.0.1:${gw.port}/@gwtest/scoped/-/scoped-2.1.0.tgz`);
@@ -221,6 +221,8 @@ test('npm view and npm dist-tag ls read through the gateway', { timeout: 120_000
   assert.deepEqual(line.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });
   assert.equal((await request(gw.port, { path: '/-/package/left-pad/dist-tags', host: `127.0.0.1:${gw.port}` })).status, 404);
   assert.equal((await request(gw.port, { method: 'PUT', path: '/-/package/tiny-gw-pkg/dist-tags/next', host: `127.0.0.1:${gw.port}`, body: '"1.0.0"' })).status, 405);
+  // npm ping (npm doctor asks too): the registry answers.
+  assert.match((await npm(['ping', '--registry', `http://127.0.0.1:${gw.port}/`, '--cache', join(work, 'cache-reads')], dir)).stderr, /PONG/);
 });
 
 test('a scoped package through an .npmrc scope mapping', { timeout: 120_000 }, async () => {

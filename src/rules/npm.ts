@@ -9,6 +9,7 @@
  * - `GET /<name>/<version|tag>`: one version's document, rewritten the same way.
  * - `GET|HEAD /<name>/-/<file>.tgz`: 307 to the tarball URL the packument names.
  * - `GET /-/package/<name>/dist-tags`: the packument's dist-tags (`npm dist-tag ls`).
+ * - `GET /-/ping`: `{}` (`npm ping`).
  * - Read only: other methods, and the `/-/` endpoints (login, audit, ...), get 405.
  *
  * Packuments are cached (npm-cache.ts) and revalidated with the backend.
@@ -62,6 +63,9 @@ function npmError(status: 404 | 405 | 502, message: string, capture: NpmCapture 
   };
 }
 
+/** What npmjs.org answers to `GET /-/ping`. */
+const PING: Answer = { status: 200, outcome: 'respond', capture: null, headers: JSON_HEADERS, body: '{}' };
+
 export function npmNotFound(): Answer {
   return npmError(404, 'Not found');
 }
@@ -90,6 +94,8 @@ export function answerNpm(index: NpmIndex, r: RouteRequest, services: RouteServi
     const tagsOf = read && r.path.startsWith('/-/package/') && r.path.endsWith('/dist-tags') ? splitPath(r.path.slice(10, -10)) : null;
     const target = tagsOf !== null && tagsOf.rest.length === 0 ? index.byName.get(tagsOf.name) : undefined;
     if (target !== undefined) return distTagsAnswer(target, services);
+    // `npm ping` (and `npm doctor`): the registry is up.
+    if (read && r.path === '/-/ping') return PING;
     // Registry endpoints: login, audit, search... This gateway is read only.
     return read ? npmNotFound() : npmError(405, 'This registry is read only');
   }
