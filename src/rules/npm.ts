@@ -149,55 +149,61 @@ function sendError(req: IncomingMessage, res: ServerResponse, a: Answer): Stream
   return { status: a.status, outcome: a.outcome };
 }
 
-function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServices, version: string | null): Answer {
-  const abbreviated = version === null && (r.accept ?? '').includes(ABBREVIATED);
+/**
+ * An answer made from the target's package document once it is at hand;
+ * until then, 499 if the client left, 502 if the backend failed with
+ * nothing cached, 404 if it has no such package.
+ */
+function fromDocument(
+  target: NpmTarget,
+  services: RouteServices,
+  abbreviated: boolean,
+  use: (doc: Packument, req: IncomingMessage, res: ServerResponse, capture: NpmCapture) => Promise<StreamResult> | StreamResult,
+): Answer {
   const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version: null, url: target.documentUrl };
   return {
     status: 200,
     outcome: 'respond',
     capture,
     stream: async (req, res) => {
-      const doc = await services.npm.packument(target, abbreviated && version === null);
+      const doc = await services.npm.packument(target, abbreviated);
       if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
       if (doc === null) return sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`, capture));
       if (doc === 'not-found') return sendError(req, res, npmError(404, 'Not found', capture));
-      const origin = requestOrigin(req, services);
-      const rendering = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
-      if (rendering === null) return sendError(req, res, npmError(404, 'Not found', capture));
-      const rendered = await rendering.catch(() => null);
-      if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
-      if (rendered === null) return sendError(req, res, npmError(502, `The document of ${target.name} could not be rendered`, capture));
-      const gzip = rendered.gzip !== null && acceptsGzip(req.headers['accept-encoding']) ? rendered.gzip : null;
-      const etag = gzip?.etag ?? rendered.etag;
-      const vary = rendered.gzip === null ? 'Accept' : 'Accept, Accept-Encoding';
-      const headers: Record<string, string> = { 'content-type': rendered.contentType, etag, vary, 'cache-control': 'max-age=60' };
-      if (etagMatches(req.headers['if-none-match'], etag)) {
-        respond(req, res, 304, headers, null);
-        return { status: 304, outcome: 'not-modified' };
-      }
-      if (gzip !== null) headers['content-encoding'] = 'gzip';
-      sendDocument(req, res, headers, gzip?.body ?? rendered.body, services);
-      return { status: 200, outcome: 'respond' };
+      return use(doc, req, res, capture);
     },
   };
 }
 
+function documentAnswer(target: NpmTarget, r: RouteRequest, services: RouteServices, version: string | null): Answer {
+  const abbreviated = version === null && (r.accept ?? '').includes(ABBREVIATED);
+  return fromDocument(target, services, abbreviated, async (doc, req, res, capture) => {
+    const origin = requestOrigin(req, services);
+    const rendering = version === null ? doc.render(origin) : doc.renderVersion(version, origin);
+    if (rendering === null) return sendError(req, res, npmError(404, 'Not found', capture));
+    const rendered = await rendering.catch(() => null);
+    if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
+    if (rendered === null) return sendError(req, res, npmError(502, `The document of ${target.name} could not be rendered`, capture));
+    const gzip = rendered.gzip !== null && acceptsGzip(req.headers['accept-encoding']) ? rendered.gzip : null;
+    const etag = gzip?.etag ?? rendered.etag;
+    const vary = rendered.gzip === null ? 'Accept' : 'Accept, Accept-Encoding';
+    const headers: Record<string, string> = { 'content-type': rendered.contentType, etag, vary, 'cache-control': 'max-age=60' };
+    if (etagMatches(req.headers['if-none-match'], etag)) {
+      respond(req, res, 304, headers, null);
+      return { status: 304, outcome: 'not-modified' };
+    }
+    if (gzip !== null) headers['content-encoding'] = 'gzip';
+    sendDocument(req, res, headers, gzip?.body ?? rendered.body, services);
+    return { status: 200, outcome: 'respond' };
+  });
+}
+
 /** The document's dist-tags (`GET /-/package/<name>/dist-tags`), as `{"latest": "1.2.0", ...}`. */
 function distTagsAnswer(target: NpmTarget, services: RouteServices): Answer {
-  const capture: NpmCapture = { type: 'npm', package: target.packageId, name: target.name, version: null, url: target.documentUrl };
-  return {
-    status: 200,
-    outcome: 'respond',
-    capture,
-    stream: async (req, res) => {
-      const doc = await services.npm.packument(target, false);
-      if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'respond' };
-      if (doc === null) return sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`, capture));
-      if (doc === 'not-found') return sendError(req, res, npmError(404, 'Not found', capture));
-      respond(req, res, 200, { ...JSON_HEADERS }, doc.distTags());
-      return { status: 200, outcome: 'respond' };
-    },
-  };
+  return fromDocument(target, services, false, (doc, req, res) => {
+    respond(req, res, 200, { ...JSON_HEADERS }, doc.distTags());
+    return { status: 200, outcome: 'respond' };
+  });
 }
 
 function tarballAnswer(target: NpmTarget, file: string, services: RouteServices): Answer {
