@@ -93,6 +93,7 @@ export async function main(argv: string[]): Promise<void> {
           .option('send-timeout', { type: 'number', default: DEFAULTS.sendTimeout, describe: 'Time a write of a proxied body, an npm package document or a large Python page waits for the client to take it, in ms; past it the response is cut off (nginx\'s send_timeout)' })
           .option('proxy-buffer-memory', { type: 'number', default: DEFAULTS.proxyBufferMemory, describe: 'MiB of read buffers the registry proxy may hold at 256 KiB per read (per process); past them, reads take 16 KiB' })
           .option('npm-cache-ttl', { type: 'number', default: DEFAULTS.npmCacheTtl, describe: 'How long an npm package document is served from cache before it is revalidated with the backend, in ms' })
+          .option('npm-cache-memory', { type: 'number', default: DEFAULTS.npmCacheMemory, describe: 'MiB the cached npm package documents and their renderings may hold (per process); the least recently used go first' })
           .option('analytics', { type: 'string', default: DEFAULTS.analytics, describe: 'Where analytics lines go: "-" for stdout, or a file to append to' })
           .option('max-url-length', { type: 'number', default: DEFAULTS.maxUrlLength, describe: 'Longest request target in bytes (414 beyond)' })
           .option('max-header-size', { type: 'number', default: DEFAULTS.maxHeaderSize, describe: 'Largest request head in bytes (431 beyond)' })
@@ -143,6 +144,7 @@ export async function main(argv: string[]): Promise<void> {
             sendTimeout: args.sendTimeout,
             proxyBufferMemory: args.proxyBufferMemory,
             npmCacheTtl: args.npmCacheTtl,
+            npmCacheMemory: args.npmCacheMemory,
             analytics: args.analytics,
             maxUrlLength: args.maxUrlLength,
             maxHeaderSize: args.maxHeaderSize,

@@ -36,6 +36,8 @@ export interface GatewayOptions {
   readonly proxyBufferMemory: number;
   /** How long an npm package document is served from cache before revalidation, in ms. */
   readonly npmCacheTtl: number;
+  /** MiB the cached npm package documents (their text and renderings) may hold, per process. */
+  readonly npmCacheMemory: number;
   /** Where analytics lines go: `-` for stdout, or a file to append to. */
   readonly analytics: string;
   /** Largest request target (path and query), in bytes; longer gets 414. */
@@ -78,6 +80,7 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   sendTimeout: 60_000,
   proxyBufferMemory: 64,
   npmCacheTtl: 60_000,
+  npmCacheMemory: 256,
   analytics: '-',
   maxUrlLength: 8192,
   maxHeaderSize: 16384,
@@ -116,6 +119,7 @@ export const NUMBER_FLAGS: Readonly<Record<string, NumberRange>> = {
   'send-timeout': ms(1),
   'proxy-buffer-memory': { min: 0, max: 2 ** 20 },
   'npm-cache-ttl': ms(0),
+  'npm-cache-memory': { min: 1, max: 2 ** 20 },
   'max-url-length': count(1),
   'max-header-size': count(1),
   'max-body-size': count(0),

@@ -121,7 +121,13 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const services: RouteServices = {
     followsRegistryRedirects: compileAgentRules(options.redirectAgents),
     registryProxy,
-    npm: new NpmDocuments({ upstreams, ttl: options.npmCacheTtl, timeout: options.upstreamTimeout, onUpstreamError: () => metrics.upstreamError('UPSTREAM_UNREACHABLE') }),
+    npm: new NpmDocuments({
+      upstreams,
+      ttl: options.npmCacheTtl,
+      timeout: options.upstreamTimeout,
+      maxBytes: options.npmCacheMemory * 1048576,
+      onUpstreamError: () => metrics.upstreamError('UPSTREAM_UNREACHABLE'),
+    }),
     trustsPeer: (req) => trusted.trusts(req.socket.remoteAddress),
     sendTimeout: options.sendTimeout,
     onSendTimeout: () => metrics.sendTimeout(),

@@ -89,17 +89,40 @@ function bytes(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 
+/** Bytes a rendering holds. */
+const sizeOf = (r: Rendered): number => r.body.length + (r.gzip?.body.length ?? 0);
+
 export class Packument {
   readonly #doc: LoadedDocument;
   readonly #contentType: string;
   readonly #worker: DocumentWorker;
+  readonly #onResize: () => void;
+  /** The text's bytes and those of the renderings kept. */
+  #bytes: number;
   /** Renderings per origin (and version), shared by concurrent requests while they are made. */
-  readonly #rendered = new LRUCache<string, Promise<Rendered>>({ max: 16 });
+  readonly #rendered = new LRUCache<string, Promise<Rendered>>({
+    max: 16,
+    // A rendering that goes gives its bytes back once it is made (added first, then taken away).
+    dispose: (made) => void made.then((r) => this.#grow(-sizeOf(r)), () => undefined),
+  });
 
-  constructor(doc: LoadedDocument, worker: DocumentWorker) {
+  /** `onResize` is told when the bytes held change. */
+  constructor(doc: LoadedDocument, worker: DocumentWorker, onResize: () => void = () => undefined) {
     this.#doc = doc;
     this.#contentType = doc.contentType?.startsWith(ABBREVIATED) ? ABBREVIATED : 'application/json';
     this.#worker = worker;
+    this.#onResize = onResize;
+    this.#bytes = doc.text.byteLength;
+  }
+
+  /** Bytes held: the document's text and the renderings kept. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  #grow(bytes: number): void {
+    this.#bytes += bytes;
+    this.#onResize();
   }
 
   /** Tarball file name → the backend's URL for it. */
@@ -116,7 +139,10 @@ export class Packument {
     let r = this.#rendered.get(key);
     if (r === undefined) {
       const made = this.#worker.render(text, origin, contentType);
-      made.catch(() => this.#rendered.get(key) === made && this.#rendered.delete(key));
+      made.then(
+        (rendered) => this.#grow(sizeOf(rendered)),
+        () => this.#rendered.get(key) === made && this.#rendered.delete(key),
+      );
       this.#rendered.set(key, (r = made));
     }
     return r;
@@ -153,17 +179,36 @@ export interface NpmDocumentsOptions {
   readonly ttl: number;
   /** Time allowed for a backend fetch, in ms. */
   readonly timeout: number;
+  /** Bytes the cached documents, their text and renderings, may hold (`--npm-cache-memory`). */
+  readonly maxBytes: number;
   readonly onUpstreamError?: () => void;
 }
 
 export class NpmDocuments {
   readonly #options: NpmDocumentsOptions;
-  readonly #cache = new LRUCache<string, Entry>({ max: 1000 });
+  /**
+   * At most 1,000 documents, within the byte budget: the least recently
+   * used go first. One larger than the whole budget is served, not kept.
+   */
+  readonly #cache: LRUCache<string, Entry>;
   readonly #inflight = new Map<string, Promise<Packument | 'not-found' | null>>();
   readonly #worker = new DocumentWorker();
 
   constructor(options: NpmDocumentsOptions) {
     this.#options = options;
+    this.#cache = new LRUCache<string, Entry>({ max: 1000, maxSize: Math.max(1, options.maxBytes), sizeCalculation: (e) => Math.max(1, e.doc.bytes) });
+  }
+
+  /** Bytes the cached documents hold. */
+  get bytes(): number {
+    return this.#cache.calculatedSize;
+  }
+
+  /** A cached document's size changed (a rendering was made or dropped): the cache measures it again. */
+  #resized(key: string, entry: Entry): void {
+    if (this.#cache.peek(key) !== entry) return;
+    this.#cache.delete(key);
+    this.#cache.set(key, entry);
   }
 
   #isFresh(entry: Entry | undefined): entry is Entry {
@@ -202,8 +247,9 @@ export class NpmDocuments {
     }
     if (result.kind === 'not-found') return 'not-found';
     if (result.kind === 'document') {
-      const doc = new Packument(result, this.#worker);
-      this.#cache.set(key, { doc, etag: result.etag, fetchedAt: Date.now() });
+      const doc = new Packument(result, this.#worker, () => this.#resized(key, fetched));
+      const fetched: Entry = { doc, etag: result.etag, fetchedAt: Date.now() };
+      this.#cache.set(key, fetched);
       return doc;
     }
     this.#options.onUpstreamError?.();

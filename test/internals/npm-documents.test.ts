@@ -8,7 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { DocumentWorker, Packument } from '../../src/rules/npm-cache.ts';
+import { DocumentWorker, NpmDocuments, Packument } from '../../src/rules/npm-cache.ts';
+import type { NpmTarget } from '../../src/rules/npm.ts';
+import type { Upstreams } from '../../src/proxy/upstreams.ts';
 import type { LoadedDocument } from '../../src/rules/npm-worker.ts';
 
 const doc = {
@@ -29,6 +31,8 @@ before(async () => {
   backend = createServer((req, res) => {
     if (req.url === '/tool') return void res.writeHead(200, { 'content-type': 'application/json', etag: '"v1"' }).end(JSON.stringify(doc));
     if (req.url === '/abbreviated') return void res.writeHead(200, { 'content-type': 'application/vnd.npm.install-v1+json; charset=utf-8' }).end(JSON.stringify(doc));
+    // Documents of 300,000 bytes each, for the memory budget.
+    if (req.url?.startsWith('/big')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: req.url.slice(1), readme: 'r'.repeat(300_000 - 27 - req.url.length) }));
     if (req.url === '/array') return void res.writeHead(200, { 'content-type': 'application/json' }).end('[1, 2]');
     if (req.url === '/unchanged') return void res.writeHead(304).end();
     if (req.url === '/broken') return void res.writeHead(500).end();
@@ -105,3 +109,35 @@ parentPort.on('message', ({ id, request }) => {
   await Promise.all([assert.rejects(load(dying, '/die'), /exited/), assert.rejects(load(dying, '/die'), /exited/)]);
   assert.deepEqual(await load(dying, '/ok'), { kind: 'not-found' });
 });
+
+test('cached documents, and their renderings, stay within the memory budget: the least recently used go first', async () => {
+  const MB = 1_000_000;
+  const documents = new NpmDocuments({ upstreams: { resolveUrl: (u: URL) => u.href } as unknown as Upstreams, ttl: 60_000, timeout: 5000, maxBytes: MB });
+  const target = (name: string): NpmTarget => ({ packageId: name, name, registry: base, documentUrl: `${base}/${name}` });
+  const [a, b, c] = ['big-a', 'big-b', 'big-c'].map(target);
+  for (const t of [a, b, c]) assert.ok((await documents.packument(t, false)) instanceof Packument);
+  // Three texts of 300 kB: all kept.
+  assert.ok(documents.fresh(a) && documents.fresh(b) && documents.fresh(c));
+  assert.ok(documents.bytes <= MB && documents.bytes > 850_000, String(documents.bytes));
+  // Rendering c for an origin adds 300 kB (and a small gzip variant): a, used least recently, goes.
+  await documents.fresh(c)!.render('http://o');
+  assert.equal(documents.fresh(a), undefined);
+  assert.ok(documents.fresh(b) && documents.fresh(c));
+  assert.ok(documents.bytes <= MB, String(documents.bytes));
+  // A document keeps 16 renderings; one that goes gives its bytes back.
+  const roomy = new NpmDocuments({ upstreams: { resolveUrl: (u: URL) => u.href } as unknown as Upstreams, ttl: 60_000, timeout: 5000, maxBytes: 100 * MB });
+  const doc = (await roomy.packument(a, false)) as Packument;
+  const text = doc.bytes;
+  const one = sizeOfRendering(await doc.render('http://o0'));
+  for (let i = 1; i < 17; i++) await doc.render(`http://o${i}`);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(doc.bytes, text + 16 * one, `${doc.bytes}`);
+  assert.equal(roomy.bytes, doc.bytes);
+  // A document larger than the whole budget is served, not kept.
+  const small = new NpmDocuments({ upstreams: { resolveUrl: (u: URL) => u.href } as unknown as Upstreams, ttl: 60_000, timeout: 5000, maxBytes: 100_000 });
+  assert.ok((await small.packument(a, false)) instanceof Packument);
+  assert.equal(small.fresh(a), undefined);
+  assert.equal(small.bytes, 0);
+});
+
+const sizeOfRendering = (r: { body: Buffer; gzip: { body: Buffer } | null }) => r.body.length + (r.gzip?.body.length ?? 0);
