@@ -97,6 +97,8 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     analyticsBlockingWrites: () => analytics.blockingWrites,
     analyticsFull: () => analytics.full,
     proxyReadBuffers: () => readBudget.held,
+    // Read when /metrics is scraped, once the services below exist.
+    npmCacheBytes: () => services.npm.bytes,
   });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);

@@ -48,6 +48,7 @@ async function checkExposition(args: string[]): Promise<void> {
     assert.deepEqual(samples(text, 'gateway_analytics_destination_full'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_proxy_read_buffer_bytes'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_send_timeouts_total'), [['', 0]]);
+    assert.deepEqual(samples(text, 'gateway_npm_cache_bytes'), [['', 0]]);
   } finally {
     assert.equal(await gw.stop(), 0);
   }

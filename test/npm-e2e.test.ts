@@ -422,5 +422,8 @@ test('a large package document is fetched, parsed and rendered off the main thre
     assert.equal(version.dist.tarball, 'http://npm.test/big/-/big-1.0.3999.tgz');
     const longest = await lag();
     assert.ok(longest < 0.1, `the event loop waited ${Math.round(longest * 1000)} ms`);
+    // The cache holds the text and four renderings of about 20 MB (three documents, with their gzip variants, and a version).
+    const held = await metricValue(g.adminPort, 'gateway_npm_cache_bytes');
+    assert.ok(held > 70e6 && held < 90e6, `${held} bytes`);
   });
 });

@@ -50,6 +50,7 @@ export interface MetricSources {
   analyticsBlockingWrites(): number;
   analyticsFull(): boolean;
   proxyReadBuffers(): number;
+  npmCacheBytes(): number;
 }
 
 /**
@@ -67,7 +68,7 @@ export class RequestMetrics {
   readonly #sendTimeouts: Counter;
 
   constructor(registry: Registry, sources: MetricSources) {
-    const { tokenStats, analyticsBlockingWrites, analyticsFull, proxyReadBuffers } = sources;
+    const { tokenStats, analyticsBlockingWrites, analyticsFull, proxyReadBuffers, npmCacheBytes } = sources;
     this.registry = registry;
     const requests = this.#requests;
     new Counter({
@@ -121,6 +122,14 @@ export class RequestMetrics {
       registers: [registry],
       collect() {
         this.set(proxyReadBuffers());
+      },
+    });
+    new Gauge({
+      name: 'gateway_npm_cache_bytes',
+      help: 'Bytes the cached npm package documents hold, their text and renderings (see --npm-cache-memory).',
+      registers: [registry],
+      collect() {
+        this.set(npmCacheBytes());
       },
     });
     collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });
