@@ -3,12 +3,13 @@
 // the file from there, as `curl -LO https://dl.example.com/tool-1.4.0.tgz`
 // does. curl reaches the gateway under the rule's domain (--connect-to);
 // wget through it as an HTTP proxy, which sends the request target in
-// absolute form (`GET http://dl.example.com/...`).
+// absolute form (`GET http://dl.example.com/...`). curl also posts
+// telemetry events (SPEC §7).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -38,6 +39,7 @@ before(async () => {
       rules: [
         { type: 'file-v1', domain: D, 'package-id': 'tool', 'incoming-path': '/tool-{version}.tgz', 'outgoing-url': `${base}/releases/download/v{version}/tool-{version}.tgz` },
         { type: 'file-v2', domain: D, 'package-id': 'tool', 'incoming-path': '^/latest/(?<name>tool-[0-9.]+\\.tgz)$', 'outgoing-url': `${base}/releases/download/v1.4.0/{name}` },
+        { type: 'telemetry-v1', domain: D, 'package-id': 'tool', 'incoming-path': '/telemetry', 'access-tokens': ['s3cret'] },
       ],
     },
   });
@@ -89,4 +91,19 @@ test('wget through the gateway as its HTTP proxy (a request target in absolute f
   const line = gw.lines.find((l) => l.path === '/tool-1.4.0.tgz' && l.client.userAgent?.startsWith('Wget/'));
   assert.equal(line?.status, 307);
   assert.equal(line?.host, D);
+});
+
+test('curl posts telemetry: each event in the body is a line; a body over --max-body-size gets 413, sent after 100 Continue or not', async () => {
+  const dir = folder('telemetry');
+  const post = (body: string, ...more: string[]) =>
+    curl(['-o', '/dev/null', '-w', '%{http_code}', '-H', 'Authorization: Bearer s3cret', '-H', 'Content-Type: application/json', '--data-binary', body, ...more, `http://${D}/telemetry`], dir);
+  assert.equal((await post('{"event":"install","version":"1.4.0"}\n{"event":"run"}')).stdout, '200');
+  await new Promise((r) => setTimeout(r, 200));
+  const events = gw.lines.filter((l) => l.path === '/telemetry' && l.status === 200).map((l) => l.capture?.event);
+  assert.deepEqual(events, [{ event: 'install', version: '1.4.0' }, { event: 'run' }]);
+  // 2 MB: curl asks Expect: 100-continue for a body this large; the answer is 413 either way, whole.
+  writeFileSync(join(dir, 'big.json'), JSON.stringify({ pad: 'x'.repeat(2_000_000) }));
+  for (const expect of [[], ['-H', 'Expect:']]) {
+    await assert.rejects(post('@big.json', ...expect), /returned error: 413/);
+  }
 });
