@@ -4,40 +4,75 @@
  * Buffer, the next once the client took the last. A client that stops
  * reading holds a slice, never a copy, and is cut off once a write has
  * waited `--send-timeout` (nginx's `send_timeout`), instead of keeping its
- * connection for as long as it likes.
+ * connection for as long as it likes. The registry proxy's relay uses the
+ * same deadline.
  */
 import type { ServerResponse } from 'node:http';
 
 /** Bytes written at a time. */
 const SLICE = 65536;
 
+/**
+ * The time a client has to take what was written to it. A timer of the
+ * answer's own, not the socket's idle timer: that one would outlive the
+ * answer on a keep-alive connection when --keep-alive-timeout is 0, and
+ * close it once idle. One timer, made at the first wait and re-armed
+ * (`refresh`, no allocation) for each later one; when it fires with
+ * nothing waiting, it does nothing.
+ */
+export class SendDeadline {
+  readonly #ms: number;
+  readonly #onExpire: () => void;
+  #timer: NodeJS.Timeout | null = null;
+  #waiting = false;
+
+  constructor(ms: number, onExpire: () => void) {
+    this.#ms = ms;
+    this.#onExpire = onExpire;
+  }
+
+  /** A write (or the end) waits for the client to take it. */
+  wait(): void {
+    this.#waiting = true;
+    if (this.#timer !== null) return void this.#timer.refresh();
+    this.#timer = setTimeout(() => {
+      if (this.#waiting) this.#onExpire();
+    }, this.#ms).unref();
+  }
+
+  /** The client took what waited. */
+  taken(): void {
+    this.#waiting = false;
+  }
+
+  /** Nothing more is written. */
+  stop(): void {
+    this.#waiting = false;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+  }
+}
+
 /** Ends `res`, whose head is set, with `body`; `onTimeout` is told when the client is cut off. */
 export function endInSlices(res: ServerResponse, body: Buffer, sendTimeout: number, onTimeout: () => void): void {
-  // A timer of the answer's own, not the socket's idle timer: that one would
-  // outlive the answer on a keep-alive connection when --keep-alive-timeout
-  // is 0, and close it once idle. Armed only while a write waits for the client.
-  let timer: NodeJS.Timeout | null = null;
-  const waitForClient = (): void => {
-    if (timer !== null) return void timer.refresh();
-    timer = setTimeout(() => {
-      onTimeout();
-      res.destroy();
-    }, sendTimeout).unref();
-    res.once('close', () => clearTimeout(timer!));
-  };
+  const deadline = new SendDeadline(sendTimeout, () => {
+    onTimeout();
+    res.destroy();
+  });
+  res.once('close', () => deadline.stop());
   let at = 0;
   const next = (): void => {
+    deadline.taken();
     while (at < body.length) {
       const end = Math.min(body.length, at + SLICE);
       const more = res.write(body.subarray(at, end));
       at = end;
       if (!more) {
-        waitForClient();
+        deadline.wait();
         return void res.once('drain', next);
       }
     }
     res.end();
-    if (!res.writableFinished) waitForClient();
+    if (!res.writableFinished) deadline.wait();
   };
   next();
 }

@@ -15,6 +15,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls';
 import type { ServerResponse } from 'node:http';
+import { SendDeadline } from '../http/send-slices.ts';
 import { BackendError, ClientLeft, StaleConnection } from './backend-error.ts';
 import { ChunkedDecoder, firstField, framing, HeadReader, keepsConnection, type Framing, type ResponseHead } from './http1-wire.ts';
 
@@ -107,15 +108,17 @@ export class Connection {
   /** Writes to the client on their way. */
   #writes = 0;
   /** Cuts the client off when a write (or the end) waits past the send timeout: a client that stopped reading holds nothing for longer. */
-  #sendTimer: NodeJS.Timeout | null = null;
-  /** A write (or the end) waits for the client to take it; false once the client took it. */
-  #sending = false;
+  readonly #deadline: SendDeadline;
 
   private constructor(socket: Socket, buffers: ReadBuffers, options: ConnectionOptions, release: (c: Connection) => void) {
     this.#socket = socket;
     this.#buffers = buffers;
     this.#options = options;
     this.#release = release;
+    this.#deadline = new SendDeadline(options.sendTimeout, () => {
+      options.onSendTimeout?.();
+      this.#break();
+    });
     socket.on('error', (e) => this.#fail(e));
     socket.on('end', () => this.#fail(new Error('the backend closed the connection')));
     socket.on('close', () => this.#fail(new Error('connection closed')));
@@ -383,7 +386,7 @@ export class Connection {
     const sink = this.#sink!;
     this.#writes++;
     this.#stop();
-    this.#waitForClient();
+    this.#deadline.wait();
     if (pieces.length > 1) sink.cork();
     for (let i = 0; i < pieces.length; i++) {
       if (i + 1 < pieces.length) sink.write(pieces[i]);
@@ -391,7 +394,7 @@ export class Connection {
         sink.write(pieces[i], () => {
           for (const b of lent) this.#buffers.giveBack(b);
           if (--this.#writes === 0) {
-            this.#sending = false;
+            this.#deadline.taken();
             this.#go();
           }
         });
@@ -409,27 +412,11 @@ export class Connection {
     this.#socket.setTimeout(0);
     const sink = this.#sink;
     if (sink === null || sink.destroyed) return this.#settle();
-    this.#waitForClient();
+    this.#deadline.wait();
     sink.end(() => {
-      this.#sending = false;
+      this.#deadline.taken();
       if (this.#phase === 'ending') this.#settle();
     });
-  }
-
-  /**
-   * A write to the client is on its way: it must be taken within the send
-   * timeout. One timer per connection, re-armed (`refresh`, no allocation)
-   * for each write; when it fires with nothing waiting, it does nothing.
-   */
-  #waitForClient(): void {
-    this.#sending = true;
-    if (this.#sendTimer === null) {
-      this.#sendTimer = setTimeout(() => {
-        if (!this.#sending) return;
-        this.#options.onSendTimeout?.();
-        this.#break();
-      }, this.#options.sendTimeout).unref();
-    } else this.#sendTimer.refresh();
   }
 
   #settle(): void {
@@ -452,8 +439,7 @@ export class Connection {
 
   #close(): void {
     this.#phase = 'closed';
-    this.#sending = false;
-    if (this.#sendTimer !== null) clearTimeout(this.#sendTimer);
+    this.#deadline.stop();
     this.#socket.destroy();
     if (this.#flushAt !== null) clearImmediate(this.#flushAt);
     this.#flushAt = null;
