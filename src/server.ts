@@ -91,6 +91,8 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const trusted = trustedProxies(options.trustProxy);
   const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
   const readBudget = new ReadBudget(options.proxyBufferMemory * 1048576);
+  // Proxied bodies, npm documents and large Python pages are cut off by the same --send-timeout.
+  const onSendTimeout = () => metrics.sendTimeout();
   const registry = new Registry();
   const metrics = new RequestMetrics(registry, {
     tokenStats: () => auth?.stats ?? null,
@@ -115,7 +117,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     connectTimeout: options.upstreamConnectTimeout,
     firstByteTimeout: options.upstreamTimeout,
     sendTimeout: options.sendTimeout,
-    onSendTimeout: () => metrics.sendTimeout(),
+    onSendTimeout,
     readBudget,
     auth,
     onUpstreamError: (code) => metrics.upstreamError(code),
@@ -132,7 +134,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     }),
     trustsPeer: (req) => trusted.trusts(req.socket.remoteAddress),
     sendTimeout: options.sendTimeout,
-    onSendTimeout: () => metrics.sendTimeout(),
+    onSendTimeout,
   };
   const handler = createRequestHandler(state, {
     trusted,

@@ -162,9 +162,9 @@ export class Packument {
   }
 }
 
-/** The full and the abbreviated document are cached apart. */
-function cacheKey(target: NpmTarget, abbreviated: boolean): string {
-  return `${abbreviated ? 'a' : 'f'} ${target.documentUrl}`;
+/** The cache keys of a document: the full and the abbreviated form are cached apart. */
+export function documentKeys(documentUrl: string): NpmTarget['cacheKeys'] {
+  return { full: `f ${documentUrl}`, abbreviated: `a ${documentUrl}` };
 }
 
 interface Entry {
@@ -196,7 +196,8 @@ export class NpmDocuments {
 
   constructor(options: NpmDocumentsOptions) {
     this.#options = options;
-    this.#cache = new LRUCache<string, Entry>({ max: 1000, maxSize: Math.max(1, options.maxBytes), sizeCalculation: (e) => Math.max(1, e.doc.bytes) });
+    // A document's text is never empty, so no size is 0 (which lru-cache refuses).
+    this.#cache = new LRUCache<string, Entry>({ max: 1000, maxSize: options.maxBytes, sizeCalculation: (e) => e.doc.bytes });
   }
 
   /** Bytes the cached documents hold. */
@@ -217,13 +218,13 @@ export class NpmDocuments {
 
   /** Hot path. The full document when it is cached and within the TTL: tarball redirects need no more. */
   fresh(target: NpmTarget): Packument | undefined {
-    const entry = this.#cache.get(cacheKey(target, false));
+    const entry = this.#cache.get(target.cacheKeys.full);
     return this.#isFresh(entry) ? entry.doc : undefined;
   }
 
   /** The document, 'not-found' when the backend has none, null when it failed and nothing is cached. */
   packument(target: NpmTarget, abbreviated: boolean): Promise<Packument | 'not-found' | null> {
-    const key = cacheKey(target, abbreviated);
+    const key = abbreviated ? target.cacheKeys.abbreviated : target.cacheKeys.full;
     const entry = this.#cache.get(key);
     if (this.#isFresh(entry)) return Promise.resolve(entry.doc);
     let pending = this.#inflight.get(key);

@@ -22,7 +22,7 @@ import { endInSlices } from '../http/send-slices.ts';
 import type { NpmRule } from '../manifest/types.ts';
 import type { RouteRequest, RouteServices } from '../routing/route.ts';
 import { etagMatches } from './python-negotiation.ts';
-import { ABBREVIATED, Packument } from './npm-cache.ts';
+import { ABBREVIATED, documentKeys, Packument } from './npm-cache.ts';
 
 export interface NpmTarget {
   readonly packageId: string;
@@ -32,6 +32,8 @@ export interface NpmTarget {
   readonly registry: string;
   /** The packument's URL at the backend (scoped names encoded as `@scope%2ftool`). */
   readonly documentUrl: string;
+  /** Where the full and the abbreviated document are cached (`documentKeys`), made once here, not per request. */
+  readonly cacheKeys: { readonly full: string; readonly abbreviated: string };
 }
 
 export interface NpmIndex {
@@ -43,7 +45,8 @@ export const DEFAULT_NPM_REGISTRY = 'https://registry.npmjs.org';
 export function compileNpm(rule: NpmRule): NpmTarget {
   const registry = (rule.registry ?? DEFAULT_NPM_REGISTRY).replace(/\/+$/, '');
   const name = rule['package-name'];
-  return { packageId: rule['package-id'], name, registry, documentUrl: `${registry}/${name.replace('/', '%2f')}` };
+  const documentUrl = `${registry}/${name.replace('/', '%2f')}`;
+  return { packageId: rule['package-id'], name, registry, documentUrl, cacheKeys: documentKeys(documentUrl) };
 }
 
 /** A 405 names the methods there are (RFC 9110 §15.5.6): this registry is read only. */

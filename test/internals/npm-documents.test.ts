@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { DocumentWorker, NpmDocuments, Packument } from '../../src/rules/npm-cache.ts';
-import type { NpmTarget } from '../../src/rules/npm.ts';
+import { compileNpm, type NpmTarget } from '../../src/rules/npm.ts';
 import type { Upstreams } from '../../src/proxy/upstreams.ts';
 import type { LoadedDocument } from '../../src/rules/npm-worker.ts';
 
@@ -113,7 +113,7 @@ parentPort.on('message', ({ id, request }) => {
 test('cached documents, and their renderings, stay within the memory budget: the least recently used go first', async () => {
   const MB = 1_000_000;
   const documents = new NpmDocuments({ upstreams: { resolveUrl: (u: URL) => u.href } as unknown as Upstreams, ttl: 60_000, timeout: 5000, maxBytes: MB });
-  const target = (name: string): NpmTarget => ({ packageId: name, name, registry: base, documentUrl: `${base}/${name}` });
+  const target = (name: string): NpmTarget => compileNpm({ type: 'npm-v1', domain: 'npm.test', 'package-id': name, 'package-name': name, registry: base });
   const [a, b, c] = ['big-a', 'big-b', 'big-c'].map(target);
   for (const t of [a, b, c]) assert.ok((await documents.packument(t, false)) instanceof Packument);
   // Three texts of 300 kB: all kept.
