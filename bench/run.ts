@@ -168,11 +168,12 @@ function print(row: Row): void {
   );
 }
 
-async function fetchEtag(port: number, path: string, accept: string): Promise<string> {
+/** GET `path` from a server with `headers`; resolves with the answer's head once its body is read. */
+async function fetchHead(port: number, path: string, headers: Record<string, string>): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    httpRequest({ host: '127.0.0.1', port, path, headers: { host: 'py.example.com', accept } }, (res) => {
+    httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
       res.resume();
-      resolve(String(res.headers.etag));
+      res.on('end', () => resolve(res));
     }).on('error', reject).end();
   });
 }
@@ -195,7 +196,7 @@ async function metricsText(s: ServerProcess): Promise<string> {
 /** python-page: a third HTML, a third JSON, a third revalidations that get 304. */
 async function pythonSubject(projects: number): Promise<Subject> {
   const python = writeManifest(pythonRules(projects));
-  const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map((j) => fetchEtag(s.port, `/simple/proj${j * 97}/`, 'text/html'))));
+  const etags = await withServer(gatewayArgs(python), (s) => Promise.all([0, 1, 2].map(async (j) => String((await fetchHead(s.port, `/simple/proj${j * 97}/`, { host: 'py.example.com', accept: 'text/html' })).headers.etag))));
   const requests: Workload['requests'] = Array.from({ length: 600 }, (_, k) => {
     const host = 'py.example.com';
     const headers: Record<string, string> = { host, accept: k % 3 === 1 ? 'application/vnd.pypi.simple.v1+json' : 'text/html' };
@@ -226,21 +227,12 @@ async function npmSubject(packages: number): Promise<Subject> {
   const warm = async (s: ServerProcess) => {
     let next = 0;
     const one = async (): Promise<void> => {
-      for (let i = next++; i < packages; i = next++) await fetchStatus(s.port, `/npkg${i}`, 'npm.example.com');
+      for (let i = next++; i < packages; i = next++) await fetchHead(s.port, `/npkg${i}`, { host: 'npm.example.com' });
     };
     await Promise.all(Array.from({ length: CONNECTIONS }, one));
   };
   const notes = `(${packages} packages, their documents cached)`;
   return { key: 'npm-tarball', name: 'npm-tarball', args: (extra) => gatewayArgs(file, ['--npm-cache-ttl', '3600000', ...(extra ?? [])]), requests: w.requests, expect: [3], notes, warm };
-}
-
-async function fetchStatus(port: number, path: string, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    httpRequest({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    }).on('error', reject).end();
-  });
 }
 
 /** A blob upstream: where it listens, how to download from it directly, what the gateway needs to reach it, and how to stop it. */
