@@ -50,8 +50,11 @@ async function serve(options: GatewayOptions): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
-    // Workers take their manifest from the primary; only it reloads.
-    if (!cluster.isWorker) void starting.then((gateway) => gateway.reload('SIGHUP', true), () => undefined);
+    void starting.then((gateway) => {
+      // Workers take their manifest from the primary; only it reloads. The certificate each process reads (the primary passes the signal on).
+      if (!cluster.isWorker) void gateway.reload('SIGHUP', true);
+      gateway.reloadCertificate();
+    }, () => undefined);
   });
   // After a rotation (logrotate's postrotate). SIGUSR1 belongs to Node's debugger.
   process.on('SIGUSR2', () => void starting.then((gateway) => gateway.reopenAnalytics(), () => undefined));
@@ -106,6 +109,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('watch-interval', { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' })
           .option('watch-debounce', { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' })
           .option('workers', { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' })
+          .option('tls-cert', { type: 'string', describe: 'PEM certificate chain (leaf first) for the public listener, which then speaks HTTPS; read again when it changes' })
+          .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' })
           .option('log-level', { type: 'string', choices: LOG_LEVELS, default: DEFAULTS.logLevel, describe: 'Operational log level (stderr)' })
           // yargs reads `--port abc` as NaN: refused here, not found later as a timer that fires at once.
           .check((args) => {
@@ -116,6 +121,7 @@ export async function main(argv: string[]): Promise<void> {
             // node refuses a head timeout longer than the request's (it could never fire).
             const [head, whole] = [args['headers-timeout'] as number, args['request-timeout'] as number];
             if (whole > 0 && head > whole) throw new Error(`--headers-timeout (${head}) must not be longer than --request-timeout (${whole})`);
+            if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('--tls-cert and --tls-key go together');
             return true;
           }),
       async (args) => {
@@ -158,6 +164,8 @@ export async function main(argv: string[]): Promise<void> {
             watchDebounce: args.watchDebounce,
             workers: args.workers,
             logLevel: args.logLevel,
+            tlsCert: args.tlsCert ?? null,
+            tlsKey: args.tlsKey ?? null,
           }),
         );
       },

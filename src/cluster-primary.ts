@@ -17,6 +17,7 @@ import { ManifestMetrics } from './admin/metrics.ts';
 import { feedDestination } from './analytics/analytics-log.ts';
 import { LineRelay, needsRelay, RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { formatProblem, ManifestError } from './errors.ts';
+import { loadCertificate } from './http/tls-listener.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
 import type { GatewayOptions } from './options.ts';
 import { ManifestWatcher } from './reload/manifest-watcher.ts';
@@ -27,6 +28,8 @@ export interface Primary {
   reload(reason: string, force?: boolean): Promise<void>;
   /** Each worker opens the `--analytics` file again (the signal is passed on). */
   reopenAnalytics(): void;
+  /** Each worker reads `--tls-cert` and `--tls-key` again (SIGHUP is passed on). */
+  reloadCertificate(): void;
   close(): Promise<void>;
 }
 
@@ -34,6 +37,8 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   const loaded = await loadManifestFile(options.manifest);
   for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
   if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
+  // Checked once here, so that a certificate that cannot serve stops the start before any worker; each worker reads its own.
+  if (options.tlsCert !== null) loadCertificate(options.tlsCert, options.tlsKey!);
   log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, workers: options.workers }, 'manifest loaded');
 
   const own = new Registry();
@@ -49,16 +54,16 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   if (relay !== null) cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', 'pipe'] });
 
   const workers = new Set<Worker>();
-  /** Workers not listening yet: a SIGUSR2 could come before their handler and end them; they get it once up. */
-  const starting = new Map<Worker, { reopen: boolean }>();
+  /** Workers not listening yet, with the signals held for them: SIGUSR2 or SIGHUP could come before their handlers and end them; they get them once up. */
+  const starting = new Map<Worker, Set<NodeJS.Signals>>();
   let stopping = false;
   const fork = () => {
     const w = cluster.fork(relay === null ? {} : { [RELAY_FD_VARIABLE]: '4' });
     if (relay !== null) relay.add(w.process.stdio[4] as Readable);
     workers.add(w);
-    starting.set(w, { reopen: false });
+    starting.set(w, new Set());
     w.once('listening', () => {
-      if (starting.get(w)?.reopen === true) w.process.kill('SIGUSR2');
+      for (const signal of starting.get(w) ?? []) w.process.kill(signal);
       starting.delete(w);
     });
     w.on('exit', (code, signal) => {
@@ -77,6 +82,13 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   cluster.on('listening', () => ready++);
   const address = await listening;
 
+  const signalWorkers = (signal: NodeJS.Signals) => {
+    for (const w of workers) {
+      const held = starting.get(w);
+      if (held === undefined) w.process.kill(signal);
+      else held.add(signal);
+    }
+  };
   const broadcast = (text: string, hash: string, reason: string) => {
     const message: ManifestMessage = { type: 'manifest', text, hash, reason };
     for (const w of workers) w.send(message);
@@ -108,13 +120,8 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
 
   return {
     reload: (reason, force = false) => reloader.check(reason, force),
-    reopenAnalytics() {
-      for (const w of workers) {
-        const pending = starting.get(w);
-        if (pending === undefined) w.process.kill('SIGUSR2');
-        else pending.reopen = true;
-      }
-    },
+    reopenAnalytics: () => signalWorkers('SIGUSR2'),
+    reloadCertificate: () => signalWorkers('SIGHUP'),
     async close() {
       stopping = true;
       await watcher.close();

@@ -64,6 +64,10 @@ export interface GatewayOptions {
   readonly workers: number;
   /** Level of the operational log on stderr. */
   readonly logLevel: string;
+  /** PEM certificate chain of the public listener, which then speaks HTTPS; null for plain HTTP. */
+  readonly tlsCert: string | null;
+  /** PEM private key of `tlsCert`; given with it or not at all. */
+  readonly tlsKey: string | null;
 }
 
 export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
@@ -94,6 +98,8 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   watchDebounce: 50,
   workers: 1,
   logLevel: 'info',
+  tlsCert: null,
+  tlsKey: null,
 };
 
 /** pino's levels, quietest last; another value is refused before the gateway starts. */

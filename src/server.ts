@@ -3,7 +3,7 @@
  * table, and graceful shutdown. `startGateway` resolves once both listeners
  * are up and a manifest is loaded; it rejects when the manifest is invalid.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -13,6 +13,7 @@ import { createAdminHandler } from './admin/admin-handler.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { answerRefusedRequests } from './http/refused-requests.ts';
 import { createRequestHandler, type HandlerState } from './http/request-handler.ts';
+import { createTlsListener, type TlsListener } from './http/tls-listener.ts';
 import { trustedProxies } from './http/trusted-proxies.ts';
 import { loadManifestFile, loadManifestText } from './manifest/load-manifest.ts';
 import { ManifestWatcher } from './reload/manifest-watcher.ts';
@@ -55,6 +56,8 @@ export interface Gateway {
   reload(reason: string, force?: boolean): Promise<void>;
   /** Open the `--analytics` file again, after a rotation renamed it (SIGUSR2). */
   reopenAnalytics(): void;
+  /** Read `--tls-cert` and `--tls-key` again (SIGHUP); without TLS, nothing. */
+  reloadCertificate(): void;
   /** Stop accepting, drain in-flight requests, flush analytics. */
   close(): Promise<void>;
 }
@@ -101,6 +104,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     proxyReadBuffers: () => readBudget.held,
     // Read when /metrics is scraped, once the services below exist.
     npmCacheBytes: () => services.npm.bytes,
+    tls: options.tlsCert === null ? undefined : { expiry: () => tls!.certificate.notAfter, handshakeErrors: () => tls!.handshakeErrors },
   });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
@@ -146,25 +150,29 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     onFinished: (outcome, kind, seconds) => metrics.request(outcome, kind, seconds),
   });
 
-  const server = createServer(
-    {
-      maxHeaderSize: options.maxHeaderSize,
-      headersTimeout: options.headersTimeout,
-      requestTimeout: options.requestTimeout,
-      keepAliveTimeout: options.keepAliveTimeout,
-      // node looks for connections past those timeouts every 30 s by default: a slow head got up to 30 s more.
-      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
-    },
-    (req, res) => {
-      try {
-        handler(req, res);
-      } catch (e) {
-        // A bug, not a bad request: answer and log instead of crashing.
-        log.error({ err: e, url: req.url }, 'request handler failed');
-        if (!res.headersSent) res.writeHead(500, { 'content-length': '0' }).end();
-      }
-    },
-  );
+  const serverOptions: ServerOptions = {
+    maxHeaderSize: options.maxHeaderSize,
+    headersTimeout: options.headersTimeout,
+    requestTimeout: options.requestTimeout,
+    keepAliveTimeout: options.keepAliveTimeout,
+    // node looks for connections past those timeouts every 30 s by default: a slow head got up to 30 s more.
+    connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    try {
+      handler(req, res);
+    } catch (e) {
+      // A bug, not a bad request: answer and log instead of crashing.
+      log.error({ err: e, url: req.url }, 'request handler failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-length': '0' }).end();
+    }
+  };
+  // A certificate that cannot serve stops the start, as an invalid manifest does.
+  const tls: TlsListener | null =
+    options.tlsCert === null
+      ? null
+      : createTlsListener(serverOptions, { certFile: options.tlsCert, keyFile: options.tlsKey!, pollMs: options.watchInterval, handshakeTimeout: options.headersTimeout }, onRequest, log);
+  const server: Server = tls?.server ?? createServer(serverOptions, onRequest);
   answerRefusedRequests(server, {
     analytics,
     trusted,
@@ -213,6 +221,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   async function close(): Promise<void> {
     closing ??= (async () => {
       await watcher?.close();
+      tls?.close();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       const timer = setTimeout(() => server.closeAllConnections(), options.drainTimeout);
@@ -233,5 +242,13 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     }
   }
 
-  return { port, adminPort, state, reload: (reason, force = false) => reloader.check(reason, force), reopenAnalytics, close };
+  return {
+    port,
+    adminPort,
+    state,
+    reload: (reason, force = false) => reloader.check(reason, force),
+    reopenAnalytics,
+    reloadCertificate: () => tls?.reload(),
+    close,
+  };
 }

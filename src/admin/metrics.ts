@@ -51,6 +51,8 @@ export interface MetricSources {
   analyticsFull(): boolean;
   proxyReadBuffers(): number;
   npmCacheBytes(): number;
+  /** With `--tls-cert`: the certificate in use, and the handshakes that failed. */
+  tls?: { expiry(): Date; handshakeErrors(): number };
 }
 
 /**
@@ -68,7 +70,7 @@ export class RequestMetrics {
   readonly #sendTimeouts: Counter;
 
   constructor(registry: Registry, sources: MetricSources) {
-    const { tokenStats, analyticsBlockingWrites, analyticsFull, proxyReadBuffers, npmCacheBytes } = sources;
+    const { tokenStats, analyticsBlockingWrites, analyticsFull, proxyReadBuffers, npmCacheBytes, tls } = sources;
     this.registry = registry;
     const requests = this.#requests;
     new Counter({
@@ -132,6 +134,26 @@ export class RequestMetrics {
         this.set(npmCacheBytes());
       },
     });
+    if (tls !== undefined) {
+      new Gauge({
+        name: 'gateway_tls_certificate_expiry_timestamp_seconds',
+        help: 'When the certificate of the public listener expires (the earliest over --workers).',
+        registers: [registry],
+        aggregator: 'min',
+        collect() {
+          this.set(tls.expiry().getTime() / 1000);
+        },
+      });
+      new Counter({
+        name: 'gateway_tls_handshake_errors_total',
+        help: 'Connections to the public listener whose TLS handshake failed (a client refusing the certificate, plain HTTP, a timeout).',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(tls.handshakeErrors());
+        },
+      });
+    }
     collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });
     new Gauge({
       name: 'gateway_registry_token_cache_hits',

@@ -32,6 +32,8 @@ export interface TestCa {
   readonly caCert: string;
   readonly cert: string;
   readonly key: string;
+  /** Another server certificate for IP 127.0.0.1 (and `dnsNames`) from the same CA, in files named after `name`. */
+  issue(name: string, days?: number, dnsNames?: readonly string[]): { readonly cert: string; readonly key: string };
 }
 
 /** A self-signed CA and a server certificate for IP 127.0.0.1, signed by it. */
@@ -40,14 +42,19 @@ export function makeCerts(dir: string): TestCa {
   const p = (f: string) => join(dir, f);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=gateway test CA', '-keyout', p('ca.key'), '-out', p('ca.crt'));
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', p('server.key'), '-out', p('server.csr'));
-  writeFileSync(p('ext.cnf'), 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n');
-  ssl('x509', '-req', '-in', p('server.csr'), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p('ext.cnf'), '-out', p('server.crt'));
+  const issue = (name: string, days = 2, dnsNames: readonly string[] = []) => {
+    const names = ['IP:127.0.0.1', ...dnsNames.map((n) => `DNS:${n}`)].join(',');
+    writeFileSync(p(`${name}.cnf`), `subjectAltName=${names}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
+    ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`));
+    ssl('x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', String(days), '-extfile', p(`${name}.cnf`), '-out', p(`${name}.crt`));
+    return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
+  };
+  const server = issue('server');
   // skopeo's --*-cert-dir reads every *.key as a client key: the CA goes alone.
   const trust = p('trust');
   mkdirSync(trust);
   copyFileSync(p('ca.crt'), join(trust, 'ca.crt'));
-  return { dir: trust, caCert: join(trust, 'ca.crt'), cert: p('server.crt'), key: p('server.key') };
+  return { dir: trust, caCert: join(trust, 'ca.crt'), ...server, issue };
 }
 
 export interface RegistryOptions {

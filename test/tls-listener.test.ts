@@ -1,0 +1,183 @@
+// The public listener over TLS (--tls-cert, --tls-key): HTTPS answers, the
+// certificate read again when its files change or on SIGHUP (a renewal
+// without a restart), a pair that cannot serve refused at start-up and kept
+// out at reload, handshakes bounded by --headers-timeout. Real gateway
+// processes, certificates made with openssl.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { makeCerts, waitUntil, type TestCa } from './helpers/registry.ts';
+
+const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
+const MANIFEST = {
+  rules: [
+    { type: 'file-v1', domain: '127.0.0.1', 'package-id': 'tool', 'incoming-path': '/tool-{v}.tgz', 'outgoing-url': 'https://github.com/o/tool/releases/download/v{v}/tool.tgz' },
+  ],
+};
+
+let ca: TestCa;
+let work: string;
+before(() => {
+  work = tempDir('gw-tls-listener-');
+  ca = makeCerts(join(work, 'certs'));
+});
+
+/** The certificate in use, as a gateway's live files, which the test replaces. */
+function liveFiles(name: string): { cert: string; key: string } {
+  const live = { cert: join(work, `${name}.crt`), key: join(work, `${name}.key`) };
+  copyFileSync(ca.cert, live.cert);
+  copyFileSync(ca.key, live.key);
+  return live;
+}
+
+/** The serial number of the certificate a new connection gets. */
+function servedSerial(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(ca.caCert) }, () => {
+      resolve(socket.getPeerCertificate().serialNumber);
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+const serialOf = (file: string) => new X509Certificate(readFileSync(file)).serialNumber;
+
+function get(port: number, path: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path, ca: readFileSync(ca.caCert), agent: false }, (res) => {
+      res.resume();
+      res.once('end', () => resolve({ status: res.statusCode!, headers: res.headers }));
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+let gw: GatewayProcess;
+let live: { cert: string; key: string };
+before(async () => {
+  live = liveFiles('single');
+  gw = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', live.cert, '--tls-key', live.key, '--watch-interval', '200'] });
+});
+after(() => gw.stop());
+
+test('HTTPS: the redirect and its analytics line; the certificate and its expiry are logged and in /metrics', async () => {
+  const r = await get(gw.port, '/tool-1.4.0.tgz');
+  assert.equal(r.status, 307);
+  assert.equal(r.headers.location, 'https://github.com/o/tool/releases/download/v1.4.0/tool.tgz');
+  const [line] = await gw.linesFor(String(r.headers['x-request-id']));
+  assert.equal(line.status, 307);
+  assert.equal(line.client.ip, '127.0.0.1');
+  const notAfter = new Date(new X509Certificate(readFileSync(ca.cert)).validTo);
+  const loaded = await gw.waitForLog((l) => l.msg === 'certificate loaded');
+  assert.equal(loaded.notAfter, notAfter.toISOString());
+  const metrics = await (await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`)).text();
+  assert.match(metrics, new RegExp(`^gateway_tls_certificate_expiry_timestamp_seconds ${notAfter.getTime() / 1000}$`, 'm'));
+});
+
+test('HTTPS: a request the parser refuses gets its 400 and its line, as over plain HTTP', async () => {
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port: gw.port, ca: readFileSync(ca.caCert) }, () => socket.write('NOT HTTP\r\n\r\n'));
+    let got = '';
+    socket.on('data', (c) => (got += c.toString('latin1')));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(got));
+  });
+  assert.match(answer, /^HTTP\/1\.1 400 /);
+  const id = /x-request-id: (\S+)/i.exec(answer)?.[1];
+  const [line] = await gw.linesFor(String(id));
+  assert.equal(line.outcome, 'rejected');
+});
+
+test('a renewed certificate is served to new connections without a restart; a pair that does not match is logged and kept out', { timeout: 30_000 }, async () => {
+  const before = serialOf(live.cert);
+  assert.equal(await servedSerial(gw.port), before);
+  const renewed = ca.issue('renewed', 5);
+  // The certificate alone: it does not match the key in use. Tried twice, then logged; the old pair keeps serving.
+  copyFileSync(renewed.cert, live.cert);
+  const refused = await gw.waitForLog((l) => l.msg === 'certificate not reloaded; the one in use keeps serving');
+  assert.match(String(refused.error), /--tls-key .*: not the key of the certificate/);
+  assert.equal(await servedSerial(gw.port), before);
+  assert.equal((await get(gw.port, '/tool-1.0.0.tgz')).status, 307);
+  // Then its key: the pair is read and served.
+  copyFileSync(renewed.key, live.key);
+  await waitUntil(async () => (await servedSerial(gw.port)) === serialOf(renewed.cert), 10_000, () => 'the renewed certificate was not served');
+  const reloaded = await gw.waitForLog((l) => l.msg === 'certificate reloaded: new connections get it');
+  assert.equal(reloaded.notAfter, new Date(new X509Certificate(readFileSync(renewed.cert)).validTo).toISOString());
+  const metrics = await (await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`)).text();
+  assert.match(metrics, new RegExp(`^gateway_tls_certificate_expiry_timestamp_seconds ${Date.parse(String(reloaded.notAfter)) / 1000}$`, 'm'));
+});
+
+test('a handshake that does not finish within --headers-timeout is closed and counted, as is plain HTTP on the TLS port', { timeout: 30_000 }, async () => {
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', ca.cert, '--tls-key', ca.key, '--headers-timeout', '500'] });
+  try {
+    const started = Date.now();
+    const closedAfter = await new Promise<number>((resolve, reject) => {
+      const socket = netConnect(g.port, '127.0.0.1');
+      socket.once('error', reject);
+      socket.once('close', () => resolve(Date.now() - started));
+    });
+    assert.ok(closedAfter >= 400 && closedAfter < 5000, `closed after ${closedAfter} ms`);
+    // Plain HTTP: no answer, the connection closed.
+    const plain = await new Promise<string>((resolve, reject) => {
+      const socket = netConnect(g.port, '127.0.0.1', () => socket.write('GET /tool-1.0.0.tgz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+      let got = '';
+      socket.on('data', (c) => (got += c.toString('latin1')));
+      socket.once('error', reject);
+      socket.once('close', () => resolve(got));
+    });
+    assert.equal(plain, '');
+    const metrics = await (await fetch(`http://127.0.0.1:${g.adminPort}/metrics`)).text();
+    assert.match(metrics, /^gateway_tls_handshake_errors_total 2$/m);
+    assert.equal(g.lines.length, 0, 'no analytics line: no request was made');
+  } finally {
+    await g.stop();
+  }
+});
+
+test('SIGHUP reads the certificate again, and with --workers each worker does', { timeout: 60_000 }, async () => {
+  const files = liveFiles('workers');
+  // A poll far apart: only the signal can make the workers read the files.
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', files.cert, '--tls-key', files.key, '--workers', '2', '--watch-interval', '3600000'] });
+  try {
+    const renewed = ca.issue('renewed-workers');
+    copyFileSync(renewed.cert, files.cert);
+    copyFileSync(renewed.key, files.key);
+    g.child.kill('SIGHUP');
+    await waitUntil(() => g.logs.filter((l) => l.msg === 'certificate reloaded: new connections get it').length === 2, 10_000, () => 'both workers did not reload');
+    // Connections are spread over the workers: every one gets the new certificate.
+    for (let i = 0; i < 8; i++) assert.equal(await servedSerial(g.port), serialOf(renewed.cert));
+  } finally {
+    await g.stop();
+  }
+});
+
+test('a certificate that cannot serve stops the start with exit 1 and a message naming the flag', () => {
+  const manifest = join(work, 'm.json');
+  writeFileSync(manifest, JSON.stringify(MANIFEST));
+  const other = ca.issue('other');
+  const notPem = join(work, 'not.pem');
+  writeFileSync(notPem, 'not a certificate\n');
+  const cases: [string[], RegExp][] = [
+    [['--tls-cert', ca.cert, '--tls-key', other.key], /--tls-key .*other\.key: not the key of the certificate in/],
+    [['--tls-cert', notPem, '--tls-key', ca.key], /--tls-cert .*not\.pem: not a PEM certificate/],
+    [['--tls-cert', ca.cert, '--tls-key', notPem], /--tls-key .*not\.pem: not a PEM private key/],
+    [['--tls-cert', join(work, 'missing.crt'), '--tls-key', ca.key], /--tls-cert .*missing\.crt: cannot be read \(ENOENT\)/],
+    [['--tls-cert', ca.cert], /--tls-cert and --tls-key go together/],
+  ];
+  for (const workers of ['1', '2']) {
+    for (const [args, message] of cases) {
+      const r = spawnSync(process.execPath, [CLI, '--manifest', manifest, '--port', '0', '--admin-port', '-1', '--workers', workers, ...args], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(r.status, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+  }
+});
