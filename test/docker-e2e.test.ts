@@ -151,6 +151,42 @@ describe('TLS registry: dockerd and containerd are redirected, and proxied with 
     }
   });
 
+  // What a publisher's users do: the gateway's name over HTTPS (--tls-cert), no insecure-registry setting anywhere.
+  test('the gateway serving HTTPS itself: dockerd, containerd and podman pull, trusting it like any registry', async () => {
+    const gw = await startGateway({ manifest: dockerRule(registry.host), args: ['--tls-cert', ca.cert, '--tls-key', ca.key], env: { NODE_EXTRA_CA_CERTS: ca.caCert } });
+    const ref = `127.0.0.1:${gw.port}/test/hello:v1`;
+    try {
+      dockerd.trustCa(`127.0.0.1:${gw.port}`, ca.caCert);
+      const pulls = await pullThrough(gw);
+      assert.ok(pulls.length >= 1);
+      assert.ok(pulls.every((l) => l.outcome === 'redirect'), JSON.stringify(pulls.map((l) => [l.path, l.outcome])));
+      // No TLS-over-plain-HTTP attempt, which a plain gateway logs as a `400 rejected` line per pull.
+      assert.deepEqual(gw.lines.filter((l) => l.outcome === 'rejected'), []);
+
+      // ctr takes a localhost registry for plain HTTP unless its hosts file (containerd's certs.d, as Kubernetes nodes configure it) says otherwise.
+      const hosts = join(work, 'ctr-hosts', `127.0.0.1:${gw.port}`);
+      mkdirSync(hosts, { recursive: true });
+      writeFileSync(join(hosts, 'hosts.toml'), `server = "https://127.0.0.1:${gw.port}"\n\n[host."https://127.0.0.1:${gw.port}"]\n  ca = "${ca.caCert}"\n`);
+      await containerd.ctr(['images', 'pull', '--hosts-dir', join(work, 'ctr-hosts'), '--snapshotter', 'native', ref]);
+      const { stdout } = await containerd.ctr(['images', 'ls']);
+      assert.match(stdout, new RegExp(`^${ref.replaceAll('.', '\\.')}\\s.*${imageDigest}`, 'm'));
+      await containerd.ctr(['images', 'rm', ref]);
+
+      // podman is proxied (its user agent is not on the redirect list), over HTTPS both ways.
+      const root = join(work, 'podman-https');
+      const podman = (args: string[]) => execFileSync('podman', ['--root', join(root, 'r'), '--runroot', join(root, 'rr'), '--storage-driver', 'vfs', ...args], { env: { ...process.env, HOME: root }, encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
+      const seen = gw.lines.length;
+      podman(['pull', '--cert-dir', ca.dir, ref]);
+      assert.equal(podman(['image', 'inspect', '--format', '{{.Digest}}', ref]).trim(), imageDigest);
+      await new Promise((r) => setTimeout(r, 200));
+      const byPodman = gw.lines.slice(seen).filter((l) => l.path.includes('/blobs/'));
+      assert.ok(byPodman.length >= 1 && byPodman.every((l) => l.outcome === 'proxy' && l.status === 200), JSON.stringify(byPodman.map((l) => [l.path, l.outcome])));
+      assert.deepEqual(gw.lines.filter((l) => l.outcome === 'rejected'), []);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('the same pull works with always-proxy', async () => {
     const gw = await startGateway({
       manifest: dockerRule(registry.host, { 'always-proxy': true }),

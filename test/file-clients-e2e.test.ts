@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { makeCerts } from './helpers/registry.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-files-');
@@ -80,6 +81,23 @@ test('curl: the query is merged into the target, a file-v2 rule redirects too, H
   assert.match(stdout, new RegExp(`\\r\\nlocation: http://127\\.0\\.0\\.1:\\d+/releases/download/v1\\.4\\.0/tool-1\\.4\\.0\\.tgz\\r\\n`, 'i'));
   // A file no rule names: the gateway's 404, and curl --fail fails.
   await assert.rejects(curl(['-LO', `http://${D}/other-1.0.zip`], dir), /404/);
+});
+
+test('curl -LO over HTTPS, the gateway serving TLS itself under the rule\'s domain (--tls-cert)', async () => {
+  const ca = makeCerts(join(work, 'certs'));
+  const cert = ca.issue('dl', 2, [D]);
+  const tls = await startGateway({ manifestPath: gw.manifestPath, args: ['--tls-cert', cert.cert, '--tls-key', cert.key] });
+  try {
+    const dir = folder('https');
+    await run('curl', ['--silent', '--show-error', '--fail', '--cacert', ca.caCert, '--connect-to', `${D}:443:127.0.0.1:${tls.port}`, '-LO', `https://${D}/tool-1.4.0.tgz`], { cwd: dir, timeout: 30_000 });
+    assert.deepEqual(readFileSync(join(dir, 'tool-1.4.0.tgz')), tarball);
+    await new Promise((r) => setTimeout(r, 200));
+    const byCurl = tls.lines.find((l) => l.path === '/tool-1.4.0.tgz' && l.client.userAgent?.startsWith('curl/'));
+    assert.equal(byCurl?.status, 307);
+    assert.equal(byCurl?.host, D);
+  } finally {
+    await tls.stop();
+  }
 });
 
 test('wget through the gateway as its HTTP proxy (a request target in absolute form) downloads the file', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { makeCerts } from './helpers/registry.ts';
 import { metricValue, request, stalledClients } from './helpers/http-client.ts';
 
 const run = promisify(execFile);
@@ -135,6 +136,25 @@ test('npm install through the gateway: installed files match, tarball redirected
   const tarball = gw.lines.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
   assert.equal(tarball?.status, 307);
   assert.deepEqual(tarball?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url: `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz` });
+});
+
+test('npm install from the gateway serving HTTPS itself: the document names its tarballs with https, and npm fetches them so', { timeout: 120_000 }, async () => {
+  const ca = makeCerts(join(work, 'certs'));
+  const tls = await startGateway({ manifestPath: gw.manifestPath, args: ['--npm-cache-ttl', '0', '--tls-cert', ca.cert, '--tls-key', ca.key] });
+  try {
+    const origin = `https://127.0.0.1:${tls.port}`;
+    const dir = project('p-https');
+    await npm([...installArgs(join(work, 'cache-https'), '--registry', `${origin}/`, '--cafile', ca.caCert), 'tiny-gw-pkg'], dir);
+    assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+    const { stdout } = await npm(['view', '--registry', `${origin}/`, '--cafile', ca.caCert, 'tiny-gw-pkg', 'dist.tarball'], dir);
+    assert.equal(stdout.trim(), `${origin}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
+    await new Promise((r) => setTimeout(r, 200));
+    const tarball = tls.lines.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
+    assert.equal(tarball?.status, 307);
+    assert.match(String(tarball?.client.userAgent), /^npm\//);
+  } finally {
+    await tls.stop();
+  }
 });
 
 /**

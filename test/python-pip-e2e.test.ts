@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request } from './helpers/http-client.ts';
+import { makeCerts } from './helpers/registry.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-pip-');
@@ -63,7 +64,8 @@ function manifest(wheelHash: string) {
 /** pip with the machine's configuration neutralised (E2E-NOTES.md). */
 function pip(args: string[], cacheDir: string, extraEnv: Record<string, string> = {}, python = 'python3') {
   const env: Record<string, string | undefined> = { ...process.env, PIP_CONFIG_FILE: '/dev/null', PIP_CACHE_DIR: cacheDir, PIP_NO_INPUT: '1', ...extraEnv };
-  for (const k of ['PIP_FIND_LINKS', 'PIP_EXTRA_INDEX_URL', 'PIP_INDEX_URL', 'PIP_CONSTRAINT', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k];
+  // The CA bundles too: requests takes REQUESTS_CA_BUNDLE (or CURL_CA_BUNDLE) over pip's --cert.
+  for (const k of ['PIP_FIND_LINKS', 'PIP_EXTRA_INDEX_URL', 'PIP_INDEX_URL', 'PIP_CONSTRAINT', 'PIP_CERT', 'REQUESTS_CA_BUNDLE', 'CURL_CA_BUNDLE', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY']) delete env[k];
   Object.assign(env, extraEnv);
   return run(python, ['-m', 'pip', ...args], { env, timeout: 120_000 });
 }
@@ -216,6 +218,20 @@ test('pip passes over a yanked release and one for another Python (PEP 592, data
     await pip(['download', '--no-deps', '--index-url', `http://127.0.0.1:${gw.port}/simple/`, '-d', out, 'tinypkg'], join(work, 'cache-newest'));
     assert.deepEqual(readdirSync(out), [WHEEL]);
   });
+});
+
+test('pip install from the gateway serving HTTPS itself (--tls-cert), the index trusted with --cert', async () => {
+  const ca = makeCerts(join(work, 'certs'));
+  const gw = await startGateway({ manifest: manifest(sha256(WHEEL)), args: ['--tls-cert', ca.cert, '--tls-key', ca.key] });
+  try {
+    const target = join(work, 'target-https');
+    await pip(['install', '--no-deps', '--target', target, '--cert', ca.caCert, '--index-url', `https://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-https'));
+    assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(gw.lines.find((l) => l.path === `/simple/tinypkg/${WHEEL}`)?.status, 307);
+  } finally {
+    await gw.stop();
+  }
 });
 
 test('pip download of the wheel and the sdist through the index', async () => {
