@@ -50,6 +50,8 @@ const CLI = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const BASELINE = new URL('./baseline-server.ts', import.meta.url).pathname;
 const FLOOR = new URL('./floor-server.ts', import.meta.url).pathname;
 
+type Scheme = 'http' | 'https';
+
 interface Measure {
   rps: number;
   p50: number;
@@ -67,9 +69,9 @@ function medianMeasure(ms: Measure[]): Measure {
   return { rps: pick('rps'), p50: pick('p50'), p99: pick('p99'), cpuUs: pick('cpuUs'), rssMb: pick('rssMb'), total: pick('total'), unexpected: pick('unexpected') };
 }
 
-/** `requests` in turn on CONNECTIONS connections, for `bound` (seconds, or a number of requests). */
-async function fire(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], bound: { duration: number } | { amount: number }) {
-  const result = await autocannon({ url: `http://127.0.0.1:${server.port}`, connections: CONNECTIONS, requests: requests as autocannon.Request[], ...bound });
+/** `requests` in turn on CONNECTIONS connections, for `bound` (seconds, or a number of requests); over TLS to a server that speaks it (autocannon does not check its certificate). */
+async function fire(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], bound: { duration: number } | { amount: number }, scheme: Scheme = 'http') {
+  const result = await autocannon({ url: `${scheme}://127.0.0.1:${server.port}`, connections: CONNECTIONS, requests: requests as autocannon.Request[], ...bound });
   // Answers of the expected status classes (2xx, 3xx); anything else is reported.
   const counts = result as unknown as Record<string, number>;
   const expected = expect.reduce((sum, cls) => sum + (counts[`${cls}xx`] ?? 0), 0);
@@ -77,9 +79,9 @@ async function fire(server: ServerProcess, requests: Workload['requests'], expec
 }
 
 /** One load run against a running server. */
-async function load(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], seconds = DURATION): Promise<Measure> {
+async function load(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], seconds = DURATION, scheme: Scheme = 'http'): Promise<Measure> {
   const cpu0 = server.cpuSeconds();
-  const { result, total, unexpected } = await fire(server, requests, expect, { duration: seconds });
+  const { result, total, unexpected } = await fire(server, requests, expect, { duration: seconds }, scheme);
   const cpu = server.cpuSeconds() - cpu0;
   return {
     rps: total / seconds,
@@ -133,6 +135,8 @@ interface Subject {
   notes?: string;
   /** Run on each fresh server before it is measured. */
   warm?: (s: ServerProcess) => Promise<void>;
+  /** Over TLS, against the baseline over TLS: the certificate and key both serve with. */
+  tls?: { cert: string; key: string };
 }
 
 interface Row {
@@ -145,12 +149,14 @@ interface Row {
 const baselineRequests = (requests: Workload['requests']) => requests.map((r) => ({ ...r, method: 'GET' as const }));
 
 /** Subject against the bare node:http baseline, alternated, medians. */
-async function versusBaseline({ name, args, requests, expect, notes = '', warm }: Subject): Promise<Row> {
+async function versusBaseline({ name, args, requests, expect, notes = '', warm, tls }: Subject): Promise<Row> {
   const subject: Measure[] = [];
   const baseline: Measure[] = [];
+  const scheme = tls === undefined ? 'http' : 'https';
+  const baselineArgs = tls === undefined ? [BASELINE] : [BASELINE, tls.cert, tls.key];
   for (let round = 0; round < ROUNDS; round++) {
-    baseline.push(await withServer([BASELINE], (s) => load(s, baselineRequests(requests), [3])));
-    subject.push(await withServer(args(), async (s) => (await warm?.(s), load(s, requests, expect))));
+    baseline.push(await withServer(baselineArgs, (s) => load(s, baselineRequests(requests), [3], DURATION, scheme)));
+    subject.push(await withServer(args(), async (s) => (await warm?.(s), load(s, requests, expect, DURATION, scheme))));
   }
   const row = { name, subject: medianMeasure(subject), baseline: medianMeasure(baseline), notes };
   print(row);
@@ -475,6 +481,11 @@ async function main(): Promise<void> {
     subjects.push({ key: 'floor', name: 'floor', args: () => [FLOOR, join(logs, 'floor.jsonl')], requests: file10.requests, expect: [3], notes });
   }
   if (wanted('file-10')) subjects.push(manifestSubject('file-10', 'file-10', file10));
+  if (selected('file-10-tls')) {
+    const tls = makeCerts(join(work, 'listener-certs'));
+    const plain = manifestSubject('file-10-tls', 'file-10-tls', file10);
+    subjects.push({ ...plain, args: () => plain.args(['--tls-cert', tls.cert, '--tls-key', tls.key]), tls, notes: '(over TLS, against node:https)' });
+  }
   if (wanted('file-10k')) subjects.push(manifestSubject('file-10k', `file-${sizes.k10 / 1000}k`, fileRules(sizes.k10)));
   if (wanted('file-100k')) subjects.push(manifestSubject('file-100k', `file-${sizes.k100 / 1000}k`, fileRules(sizes.k100)));
   if (wanted('docker-redirect')) subjects.push(manifestSubject('docker-redirect', 'docker-redirect', dockerRules(sizes.k10)));
@@ -490,7 +501,7 @@ async function main(): Promise<void> {
     ...(selected('reload-100k') ? await reloadUnderLoad(sizes.k100) : []),
     ...(selected('workers') ? await workers(sizes.k10) : []),
   ];
-  const counted = selected('instructions') ? await instructions(subjects.filter((s) => !quick || s.key === 'file-10'), file10.requests) : null;
+  const counted = selected('instructions') ? await instructions(subjects.filter((s) => s.tls === undefined && (!quick || s.key === 'file-10')), file10.requests) : null;
 
   const table = [
     '| scenario | rps | p50 ms | p99 ms | CPU µs/req | peak RSS MB | baseline rps | baseline CPU µs/req | throughput vs baseline | CPU vs baseline |',
