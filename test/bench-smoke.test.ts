@@ -11,7 +11,7 @@ test('npm run bench -- --quick runs every scenario', { timeout: 180_000 }, () =>
   const out = join(tempDir('gw-bench-smoke-'), 'results.md');
   const r = spawnSync(process.execPath, [new URL('../bench/run.ts', import.meta.url).pathname, '--quick', '--out', out], { encoding: 'utf8', timeout: 170_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  for (const scenario of ['floor', 'file-10 ', 'file-2k', 'file-20k', 'docker-redirect', 'python-page', 'npm-tarball', 'proxy-blob ', 'proxy-blob-tls', 'reload-20k', 'workers']) {
+  for (const scenario of ['floor', 'file-10 ', 'file-10-tls', 'file-2k', 'file-20k', 'docker-redirect', 'python-page', 'npm-tarball', 'proxy-blob ', 'proxy-blob-tls', 'reload-20k', 'workers']) {
     assert.match(r.stdout, new RegExp(`^${scenario}`, 'm'), scenario);
   }
   assert.match(r.stdout, /throughput ×\d/);
