@@ -37,10 +37,10 @@ function liveFiles(name: string): { cert: string; key: string } {
   return live;
 }
 
-/** The serial number of the certificate a new connection gets. */
-function servedSerial(port: number): Promise<string> {
+/** The serial number of the certificate a new connection gets (checked against the test CA unless `verify` is false). */
+function servedSerial(port: number, verify = true): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ca: readFileSync(ca.caCert) }, () => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ...(verify ? { ca: readFileSync(ca.caCert) } : { rejectUnauthorized: false }) }, () => {
       resolve(socket.getPeerCertificate().serialNumber);
       socket.end();
     });
@@ -79,6 +79,10 @@ test('HTTPS: the redirect and its analytics line; the certificate and its expiry
   const notAfter = new Date(new X509Certificate(readFileSync(ca.cert)).validTo);
   const loaded = await gw.waitForLog((l) => l.msg === 'certificate loaded');
   assert.equal(loaded.notAfter, notAfter.toISOString());
+  // The test certificate is valid for 2 days: it is warned about.
+  const soon = await gw.waitForLog((l) => l.msg === 'certificate expires soon');
+  assert.equal(soon.level, 40);
+  assert.equal(soon.daysLeft, 1);
   const metrics = await (await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`)).text();
   assert.match(metrics, new RegExp(`^gateway_tls_certificate_expiry_timestamp_seconds ${notAfter.getTime() / 1000}$`, 'm'));
 });
@@ -155,6 +159,19 @@ test('SIGHUP reads the certificate again, and with --workers each worker does', 
     await waitUntil(() => g.logs.filter((l) => l.msg === 'certificate reloaded: new connections get it').length === 2, 10_000, () => 'both workers did not reload');
     // Connections are spread over the workers: every one gets the new certificate.
     for (let i = 0; i < 8; i++) assert.equal(await servedSerial(g.port), serialOf(renewed.cert));
+  } finally {
+    await g.stop();
+  }
+});
+
+test('an expired certificate serves (as nginx does) and is warned about', async () => {
+  const expired = ca.issue('expired', -1);
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', expired.cert, '--tls-key', expired.key] });
+  try {
+    assert.equal(await servedSerial(g.port, false), serialOf(expired.cert));
+    const warned = await g.waitForLog((l) => l.msg === 'certificate has expired: clients refuse it');
+    assert.equal(warned.level, 40);
+    assert.equal(warned.notAfter, new Date(new X509Certificate(readFileSync(expired.cert)).validTo).toISOString());
   } finally {
     await g.stop();
   }

@@ -18,7 +18,8 @@ export interface Certificate {
   /** The PEM chain, leaf first, as `--tls-cert` holds it. */
   readonly cert: Buffer;
   readonly key: Buffer;
-  /** The leaf's end of validity. */
+  /** The leaf's validity. */
+  readonly notBefore: Date;
   readonly notAfter: Date;
   /** The leaf's subject alternative names (or subject), for the log. */
   readonly names: string;
@@ -55,7 +56,22 @@ export function loadCertificate(certFile: string, keyFile: string): Certificate 
   } catch (e) {
     throw new Error(`--tls-cert ${certFile}: ${(e as Error).message}`);
   }
-  return { cert, key, notAfter: new Date(leaf.validTo), names: leaf.subjectAltName ?? leaf.subject };
+  return { cert, key, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo), names: leaf.subjectAltName ?? leaf.subject };
+}
+
+/** Days of validity left under which a loaded certificate is warned about (Let's Encrypt's renew at 30). */
+const WARN_DAYS = 14;
+const DAY_MS = 86_400_000;
+
+/** Logs a certificate put in use (`msg`), and warns when clients will refuse it soon or already do. */
+function logCertificate(log: Logger, certificate: Certificate, msg: string): void {
+  const { names, notBefore, notAfter } = certificate;
+  log.info({ names, notAfter: notAfter.toISOString() }, msg);
+  const now = Date.now();
+  const at = { names, notBefore: notBefore.toISOString(), notAfter: notAfter.toISOString() };
+  if (notAfter.getTime() <= now) log.warn(at, 'certificate has expired: clients refuse it');
+  else if (notBefore.getTime() > now) log.warn(at, 'certificate is not valid yet: clients refuse it');
+  else if (notAfter.getTime() - now < WARN_DAYS * DAY_MS) log.warn({ ...at, daysLeft: Math.floor((notAfter.getTime() - now) / DAY_MS) }, 'certificate expires soon');
 }
 
 /** What `stat` says of the two files: a change in either means they are read again. */
@@ -156,19 +172,20 @@ export function createTlsListener(
     { ...http, cert: certificate.cert, key: certificate.key, ALPNProtocols: ['http/1.1'], handshakeTimeout: tls.handshakeTimeout },
     onRequest,
   );
-  log.info({ names: certificate.names, notAfter: certificate.notAfter.toISOString() }, 'certificate loaded');
+  logCertificate(log, certificate, 'certificate loaded');
   // A failed handshake is no request: no answer, no line, only counted. (node's https passes it on as a
   // clientError, whose handler would answer a 400 into a connection that never spoke HTTP, and keep it open.)
   server.removeAllListeners('tlsClientError');
-  server.on('tlsClientError', (_e: Error, socket: Socket) => {
+  server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: Socket) => {
     handshakeErrors++;
+    log.debug({ code: e.code, peer: socket.remoteAddress }, 'TLS handshake failed');
     socket.destroy();
   });
   const watcher = new CertificateWatcher(tls.certFile, tls.keyFile, tls.pollMs, {
     loaded(next) {
       server.setSecureContext({ cert: next.cert, key: next.key });
       certificate = next;
-      log.info({ names: next.names, notAfter: next.notAfter.toISOString() }, 'certificate reloaded: new connections get it');
+      logCertificate(log, next, 'certificate reloaded: new connections get it');
     },
     rejected: (e) => log.error({ error: e.message }, 'certificate not reloaded; the one in use keeps serving'),
   });
