@@ -109,8 +109,8 @@ export async function main(argv: string[]): Promise<void> {
           .option('watch-interval', { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' })
           .option('watch-debounce', { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' })
           .option('workers', { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' })
-          .option('tls-cert', { type: 'string', describe: 'PEM certificate chain (leaf first) for the public listener, which then speaks HTTPS; read again when it changes' })
-          .option('tls-key', { type: 'string', describe: 'PEM private key of --tls-cert' })
+          .option('tls-cert', { type: 'array', string: true, default: [], describe: 'PEM certificate chain (leaf first) for the public listener, which then speaks HTTPS; read again when it changes. Repeatable: each serves the names it lists, the first any other' })
+          .option('tls-key', { type: 'array', string: true, default: [], describe: 'PEM private key of the --tls-cert in the same place' })
           .option('log-level', { type: 'string', choices: LOG_LEVELS, default: DEFAULTS.logLevel, describe: 'Operational log level (stderr)' })
           // yargs reads `--port abc` as NaN: refused here, not found later as a timer that fires at once.
           .check((args) => {
@@ -121,7 +121,8 @@ export async function main(argv: string[]): Promise<void> {
             // node refuses a head timeout longer than the request's (it could never fire).
             const [head, whole] = [args['headers-timeout'] as number, args['request-timeout'] as number];
             if (whole > 0 && head > whole) throw new Error(`--headers-timeout (${head}) must not be longer than --request-timeout (${whole})`);
-            if ((args['tls-cert'] === undefined) !== (args['tls-key'] === undefined)) throw new Error('--tls-cert and --tls-key go together');
+            const [certs, keys] = [args['tls-cert'] as string[], args['tls-key'] as string[]];
+            if (certs.length !== keys.length) throw new Error(`--tls-cert and --tls-key go together, in pairs: ${certs.length} certificate(s), ${keys.length} key(s)`);
             return true;
           }),
       async (args) => {
@@ -164,8 +165,7 @@ export async function main(argv: string[]): Promise<void> {
             watchDebounce: args.watchDebounce,
             workers: args.workers,
             logLevel: args.logLevel,
-            tlsCert: args.tlsCert ?? null,
-            tlsKey: args.tlsKey ?? null,
+            tls: args.tlsCert.map((cert, i) => ({ cert, key: args.tlsKey[i] })),
           }),
         );
       },

@@ -38,7 +38,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
   if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
   // Checked once here, so that a certificate that cannot serve stops the start before any worker; each worker reads its own.
-  if (options.tlsCert !== null) loadCertificate(options.tlsCert, options.tlsKey!);
+  for (const files of options.tls) loadCertificate(files);
   log.info({ manifest: options.manifest, rules: loaded.table.counts, hash: loaded.table.hash, workers: options.workers }, 'manifest loaded');
 
   const own = new Registry();

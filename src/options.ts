@@ -64,10 +64,17 @@ export interface GatewayOptions {
   readonly workers: number;
   /** Level of the operational log on stderr. */
   readonly logLevel: string;
-  /** PEM certificate chain of the public listener, which then speaks HTTPS; null for plain HTTP. */
-  readonly tlsCert: string | null;
-  /** PEM private key of `tlsCert`; given with it or not at all. */
-  readonly tlsKey: string | null;
+  /**
+   * PEM certificate chains of the public listener and their keys
+   * (`--tls-cert`/`--tls-key` pairs), which then speaks HTTPS: each serves
+   * the names it lists (SNI), the first any other. Empty for plain HTTP.
+   */
+  readonly tls: readonly CertificateFiles[];
+}
+
+export interface CertificateFiles {
+  readonly cert: string;
+  readonly key: string;
 }
 
 export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
@@ -98,8 +105,7 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   watchDebounce: 50,
   workers: 1,
   logLevel: 'info',
-  tlsCert: null,
-  tlsKey: null,
+  tls: [],
 };
 
 /** pino's levels, quietest last; another value is refused before the gateway starts. */

@@ -104,7 +104,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     proxyReadBuffers: () => readBudget.held,
     // Read when /metrics is scraped, once the services below exist.
     npmCacheBytes: () => services.npm.bytes,
-    tls: options.tlsCert === null ? undefined : { expiry: () => tls!.certificate.notAfter, handshakeErrors: () => tls!.handshakeErrors },
+    tls: options.tls.length === 0 ? undefined : { expiry: () => tls!.expiry, handshakeErrors: () => tls!.handshakeErrors },
   });
   // With workers the primary owns the manifest metrics; a worker's stay private.
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
@@ -169,9 +169,9 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   };
   // A certificate that cannot serve stops the start, as an invalid manifest does.
   const tls: TlsListener | null =
-    options.tlsCert === null
+    options.tls.length === 0
       ? null
-      : createTlsListener(serverOptions, { certFile: options.tlsCert, keyFile: options.tlsKey!, pollMs: options.watchInterval, handshakeTimeout: options.headersTimeout }, onRequest, log);
+      : createTlsListener(serverOptions, { certificates: options.tls, pollMs: options.watchInterval, handshakeTimeout: options.headersTimeout }, onRequest, log);
   const server: Server = tls?.server ?? createServer(serverOptions, onRequest);
   answerRefusedRequests(server, {
     analytics,

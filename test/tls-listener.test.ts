@@ -37,10 +37,15 @@ function liveFiles(name: string): { cert: string; key: string } {
   return live;
 }
 
-/** The serial number of the certificate a new connection gets (checked against the test CA unless `verify` is false). */
-function servedSerial(port: number, verify = true): Promise<string> {
+/**
+ * The serial number of the certificate a new connection gets, asking for
+ * `servername` (SNI) if given; checked against the test CA unless `verify`
+ * is false.
+ */
+function servedSerial(port: number, verify = true, servername?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, ...(verify ? { ca: readFileSync(ca.caCert) } : { rejectUnauthorized: false }) }, () => {
+    const check = verify ? { ca: readFileSync(ca.caCert), checkServerIdentity: () => undefined } : { rejectUnauthorized: false };
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername, ...check }, () => {
       resolve(socket.getPeerCertificate().serialNumber);
       socket.end();
     });
@@ -177,6 +182,34 @@ test('an expired certificate serves (as nginx does) and is warned about', async 
   }
 });
 
+test('several certificates: each serves the names it lists (SNI, wildcards for one label), the first any other; each is renewed on its own; /metrics has the earliest expiry', { timeout: 30_000 }, async () => {
+  const a = liveFiles('sni-a');
+  const b = ca.issue('sni-b', 5, ['*.b.test', 'b.test']);
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', a.cert, '--tls-key', a.key, '--tls-cert', b.cert, '--tls-key', b.key, '--watch-interval', '200'] });
+  try {
+    const [serialA, serialB] = [serialOf(a.cert), serialOf(b.cert)];
+    assert.equal(await servedSerial(g.port, true, 'b.test'), serialB);
+    assert.equal(await servedSerial(g.port, true, 'dl.B.test'), serialB);
+    // A wildcard covers one label only; a name no certificate lists, and no name at all (an address), get the first.
+    assert.equal(await servedSerial(g.port, true, 'x.dl.b.test'), serialA);
+    assert.equal(await servedSerial(g.port, true, 'other.test'), serialA);
+    assert.equal(await servedSerial(g.port), serialA);
+    const metrics = await (await fetch(`http://127.0.0.1:${g.adminPort}/metrics`)).text();
+    const earliest = new Date(new X509Certificate(readFileSync(a.cert)).validTo).getTime() / 1000;
+    assert.match(metrics, new RegExp(`^gateway_tls_certificate_expiry_timestamp_seconds ${earliest}$`, 'm'));
+    // The second pair renewed in place: its names get the new one, the others still the first.
+    const renewed = ca.issue('sni-b-renewed', 5, ['*.b.test', 'b.test']);
+    copyFileSync(renewed.cert, b.cert);
+    copyFileSync(renewed.key, b.key);
+    await waitUntil(async () => (await servedSerial(g.port, true, 'dl.b.test')) === serialOf(renewed.cert), 10_000, () => 'the renewed second certificate was not served');
+    assert.equal(await servedSerial(g.port, true, 'other.test'), serialA);
+    // And a request over it is answered.
+    assert.equal((await get(g.port, '/tool-2.0.0.tgz')).status, 307);
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a certificate that cannot serve stops the start with exit 1 and a message naming the flag', () => {
   const manifest = join(work, 'm.json');
   writeFileSync(manifest, JSON.stringify(MANIFEST));
@@ -189,6 +222,8 @@ test('a certificate that cannot serve stops the start with exit 1 and a message 
     [['--tls-cert', ca.cert, '--tls-key', notPem], /--tls-key .*not\.pem: not a PEM private key/],
     [['--tls-cert', join(work, 'missing.crt'), '--tls-key', ca.key], /--tls-cert .*missing\.crt: cannot be read \(ENOENT\)/],
     [['--tls-cert', ca.cert], /--tls-cert and --tls-key go together/],
+    [['--tls-cert', ca.cert, '--tls-key', ca.key, '--tls-cert', ca.cert], /--tls-cert and --tls-key go together, in pairs: 2 certificate\(s\), 1 key\(s\)/],
+    [['--tls-cert', ca.cert, '--tls-key', ca.key, '--tls-cert', ca.cert, '--tls-key', other.key], /--tls-key .*other\.key: not the key of the certificate in/],
   ];
   for (const workers of ['1', '2']) {
     for (const [args, message] of cases) {

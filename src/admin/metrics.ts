@@ -51,7 +51,7 @@ export interface MetricSources {
   analyticsFull(): boolean;
   proxyReadBuffers(): number;
   npmCacheBytes(): number;
-  /** With `--tls-cert`: the certificate in use, and the handshakes that failed. */
+  /** With `--tls-cert`: the earliest expiry of the certificates in use, and the handshakes that failed. */
   tls?: { expiry(): Date; handshakeErrors(): number };
 }
 
@@ -137,7 +137,7 @@ export class RequestMetrics {
     if (tls !== undefined) {
       new Gauge({
         name: 'gateway_tls_certificate_expiry_timestamp_seconds',
-        help: 'When the certificate of the public listener expires (the earliest over --workers).',
+        help: 'When the first of the public listener\'s certificates to expire expires (the earliest over them and over --workers).',
         registers: [registry],
         aggregator: 'min',
         collect() {

@@ -11,8 +11,9 @@ import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage, ServerOptions, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from 'pino';
+import type { CertificateFiles } from '../options.ts';
 
 export interface Certificate {
   /** The PEM chain, leaf first, as `--tls-cert` holds it. */
@@ -23,6 +24,8 @@ export interface Certificate {
   readonly notAfter: Date;
   /** The leaf's subject alternative names (or subject), for the log. */
   readonly names: string;
+  /** The host names it serves: its DNS alternative names, in lower case (`*.example.com` for one label). */
+  readonly hosts: readonly string[];
 }
 
 function read(flag: string, file: string): Buffer {
@@ -34,7 +37,7 @@ function read(flag: string, file: string): Buffer {
 }
 
 /** Reads a certificate chain and its private key; throws an Error naming the flag, the file and the problem. */
-export function loadCertificate(certFile: string, keyFile: string): Certificate {
+export function loadCertificate({ cert: certFile, key: keyFile }: CertificateFiles): Certificate {
   const cert = read('--tls-cert', certFile);
   const key = read('--tls-key', keyFile);
   let leaf: X509Certificate;
@@ -56,7 +59,16 @@ export function loadCertificate(certFile: string, keyFile: string): Certificate 
   } catch (e) {
     throw new Error(`--tls-cert ${certFile}: ${(e as Error).message}`);
   }
-  return { cert, key, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo), names: leaf.subjectAltName ?? leaf.subject };
+  const names = leaf.subjectAltName ?? leaf.subject;
+  const hosts = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
+  return { cert, key, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo), names, hosts };
+}
+
+/** Whether a certificate for `host` (a DNS name or a wildcard `*.suffix`, RFC 6125 §6.4.3) serves `name`. */
+export function servesName(host: string, name: string): boolean {
+  if (!host.startsWith('*.')) return host === name;
+  const dot = name.indexOf('.');
+  return dot > 0 && name.slice(dot + 1) === host.slice(2);
 }
 
 /** Days of validity left under which a loaded certificate is warned about (Let's Encrypt's renew at 30). */
@@ -75,8 +87,8 @@ function logCertificate(log: Logger, certificate: Certificate, msg: string): voi
 }
 
 /** What `stat` says of the two files: a change in either means they are read again. */
-function signature(files: readonly string[]): string {
-  return files
+function signature(files: CertificateFiles): string {
+  return [files.cert, files.key]
     .map((file) => {
       try {
         const s = statSync(file);
@@ -103,17 +115,17 @@ export interface CertificateEvents {
  * either file changes again.
  */
 export class CertificateWatcher {
-  readonly #files: readonly [string, string];
+  readonly #files: CertificateFiles;
   readonly #events: CertificateEvents;
   readonly #timer: NodeJS.Timeout;
   #seen: string;
   /** The pair as `#seen` failed once, untold. */
   #failedOnce = false;
 
-  constructor(certFile: string, keyFile: string, pollMs: number, events: CertificateEvents) {
-    this.#files = [certFile, keyFile];
+  constructor(files: CertificateFiles, pollMs: number, events: CertificateEvents) {
+    this.#files = files;
     this.#events = events;
-    this.#seen = signature(this.#files);
+    this.#seen = signature(files);
     this.#timer = setInterval(() => this.check(), pollMs);
     this.#timer.unref();
   }
@@ -126,7 +138,7 @@ export class CertificateWatcher {
     this.#seen = now;
     this.#failedOnce = false;
     try {
-      this.#events.loaded(loadCertificate(...this.#files));
+      this.#events.loaded(loadCertificate(this.#files));
     } catch (e) {
       if (again || force) this.#events.rejected(e as Error);
       else this.#failedOnce = true;
@@ -139,19 +151,19 @@ export class CertificateWatcher {
 }
 
 export interface TlsListenerOptions {
-  readonly certFile: string;
-  readonly keyFile: string;
-  /** How often the two files are looked at, in ms. */
+  /** The pairs of files, in `--tls-cert` order: the first serves the names no other lists, and clients that send none. */
+  readonly certificates: readonly CertificateFiles[];
+  /** How often the files are looked at, in ms. */
   readonly pollMs: number;
   /** Time a handshake may take, in ms (0: node's 120 s). */
   readonly handshakeTimeout: number;
 }
 
-/** An HTTPS server whose certificate follows its files. */
+/** An HTTPS server whose certificates follow their files. */
 export interface TlsListener {
   readonly server: Server;
-  /** The certificate new connections get. */
-  readonly certificate: Certificate;
+  /** The earliest end of validity of the certificates in use. */
+  readonly expiry: Date;
   /** Handshakes that failed so far. */
   readonly handshakeErrors: number;
   /** Reads the files again, changed or not (SIGHUP). */
@@ -159,20 +171,43 @@ export interface TlsListener {
   close(): void;
 }
 
-/** Throws an Error naming the flag, the file and the problem when the pair cannot serve. */
+/** One certificate in use, with the context its handshakes get. */
+interface Served {
+  certificate: Certificate;
+  context: SecureContext;
+}
+
+/** Throws an Error naming the flag, the file and the problem when a pair cannot serve. */
 export function createTlsListener(
   http: ServerOptions,
   tls: TlsListenerOptions,
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
   log: Logger,
 ): TlsListener {
-  let certificate = loadCertificate(tls.certFile, tls.keyFile);
+  const served: Served[] = tls.certificates.map((files) => {
+    const certificate = loadCertificate(files);
+    return { certificate, context: createSecureContext({ cert: certificate.cert, key: certificate.key }) };
+  });
   let handshakeErrors = 0;
+  /** Hot path of a handshake: the context of the first certificate that lists the name; the first's (the server's own) for none. */
+  const byName = (name: string, done: (e: Error | null, context?: SecureContext) => void) => {
+    const host = name.toLowerCase();
+    const found = served.find((s) => s.certificate.hosts.some((h) => servesName(h, host)));
+    done(null, found === undefined || found === served[0] ? undefined : found.context);
+  };
+  const first = served[0].certificate;
   const server = createServer(
-    { ...http, cert: certificate.cert, key: certificate.key, ALPNProtocols: ['http/1.1'], handshakeTimeout: tls.handshakeTimeout },
+    {
+      ...http,
+      cert: first.cert,
+      key: first.key,
+      ALPNProtocols: ['http/1.1'],
+      handshakeTimeout: tls.handshakeTimeout,
+      ...(served.length > 1 ? { SNICallback: byName } : {}),
+    },
     onRequest,
   );
-  logCertificate(log, certificate, 'certificate loaded');
+  for (const s of served) logCertificate(log, s.certificate, 'certificate loaded');
   // A failed handshake is no request: no answer, no line, only counted. (node's https passes it on as a
   // clientError, whose handler would answer a 400 into a connection that never spoke HTTP, and keep it open.)
   server.removeAllListeners('tlsClientError');
@@ -181,23 +216,31 @@ export function createTlsListener(
     log.debug({ code: e.code, peer: socket.remoteAddress }, 'TLS handshake failed');
     socket.destroy();
   });
-  const watcher = new CertificateWatcher(tls.certFile, tls.keyFile, tls.pollMs, {
-    loaded(next) {
-      server.setSecureContext({ cert: next.cert, key: next.key });
-      certificate = next;
-      logCertificate(log, next, 'certificate reloaded: new connections get it');
-    },
-    rejected: (e) => log.error({ error: e.message }, 'certificate not reloaded; the one in use keeps serving'),
-  });
+  const watchers = tls.certificates.map(
+    (files, i) =>
+      new CertificateWatcher(files, tls.pollMs, {
+        loaded(next) {
+          const context = createSecureContext({ cert: next.cert, key: next.key });
+          if (i === 0) server.setSecureContext({ cert: next.cert, key: next.key });
+          served[i] = { certificate: next, context };
+          logCertificate(log, next, 'certificate reloaded: new connections get it');
+        },
+        rejected: (e) => log.error({ error: e.message }, 'certificate not reloaded; the one in use keeps serving'),
+      }),
+  );
   return {
     server,
-    get certificate() {
-      return certificate;
+    get expiry() {
+      return new Date(Math.min(...served.map((s) => s.certificate.notAfter.getTime())));
     },
     get handshakeErrors() {
       return handshakeErrors;
     },
-    reload: () => watcher.check(true),
-    close: () => watcher.close(),
+    reload: () => {
+      for (const w of watchers) w.check(true);
+    },
+    close: () => {
+      for (const w of watchers) w.close();
+    },
   };
 }
