@@ -51,7 +51,7 @@ async function serve(options: GatewayOptions): Promise<void> {
   process.once('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
     void starting.then((gateway) => {
-      // Workers take their manifest from the primary; only it reloads. The certificate each process reads (the primary passes the signal on).
+      // Workers take their manifest from the primary; only it reloads. Certificates each process reads itself (the primary passes the signal on).
       if (!cluster.isWorker) void gateway.reload('SIGHUP', true);
       gateway.reloadCertificate();
     }, () => undefined);
