@@ -106,6 +106,17 @@ test('HTTPS: a request the parser refuses gets its 400 and its line, as over pla
   assert.equal(line.outcome, 'rejected');
 });
 
+test('one file holding both the certificate and its key serves as --tls-cert and --tls-key', async () => {
+  const both = join(work, 'both.pem');
+  writeFileSync(both, Buffer.concat([readFileSync(ca.key), readFileSync(ca.cert)]));
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', both, '--tls-key', both] });
+  try {
+    assert.equal(await servedSerial(g.port), serialOf(ca.cert));
+  } finally {
+    await g.stop();
+  }
+});
+
 test('a renewed certificate is served to new connections without a restart; a pair that does not match is logged and kept out', { timeout: 30_000 }, async () => {
   const before = serialOf(live.cert);
   assert.equal(await servedSerial(gw.port), before);
