@@ -171,6 +171,12 @@ export interface TlsListener {
   close(): void;
 }
 
+const PLAIN_HTTP_MESSAGE = 'This port speaks HTTPS: use https:// in the URL.\n';
+/** The answer to plain HTTP sent to the TLS listener. */
+const PLAIN_HTTP_ANSWER =
+  'HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n' +
+  `content-length: ${PLAIN_HTTP_MESSAGE.length}\r\nconnection: close\r\n\r\n${PLAIN_HTTP_MESSAGE}`;
+
 /** One certificate in use, with the context its handshakes get. */
 interface Served {
   certificate: Certificate;
@@ -208,13 +214,16 @@ export function createTlsListener(
     onRequest,
   );
   for (const s of served) logCertificate(log, s.certificate, 'certificate loaded');
-  // A failed handshake is no request: no answer, no line, only counted. (node's https passes it on as a
-  // clientError, whose handler would answer a 400 into a connection that never spoke HTTP, and keep it open.)
+  // A failed handshake is no request: no analytics line, only counted. (node's https passes it on as a
+  // clientError, whose handler would answer a 400 through TLS into a connection that never spoke it, and keep it open.)
   server.removeAllListeners('tlsClientError');
   server.on('tlsClientError', (e: NodeJS.ErrnoException, socket: Socket) => {
     handshakeErrors++;
     log.debug({ code: e.code, peer: socket.remoteAddress }, 'TLS handshake failed');
-    socket.destroy();
+    // Plain HTTP, which OpenSSL recognizes: told so in plain HTTP on the TCP connection under TLS, as nginx does.
+    const tcp = (socket as Socket & { _parent?: Socket })._parent;
+    if (e.code === 'ERR_SSL_HTTP_REQUEST' && tcp?.writable === true) tcp.end(PLAIN_HTTP_ANSWER, () => socket.destroy());
+    else socket.destroy();
   });
   const watchers = tls.certificates.map(
     (files, i) =>
