@@ -26,6 +26,8 @@ export interface Certificate {
   readonly names: string;
   /** The host names it serves: its DNS alternative names, in lower case (`*.example.com` for one label). */
   readonly hosts: readonly string[];
+  /** The context its handshakes get, made when it was checked. */
+  readonly context: SecureContext;
 }
 
 function read(flag: string, file: string): Buffer {
@@ -53,15 +55,16 @@ export function loadCertificate({ cert: certFile, key: keyFile }: CertificateFil
     throw new Error(`--tls-key ${keyFile}: not a PEM private key (one protected by a passphrase is not read)`);
   }
   if (!leaf.checkPrivateKey(privateKey)) throw new Error(`--tls-key ${keyFile}: not the key of the certificate in ${certFile}`);
+  let context: SecureContext;
   try {
     // What the listener will do with them: anything OpenSSL refuses (a broken certificate later in the chain) is found now.
-    createSecureContext({ cert, key });
+    context = createSecureContext({ cert, key });
   } catch (e) {
     throw new Error(`--tls-cert ${certFile}: ${(e as Error).message}`);
   }
   const names = leaf.subjectAltName ?? leaf.subject;
   const hosts = (leaf.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('DNS:')).map((n) => n.slice(4).toLowerCase());
-  return { cert, key, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo), names, hosts };
+  return { cert, key, notBefore: new Date(leaf.validFrom), notAfter: new Date(leaf.validTo), names, hosts, context };
 }
 
 /** Whether a certificate for `host` (a DNS name or a wildcard `*.suffix`, RFC 6125 §6.4.3) serves `name`. */
@@ -177,12 +180,6 @@ const PLAIN_HTTP_ANSWER =
   'HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n' +
   `content-length: ${PLAIN_HTTP_MESSAGE.length}\r\nconnection: close\r\n\r\n${PLAIN_HTTP_MESSAGE}`;
 
-/** One certificate in use, with the context its handshakes get. */
-interface Served {
-  certificate: Certificate;
-  context: SecureContext;
-}
-
 /** Throws an Error naming the flag, the file and the problem when a pair cannot serve. */
 export function createTlsListener(
   http: ServerOptions,
@@ -190,18 +187,16 @@ export function createTlsListener(
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
   log: Logger,
 ): TlsListener {
-  const served: Served[] = tls.certificates.map((files) => {
-    const certificate = loadCertificate(files);
-    return { certificate, context: createSecureContext({ cert: certificate.cert, key: certificate.key }) };
-  });
+  /** The certificates in use, in `--tls-cert` order. */
+  const served: Certificate[] = tls.certificates.map(loadCertificate);
   let handshakeErrors = 0;
   /** Hot path of a handshake: the context of the first certificate that lists the name; the first's (the server's own) for none. */
   const byName = (name: string, done: (e: Error | null, context?: SecureContext) => void) => {
     const host = name.toLowerCase();
-    const found = served.find((s) => s.certificate.hosts.some((h) => servesName(h, host)));
+    const found = served.find((c) => c.hosts.some((h) => servesName(h, host)));
     done(null, found === undefined || found === served[0] ? undefined : found.context);
   };
-  const first = served[0].certificate;
+  const first = served[0];
   const server = createServer(
     {
       ...http,
@@ -213,7 +208,7 @@ export function createTlsListener(
     },
     onRequest,
   );
-  for (const s of served) logCertificate(log, s.certificate, 'certificate loaded');
+  for (const c of served) logCertificate(log, c, 'certificate loaded');
   // A failed handshake is no request: no analytics line, only counted. (node's https passes it on as a
   // clientError, whose handler would answer a 400 through TLS into a connection that never spoke it, and keep it open.)
   server.removeAllListeners('tlsClientError');
@@ -229,9 +224,8 @@ export function createTlsListener(
     (files, i) =>
       new CertificateWatcher(files, tls.pollMs, {
         loaded(next) {
-          const context = createSecureContext({ cert: next.cert, key: next.key });
           if (i === 0) server.setSecureContext({ cert: next.cert, key: next.key });
-          served[i] = { certificate: next, context };
+          served[i] = next;
           logCertificate(log, next, 'certificate reloaded: new connections get it');
         },
         rejected: (e) => log.error({ error: e.message }, 'certificate not reloaded; the one in use keeps serving'),
@@ -240,7 +234,7 @@ export function createTlsListener(
   return {
     server,
     get expiry() {
-      return new Date(Math.min(...served.map((s) => s.certificate.notAfter.getTime())));
+      return new Date(Math.min(...served.map((c) => c.notAfter.getTime())));
     },
     get handshakeErrors() {
       return handshakeErrors;
