@@ -15,7 +15,7 @@ import {
   buildImage, digestOf, makeCerts, pushImage, skopeo, startRegistry, startTokenServer,
   type Registry, type TestCa, type TokenServer,
 } from './helpers/registry.ts';
-import { startContainerd, startDockerd, type Containerd, type Dockerd } from './helpers/dockerd.ts';
+import { startDaemons, startDockerd, type Containerd, type Daemons, type Dockerd } from './helpers/dockerd.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-docker-');
@@ -112,18 +112,17 @@ describe('plain registry, proxy mode', { timeout: 300_000 }, () => {
 
 describe('TLS registry: dockerd and containerd are redirected, and proxied with always-proxy', { timeout: 300_000 }, () => {
   let registry: Registry;
+  let daemons: Daemons | undefined;
   let dockerd: Dockerd;
   let containerd: Containerd;
   before(async () => {
     registry = await startRegistry({ dir: join(work, 'tls'), tls: ca });
     await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir });
-    dockerd = await startDockerd(join(work, 'dockerd'));
-    dockerd.trustCa(registry.host, ca.caCert);
-    containerd = await startContainerd(join(work, 'containerd'));
+    daemons = await startDaemons(join(work, 'daemons'), registry.host, ca.caCert);
+    ({ dockerd, containerd } = daemons);
   });
   after(async () => {
-    await containerd?.stop();
-    await dockerd?.stop();
+    await daemons?.stop();
     await registry.stop();
   });
 
@@ -282,19 +281,18 @@ describe('registry with Basic auth (htpasswd)', { timeout: 300_000 }, () => {
 describe('registry with anonymous token auth, as Docker Hub: dockerd, containerd and podman pull through the gateway', { timeout: 300_000 }, () => {
   let tokens: TokenServer;
   let registry: Registry;
+  let daemons: Daemons | undefined;
   let dockerd: Dockerd;
   let containerd: Containerd;
   before(async () => {
     tokens = await startTokenServer(join(work, 'anonymous-token'), 'bob', 'hunter2', 300, true);
     registry = await startRegistry({ dir: join(work, 'anonymous-registry'), tls: ca, token: tokens });
     await pushImage(image, registry.host, 'test/hello:v1', { certDir: ca.dir, creds: 'bob:hunter2' });
-    dockerd = await startDockerd(join(work, 'dockerd-anonymous'));
-    dockerd.trustCa(registry.host, ca.caCert);
-    containerd = await startContainerd(join(work, 'containerd-anonymous'));
+    daemons = await startDaemons(join(work, 'daemons-anonymous'), registry.host, ca.caCert);
+    ({ dockerd, containerd } = daemons);
   });
   after(async () => {
-    await containerd?.stop();
-    await dockerd?.stop();
+    await daemons?.stop();
     await registry.stop();
     await tokens.stop();
   });

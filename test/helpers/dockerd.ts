@@ -94,3 +94,24 @@ export async function startContainerd(dir: string): Promise<Containerd> {
   ], ctr, ['version']);
   return { ctr, stop: () => daemon.stop() };
 }
+
+export interface Daemons {
+  readonly dockerd: Dockerd;
+  readonly containerd: Containerd;
+  stop(): Promise<void>;
+}
+
+/** dockerd and containerd under `dir`, dockerd trusting `caCert` for the registry at `registryHost`. */
+export async function startDaemons(dir: string, registryHost: string, caCert: string): Promise<Daemons> {
+  const dockerd = await startDockerd(join(dir, 'dockerd'));
+  dockerd.trustCa(registryHost, caCert);
+  const containerd = await startContainerd(join(dir, 'containerd'));
+  return {
+    dockerd,
+    containerd,
+    async stop() {
+      await containerd.stop();
+      await dockerd.stop();
+    },
+  };
+}
