@@ -45,6 +45,19 @@ test('npm start and the unit run the launcher with the same node flags (src/node
   assert.ok(unit.split('\n').includes('Environment=NODE_COMPILE_CACHE=%C/scarf-gateway'));
 });
 
+test('every dependency with an install script is approved or denied in allowScripts', () => {
+  // npm 12 skips the install scripts allowScripts does not approve, and the
+  // pinned Node 24 is put in place by the `node` package's preinstall.
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+  const lock = JSON.parse(readFileSync(new URL('../package-lock.json', import.meta.url), 'utf8'));
+  const scripted = Object.entries(lock.packages as Record<string, { hasInstallScript?: boolean }>)
+    .filter(([, p]) => p.hasInstallScript === true)
+    .map(([path]) => path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length));
+  assert.ok(scripted.includes('node'));
+  assert.deepEqual(Object.keys(pkg.allowScripts ?? {}).sort(), [...new Set(scripted)].sort());
+  assert.equal(pkg.allowScripts?.node, true);
+});
+
 test('the launcher keeps stripped sources in the compile cache, and reads them back', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'gateway-cache-'));
   try {
