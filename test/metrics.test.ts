@@ -3,6 +3,7 @@
 // prom-client; this checks the exposition, alone and across --workers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { startGateway } from './helpers/gateway-process.ts';
 import { rawRequest, request, statusOf } from './helpers/http-client.ts';
 
@@ -57,3 +58,22 @@ async function checkExposition(args: string[]): Promise<void> {
 test('request counts and the latency histogram in the Prometheus text format', () => checkExposition([]));
 
 test('--workers 2: counts and histogram are summed over the workers', { timeout: 30_000 }, () => checkExposition(['--workers', '2']));
+
+test('an idle gateway wakes up about a hundred times a second, not a thousand', { timeout: 30_000 }, async () => {
+  // The event-loop lag metrics sample with a timer (node's default: every
+  // 10 ms); sampling every 1 ms woke an idle gateway 860 times a second
+  // and doubled the CPU it used doing nothing.
+  const gw = await startGateway({ manifest });
+  try {
+    const main = `/proc/${gw.child.pid}/task/${gw.child.pid}/status`;
+    const wakeups = () => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(main, 'utf8'))![1]);
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = wakeups();
+    await new Promise((r) => setTimeout(r, 2000));
+    const perSecond = (wakeups() - before) / 2;
+    assert.ok(perSecond < 300, `main thread woke ${perSecond} times a second`);
+    assert.match((await request(gw.adminPort, { path: '/metrics' })).text, /^gateway_nodejs_eventloop_lag_p99_seconds \d/m);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+});

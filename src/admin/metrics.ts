@@ -154,7 +154,7 @@ export class RequestMetrics {
         },
       });
     }
-    collectDefaultMetrics({ register: registry, prefix: 'gateway_', eventLoopMonitoringPrecision: 1 });
+    collectDefaultMetrics({ register: registry, prefix: 'gateway_' });
     new Gauge({
       name: 'gateway_registry_token_cache_hits',
       help: 'Registry token cache lookups that found a token.',
