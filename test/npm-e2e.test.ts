@@ -5,10 +5,10 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
@@ -17,7 +17,6 @@ import { metricValue, request, stalledClients } from './helpers/http-client.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-npm-');
-const NPM = join(process.execPath, '..', 'npm');
 
 interface Pkg { name: string; version: string; file: string; bytes: Buffer }
 const pkgs: Pkg[] = [];
@@ -27,20 +26,44 @@ let tamper = false;
 const seen: { url: string; ifNoneMatch?: string }[] = [];
 let gw: GatewayProcess;
 
-function npm(args: string[], cwd: string) {
-  const env: Record<string, string | undefined> = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false' };
-  for (const k of Object.keys(env)) if (k.startsWith('npm_config_') && !['npm_config_update_notifier', 'npm_config_fund'].includes(k)) delete env[k];
-  return run(npmBin(), args, { cwd, env, timeout: 120_000 });
+const script = (path: string) => new URL(`../node_modules/${path}`, import.meta.url).pathname;
+
+/** An npm: its version, and its script, run by this Node. */
+interface NpmClient {
+  readonly name: string;
+  readonly version: string;
+  readonly script: string;
 }
 
-/** The npm that came with this Node, else the one on PATH. */
-function npmBin(): string {
-  try {
-    readFileSync(NPM);
-    return NPM;
-  } catch {
-    return 'npm';
+/**
+ * The npm clients tested: the machine's (the one that came with this Node,
+ * else the first on PATH outside node_modules/.bin) and npm 12 from
+ * devDependencies (as `npm12`; its bin takes the name `npm` in
+ * node_modules/.bin). Both run on this Node.
+ */
+const npmClients: readonly NpmClient[] = [npmClient(machineNpm()), npmClient(script('npm12/bin/npm-cli.js'))];
+
+function machineNpm(): string {
+  const dirs = [dirname(process.execPath), ...(process.env.PATH ?? '').split(delimiter).filter((d) => !d.endsWith(join('node_modules', '.bin')))];
+  for (const dir of dirs) {
+    try {
+      return realpathSync(join(dir, 'npm'));
+    } catch {
+      // Not in this one.
+    }
   }
+  throw new Error('no npm next to node or on PATH');
+}
+
+function npmClient(cli: string): NpmClient {
+  const { version } = JSON.parse(readFileSync(join(dirname(cli), '..', 'package.json'), 'utf8'));
+  return { name: `npm ${version}`, version, script: cli };
+}
+
+function npm(args: string[], cwd: string, client = npmClients[0]) {
+  const env: Record<string, string | undefined> = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false' };
+  for (const k of Object.keys(env)) if (k.startsWith('npm_config_') && !['npm_config_update_notifier', 'npm_config_fund'].includes(k)) delete env[k];
+  return run(process.execPath, [client.script, ...args], { cwd, env, timeout: 120_000 });
 }
 
 async function pack(name: string, version: string, body: string): Promise<Pkg> {
@@ -115,54 +138,11 @@ function project(name: string, npmrc = ''): string {
   return dir;
 }
 
-const installArgs = (cache: string, ...more: string[]) => ['install', '--cache', cache, '--no-audit', '--no-update-notifier', '--fetch-retries=0', ...more];
-
-test('npm install through the gateway: installed files match, tarball redirected and counted', { timeout: 120_000 }, async () => {
-  const dir = project('p1');
-  await npm([...installArgs(join(work, 'cache1'), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir);
-  assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
-  // What npm 11 sends: the document is gzipped for it.
-  const asNpm = await request(gw.port, {
-    path: '/tiny-gw-pkg',
-    host: `127.0.0.1:${gw.port}`,
-    headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*', 'accept-encoding': 'gzip,deflate' },
-  });
-  assert.equal(asNpm.headers['content-encoding'], 'gzip');
-  assert.equal(asNpm.headers.vary, 'Accept, Accept-Encoding');
-  assert.equal(JSON.parse(gunzipSync(asNpm.body).toString('utf8')).versions['1.0.0'].dist.tarball, `http://127.0.0.1:${gw.port}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
-  await new Promise((r) => setTimeout(r, 200));
-  const doc = gw.lines.find((l) => l.path === '/tiny-gw-pkg');
-  assert.deepEqual(doc?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });
-  const tarball = gw.lines.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
-  assert.equal(tarball?.status, 307);
-  assert.deepEqual(tarball?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url: `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz` });
-});
-
-test('npm install from the gateway serving HTTPS itself: the document names its tarballs with https, and npm fetches them so', { timeout: 120_000 }, async () => {
-  const ca = makeCerts(join(work, 'certs'));
-  const tls = await startGateway({ manifestPath: gw.manifestPath, args: ['--npm-cache-ttl', '0', '--tls-cert', ca.cert, '--tls-key', ca.key] });
-  try {
-    const origin = `https://127.0.0.1:${tls.port}`;
-    const dir = project('p-https');
-    await npm([...installArgs(join(work, 'cache-https'), '--registry', `${origin}/`, '--cafile', ca.caCert), 'tiny-gw-pkg'], dir);
-    assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
-    const { stdout } = await npm(['view', '--registry', `${origin}/`, '--cafile', ca.caCert, 'tiny-gw-pkg', 'dist.tarball'], dir);
-    assert.equal(stdout.trim(), `${origin}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
-    await new Promise((r) => setTimeout(r, 200));
-    const tarball = tls.lines.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
-    assert.equal(tarball?.status, 307);
-    assert.match(String(tarball?.client.userAgent), /^npm\//);
-  } finally {
-    await tls.stop();
-  }
-});
-
 /**
  * pnpm, yarn 1 and yarn 4 from devDependencies (yarn 4 as `yarn-berry`),
  * each run from its own package: both yarns claim the name `yarn` in
  * node_modules/.bin. HOME keeps the user's .npmrc and .yarnrc out of it.
  */
-const script = (path: string) => new URL(`../node_modules/${path}`, import.meta.url).pathname;
 const otherClients = [
   { name: 'pnpm', script: script('pnpm/bin/pnpm.cjs'), agent: /^pnpm\//, args: (registry: string) => ['add', '--registry', registry, '--store-dir', join(work, 'pnpm-store'), 'tiny-gw-pkg', '@gwtest/scoped'] },
   { name: 'yarn 1', script: script('yarn/bin/yarn.js'), agent: /^yarn\/1\./, args: (registry: string) => ['add', '--registry', registry, '--cache-folder', join(work, 'yarn-cache'), '--no-lockfile', 'tiny-gw-pkg', '@gwtest/scoped'] },
@@ -200,73 +180,127 @@ for (const client of otherClients) {
   });
 }
 
-test('a second install with --prefer-online revalidates (304)', { timeout: 120_000 }, async () => {
-  const dir = project('p2');
-  const cache = join(work, 'cache2');
-  await npm([...installArgs(cache, '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir);
-  const before = gw.lines.length;
-  await npm([...installArgs(cache, '--prefer-online', '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], project('p2b'));
-  await new Promise((r) => setTimeout(r, 200));
-  const docs = gw.lines.slice(before).filter((l) => l.path === '/tiny-gw-pkg');
-  assert.ok(docs.some((l) => l.status === 304 && l.outcome === 'not-modified'), JSON.stringify(docs.map((l) => l.status)));
-  assert.ok(seen.some((s) => s.url === '/tiny-gw-pkg' && s.ifNoneMatch !== undefined), 'the gateway revalidated with the backend');
-});
+const installArgs = (cache: string, ...more: string[]) => ['install', '--cache', cache, '--no-audit', '--no-update-notifier', '--fetch-retries=0', ...more];
 
-test('npm ci from the lock file of an install installs through the gateway, and its tarball download is counted once', { timeout: 120_000 }, async () => {
-  const dir = project('ci');
-  const registry = `http://127.0.0.1:${gw.port}/`;
-  await npm([...installArgs(join(work, 'cache-ci-1'), '--registry', registry), 'tiny-gw-pkg'], dir);
-  assert.equal(JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages['node_modules/tiny-gw-pkg'].version, '1.0.0');
-  rmSync(join(dir, 'node_modules'), { recursive: true });
-  // The install's lines are in.
-  await new Promise((r) => setTimeout(r, 300));
-  const before = gw.lines.length;
-  // A fresh cache, as a CI machine has.
-  await npm(['ci', '--cache', join(work, 'cache-ci-2'), '--no-audit', '--no-update-notifier', '--fetch-retries=0', '--registry', registry], dir);
-  assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
-  await new Promise((r) => setTimeout(r, 300));
-  const tarballs = gw.lines.slice(before).filter((l) => l.path.endsWith('.tgz'));
-  assert.deepEqual(tarballs.map((l) => [l.path, l.status, l.capture?.version]), [['/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', 307, '1.0.0']]);
-});
+/** The lines since `before` of requests made by `client` (a line of an earlier test can come in late). */
+const linesOf = (client: NpmClient, before: number) => gw.lines.slice(before).filter((l) => l.client.userAgent?.startsWith(`npm/${client.version} `));
 
-test('npm view, npm dist-tag ls and npm ping through the gateway', { timeout: 120_000 }, async () => {
-  const dir = project('reads');
-  const read = async (...args: string[]) => (await npm([...args, '--registry', `http://127.0.0.1:${gw.port}/`, '--cache', join(work, 'cache-reads')], dir)).stdout.trim();
-  assert.equal(await read('view', '@gwtest/scoped@2.1.0', 'dist.tarball'), `http://127.0.0.1:${gw.port}/@gwtest/scoped/-/scoped-2.1.0.tgz`);
-  assert.equal(await read('dist-tag', 'ls', 'tiny-gw-pkg'), 'latest: 1.0.0');
-  assert.equal(await read('dist-tag', 'ls', '@gwtest/scoped'), 'latest: 2.1.0');
-  const tags = await request(gw.port, { path: '/-/package/tiny-gw-pkg/dist-tags', host: `127.0.0.1:${gw.port}` });
-  assert.deepEqual(JSON.parse(tags.text), { latest: '1.0.0' });
-  const [line] = await gw.linesFor(tags.headers['x-request-id'] as string);
-  assert.deepEqual(line.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });
-  assert.equal((await request(gw.port, { path: '/-/package/left-pad/dist-tags', host: `127.0.0.1:${gw.port}` })).status, 404);
-  assert.equal((await request(gw.port, { method: 'PUT', path: '/-/package/tiny-gw-pkg/dist-tags/next', host: `127.0.0.1:${gw.port}`, body: '"1.0.0"' })).status, 405);
-  // npm ping (npm doctor asks too): the registry answers.
-  assert.match((await npm(['ping', '--registry', `http://127.0.0.1:${gw.port}/`, '--cache', join(work, 'cache-reads')], dir)).stderr, /PONG/);
-});
+/** What a user of each npm does: install, revalidate, ci, read, a scope mapping, an integrity failure. */
+for (const client of npmClients) {
+  const key = client.name.replace(/\W+/g, '-');
 
-test('a scoped package through an .npmrc scope mapping', { timeout: 120_000 }, async () => {
-  // The default registry is unreachable: only the scope mapping can work.
-  const dir = project('p3', `registry=http://127.0.0.1:1/\n@gwtest:registry=http://127.0.0.1:${gw.port}/\n`);
-  await npm([...installArgs(join(work, 'cache3')), '@gwtest/scoped'], dir);
-  assert.equal(readFileSync(join(dir, 'node_modules', '@gwtest', 'scoped', 'index.js'), 'utf8'), "module.exports = 'scoped';\n");
-  await new Promise((r) => setTimeout(r, 200));
-  const tarball = gw.lines.find((l) => l.path === '/@gwtest/scoped/-/scoped-2.1.0.tgz');
-  assert.equal(tarball?.capture?.version, '2.1.0');
-});
+  test(`${client.name} install through the gateway: installed files match, tarball redirected and counted`, { timeout: 120_000 }, async () => {
+    const before = gw.lines.length;
+    const dir = project(`p1-${key}`);
+    await npm([...installArgs(join(work, `cache1-${key}`), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir, client);
+    assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+    // What npm asks for: the document is gzipped for it.
+    const asNpm = await request(gw.port, {
+      path: '/tiny-gw-pkg',
+      host: `127.0.0.1:${gw.port}`,
+      headers: { accept: 'application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*', 'accept-encoding': 'gzip,deflate' },
+    });
+    assert.equal(asNpm.headers['content-encoding'], 'gzip');
+    assert.equal(asNpm.headers.vary, 'Accept, Accept-Encoding');
+    assert.equal(JSON.parse(gunzipSync(asNpm.body).toString('utf8')).versions['1.0.0'].dist.tarball, `http://127.0.0.1:${gw.port}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
+    await new Promise((r) => setTimeout(r, 200));
+    const mine = linesOf(client, before);
+    const doc = mine.find((l) => l.path === '/tiny-gw-pkg');
+    assert.deepEqual(doc?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });
+    const tarball = mine.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
+    assert.equal(tarball?.status, 307);
+    assert.deepEqual(tarball?.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: '1.0.0', url: `${base}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz` });
+  });
 
-test('a tampered integrity makes npm fail with EINTEGRITY', { timeout: 120_000 }, async () => {
-  tamper = true;
-  try {
-    const dir = project('p4');
-    await assert.rejects(
-      npm([...installArgs(join(work, 'cache4'), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir),
-      (e: { stderr: string }) => /EINTEGRITY/.test(e.stderr),
-    );
-  } finally {
-    tamper = false;
-  }
-});
+  test(`${client.name} install from the gateway serving HTTPS itself: the document names its tarballs with https, and npm fetches them so`, { timeout: 120_000 }, async () => {
+    const ca = makeCerts(join(work, `certs-${key}`));
+    const tls = await startGateway({ manifestPath: gw.manifestPath, args: ['--npm-cache-ttl', '0', '--tls-cert', ca.cert, '--tls-key', ca.key] });
+    try {
+      const origin = `https://127.0.0.1:${tls.port}`;
+      const dir = project(`p-https-${key}`);
+      await npm([...installArgs(join(work, `cache-https-${key}`), '--registry', `${origin}/`, '--cafile', ca.caCert), 'tiny-gw-pkg'], dir, client);
+      assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+      const { stdout } = await npm(['view', '--registry', `${origin}/`, '--cafile', ca.caCert, 'tiny-gw-pkg', 'dist.tarball'], dir, client);
+      assert.equal(stdout.trim(), `${origin}/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz`);
+      await new Promise((r) => setTimeout(r, 200));
+      const tarball = tls.lines.find((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz');
+      assert.equal(tarball?.status, 307);
+      assert.match(String(tarball?.client.userAgent), /^npm\//);
+    } finally {
+      await tls.stop();
+    }
+  });
+
+  test(`${client.name}: a second install with --prefer-online revalidates (304)`, { timeout: 120_000 }, async () => {
+    const seenBefore = seen.length;
+    const dir = project(`p2-${key}`);
+    const cache = join(work, `cache2-${key}`);
+    await npm([...installArgs(cache, '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir, client);
+    const before = gw.lines.length;
+    await npm([...installArgs(cache, '--prefer-online', '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], project(`p2b-${key}`), client);
+    await new Promise((r) => setTimeout(r, 200));
+    const docs = gw.lines.slice(before).filter((l) => l.path === '/tiny-gw-pkg');
+    assert.ok(docs.some((l) => l.status === 304 && l.outcome === 'not-modified'), JSON.stringify(docs.map((l) => l.status)));
+    assert.ok(seen.slice(seenBefore).some((s) => s.url === '/tiny-gw-pkg' && s.ifNoneMatch !== undefined), 'the gateway revalidated with the backend');
+  });
+
+  test(`${client.name} ci from the lock file of an install installs through the gateway, and its tarball download is counted once`, { timeout: 120_000 }, async () => {
+    const dir = project(`ci-${key}`);
+    const registry = `http://127.0.0.1:${gw.port}/`;
+    await npm([...installArgs(join(work, `cache-ci-1-${key}`), '--registry', registry), 'tiny-gw-pkg'], dir, client);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'package-lock.json'), 'utf8')).packages['node_modules/tiny-gw-pkg'].version, '1.0.0');
+    rmSync(join(dir, 'node_modules'), { recursive: true });
+    // The install's lines are in.
+    await new Promise((r) => setTimeout(r, 300));
+    const before = gw.lines.length;
+    // A fresh cache, as a CI machine has.
+    await npm(['ci', '--cache', join(work, `cache-ci-2-${key}`), '--no-audit', '--no-update-notifier', '--fetch-retries=0', '--registry', registry], dir, client);
+    assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'tiny from the gateway';\n");
+    await new Promise((r) => setTimeout(r, 300));
+    const tarballs = gw.lines.slice(before).filter((l) => l.path.endsWith('.tgz'));
+    assert.deepEqual(tarballs.map((l) => [l.path, l.status, l.capture?.version]), [['/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', 307, '1.0.0']]);
+  });
+
+  test(`${client.name}: view, dist-tag ls and ping through the gateway`, { timeout: 120_000 }, async () => {
+    const dir = project(`reads-${key}`);
+    const read = async (...args: string[]) => (await npm([...args, '--registry', `http://127.0.0.1:${gw.port}/`, '--cache', join(work, `cache-reads-${key}`)], dir, client)).stdout.trim();
+    assert.equal(await read('view', '@gwtest/scoped@2.1.0', 'dist.tarball'), `http://127.0.0.1:${gw.port}/@gwtest/scoped/-/scoped-2.1.0.tgz`);
+    assert.equal(await read('dist-tag', 'ls', 'tiny-gw-pkg'), 'latest: 1.0.0');
+    assert.equal(await read('dist-tag', 'ls', '@gwtest/scoped'), 'latest: 2.1.0');
+    const tags = await request(gw.port, { path: '/-/package/tiny-gw-pkg/dist-tags', host: `127.0.0.1:${gw.port}` });
+    assert.deepEqual(JSON.parse(tags.text), { latest: '1.0.0' });
+    const [line] = await gw.linesFor(tags.headers['x-request-id'] as string);
+    assert.deepEqual(line.capture, { type: 'npm', package: 'pkg-tiny', name: 'tiny-gw-pkg', version: null, url: `${base}/tiny-gw-pkg` });
+    assert.equal((await request(gw.port, { path: '/-/package/left-pad/dist-tags', host: `127.0.0.1:${gw.port}` })).status, 404);
+    assert.equal((await request(gw.port, { method: 'PUT', path: '/-/package/tiny-gw-pkg/dist-tags/next', host: `127.0.0.1:${gw.port}`, body: '"1.0.0"' })).status, 405);
+    // npm ping (npm doctor asks too): the registry answers.
+    assert.match((await npm(['ping', '--registry', `http://127.0.0.1:${gw.port}/`, '--cache', join(work, `cache-reads-${key}`)], dir, client)).stderr, /PONG/);
+  });
+
+  test(`${client.name}: a scoped package through an .npmrc scope mapping`, { timeout: 120_000 }, async () => {
+    const before = gw.lines.length;
+    // The default registry is unreachable: only the scope mapping can work.
+    const dir = project(`p3-${key}`, `registry=http://127.0.0.1:1/\n@gwtest:registry=http://127.0.0.1:${gw.port}/\n`);
+    await npm([...installArgs(join(work, `cache3-${key}`)), '@gwtest/scoped'], dir, client);
+    assert.equal(readFileSync(join(dir, 'node_modules', '@gwtest', 'scoped', 'index.js'), 'utf8'), "module.exports = 'scoped';\n");
+    await new Promise((r) => setTimeout(r, 200));
+    const tarball = linesOf(client, before).find((l) => l.path === '/@gwtest/scoped/-/scoped-2.1.0.tgz');
+    assert.equal(tarball?.capture?.version, '2.1.0');
+  });
+
+  test(`${client.name}: a tampered integrity makes npm fail with EINTEGRITY`, { timeout: 120_000 }, async () => {
+    tamper = true;
+    try {
+      const dir = project(`p4-${key}`);
+      await assert.rejects(
+        npm([...installArgs(join(work, `cache4-${key}`), '--registry', `http://127.0.0.1:${gw.port}/`), 'tiny-gw-pkg'], dir, client),
+        (e: { stderr: string }) => /EINTEGRITY/.test(e.stderr),
+      );
+    } finally {
+      tamper = false;
+    }
+  });
+}
 
 test('packument details: rewritten tarballs, integrity untouched, version documents, ETag, read only, unknown packages', { timeout: 30_000 }, async () => {
   const res = await request(gw.port, { path: '/tiny-gw-pkg', host: `127.0.0.1:${gw.port}` });

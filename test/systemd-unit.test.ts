@@ -79,11 +79,13 @@ test('installed as a package, under node_modules where Node strips no types, the
   const tmp = mkdtempSync(join(tmpdir(), 'gateway-installed-'));
   try {
     // What `npm install` puts in place: the packed files, under node_modules.
-    const pack = spawnSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8' });
+    const pack = spawnSync('npm', ['pack', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(pack.status, 0, pack.stderr);
+    // npm 12's --json output is not npm 11's: the one file it wrote.
+    const [tarball] = readdirSync(tmp).filter((f) => f.endsWith('.tgz'));
     const installed = join(tmp, 'node_modules', 'scarf-gateway-ts');
     mkdirSync(installed, { recursive: true });
-    const untar = spawnSync('tar', ['-xzf', join(tmp, JSON.parse(pack.stdout)[0].filename), '-C', installed, '--strip-components=1'], { encoding: 'utf8' });
+    const untar = spawnSync('tar', ['-xzf', join(tmp, tarball), '-C', installed, '--strip-components=1'], { encoding: 'utf8' });
     assert.equal(untar.status, 0, untar.stderr);
     symlinkSync(join(ROOT, 'node_modules'), join(installed, 'node_modules')); // its dependencies: this checkout's
     const launcher = join(installed, 'bin', 'scarf-gateway.js');
