@@ -1,4 +1,4 @@
-// SPEC §6 end to end with the real pip (and poetry): a wheel and an sdist built here,
+// SPEC §6 end to end with the real pip (and poetry and pdm): a wheel and an sdist built here,
 // served by a local file server standing in for the backend, and python-v1
 // rules with their real sha256 hashes. The machine's own pip configuration
 // is neutralised.
@@ -154,6 +154,32 @@ test('poetry installs from the gateway as its only source: the lock file holds t
     assert.match(readFileSync(join(dir, 'poetry.lock'), 'utf8'), new RegExp(`file = "${WHEEL}", hash = "sha256:${sha256(WHEEL)}"`));
     await new Promise((r) => setTimeout(r, 200));
     const downloads = gw.lines.filter((l) => l.path === `/simple/tinypkg/${WHEEL}`);
+    assert.ok(downloads.length > 0 && downloads.every((l) => l.status === 307 && l.capture?.type === 'python'), JSON.stringify(downloads));
+  });
+});
+
+test('pdm installs from the gateway as its only source: the lock file holds the sha256 of the wheel from the page, downloads are counted', { timeout: 180_000 }, async () => {
+  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+    const dir = join(work, 'pdm-project');
+    mkdirSync(dir);
+    writeFileSync(
+      join(dir, 'pyproject.toml'),
+      [
+        '[project]', 'name = "consumer"', 'version = "0.0.0"', 'requires-python = ">=3.7"', 'dependencies = ["tinypkg==0.1.0"]', '',
+        // Named pypi: it replaces PyPI (not reachable) instead of adding to it.
+        '[[tool.pdm.source]]', 'name = "pypi"', `url = "http://127.0.0.1:${gw.port}/simple/"`, 'verify_ssl = false', '',
+      ].join('\n'),
+    );
+    const env = { ...process.env, HOME: dir, PDM_CACHE_DIR: join(dir, 'cache'), PDM_CHECK_UPDATE: 'false' };
+    await run('pdm', ['install', '--no-self'], { cwd: dir, env, timeout: 150_000 });
+    const lib = join(dir, '.venv', 'lib');
+    const [python] = readdirSync(lib);
+    assert.equal(readFileSync(join(lib, python, 'site-packages', 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+    assert.match(readFileSync(join(dir, 'pdm.lock'), 'utf8'), new RegExp(`${WHEEL.replaceAll('.', '\\.')}.*sha256:${sha256(WHEEL)}`));
+    await new Promise((r) => setTimeout(r, 200));
+    const mine = gw.lines.filter((l) => l.client.userAgent?.startsWith('pdm/'));
+    assert.ok(mine.some((l) => l.path === '/simple/tinypkg/' && l.status === 200), JSON.stringify(mine.map((l) => [l.path, l.status])));
+    const downloads = mine.filter((l) => l.path === `/simple/tinypkg/${WHEEL}`);
     assert.ok(downloads.length > 0 && downloads.every((l) => l.status === 307 && l.capture?.type === 'python'), JSON.stringify(downloads));
   });
 });
