@@ -133,56 +133,54 @@ test('pip installs through a project page over 8 KiB, which it gets gzipped', as
   });
 });
 
-test('poetry installs from the gateway as its only source: the lock file holds the sha256 of the wheel from the page, downloads are counted', { timeout: 180_000 }, async () => {
-  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
-    const dir = join(work, 'poetry-project');
-    mkdirSync(dir);
-    writeFileSync(
-      join(dir, 'pyproject.toml'),
-      [
-        '[tool.poetry]', 'name = "consumer"', 'version = "0.0.0"', 'description = ""', 'authors = ["A <a@example.com>"]', '',
-        '[tool.poetry.dependencies]', 'python = "^3.7"', 'tinypkg = "0.1.0"', '',
-        // default = true: PyPI is not asked (and not reachable).
-        '[[tool.poetry.source]]', 'name = "gateway"', `url = "http://127.0.0.1:${gw.port}/simple/"`, 'default = true', '',
-      ].join('\n'),
-    );
-    const env = { ...process.env, HOME: dir, POETRY_CACHE_DIR: join(dir, 'cache'), POETRY_VIRTUALENVS_IN_PROJECT: 'true', POETRY_NO_INTERACTION: '1' };
-    await run('poetry', ['install', '--no-root'], { cwd: dir, env, timeout: 150_000 });
-    const lib = join(dir, '.venv', 'lib');
-    const [python] = readdirSync(lib);
-    assert.equal(readFileSync(join(lib, python, 'site-packages', 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
-    assert.match(readFileSync(join(dir, 'poetry.lock'), 'utf8'), new RegExp(`file = "${WHEEL}", hash = "sha256:${sha256(WHEEL)}"`));
-    await new Promise((r) => setTimeout(r, 200));
-    const downloads = gw.lines.filter((l) => l.path === `/simple/tinypkg/${WHEEL}`);
-    assert.ok(downloads.length > 0 && downloads.every((l) => l.status === 307 && l.capture?.type === 'python'), JSON.stringify(downloads));
-  });
-});
+/** Project tools, each given the gateway as its only index: its project file, its install, its lock file and how that names the wheel's hash. */
+const projectTools = [
+  {
+    name: 'poetry',
+    pyproject: (index: string) => [
+      '[tool.poetry]', 'name = "consumer"', 'version = "0.0.0"', 'description = ""', 'authors = ["A <a@example.com>"]', '',
+      '[tool.poetry.dependencies]', 'python = "^3.7"', 'tinypkg = "0.1.0"', '',
+      // default = true: PyPI is not asked (and not reachable).
+      '[[tool.poetry.source]]', 'name = "gateway"', `url = "${index}"`, 'default = true', '',
+    ],
+    env: (dir: string) => ({ POETRY_CACHE_DIR: join(dir, 'cache'), POETRY_VIRTUALENVS_IN_PROJECT: 'true', POETRY_NO_INTERACTION: '1' }),
+    install: ['poetry', 'install', '--no-root'],
+    lock: 'poetry.lock',
+    hashed: (hash: string) => new RegExp(`file = "${WHEEL}", hash = "sha256:${hash}"`),
+  },
+  {
+    name: 'pdm',
+    pyproject: (index: string) => [
+      '[project]', 'name = "consumer"', 'version = "0.0.0"', 'requires-python = ">=3.7"', 'dependencies = ["tinypkg==0.1.0"]', '',
+      // Named pypi: it replaces PyPI (not reachable) instead of adding to it.
+      '[[tool.pdm.source]]', 'name = "pypi"', `url = "${index}"`, 'verify_ssl = false', '',
+    ],
+    env: (dir: string) => ({ PDM_CACHE_DIR: join(dir, 'cache'), PDM_CHECK_UPDATE: 'false' }),
+    install: ['pdm', 'install', '--no-self'],
+    lock: 'pdm.lock',
+    hashed: (hash: string) => new RegExp(`${WHEEL.replaceAll('.', '\\.')}.*sha256:${hash}`),
+  },
+];
 
-test('pdm installs from the gateway as its only source: the lock file holds the sha256 of the wheel from the page, downloads are counted', { timeout: 180_000 }, async () => {
-  await withGateway(manifest(sha256(WHEEL)), async (gw) => {
-    const dir = join(work, 'pdm-project');
-    mkdirSync(dir);
-    writeFileSync(
-      join(dir, 'pyproject.toml'),
-      [
-        '[project]', 'name = "consumer"', 'version = "0.0.0"', 'requires-python = ">=3.7"', 'dependencies = ["tinypkg==0.1.0"]', '',
-        // Named pypi: it replaces PyPI (not reachable) instead of adding to it.
-        '[[tool.pdm.source]]', 'name = "pypi"', `url = "http://127.0.0.1:${gw.port}/simple/"`, 'verify_ssl = false', '',
-      ].join('\n'),
-    );
-    const env = { ...process.env, HOME: dir, PDM_CACHE_DIR: join(dir, 'cache'), PDM_CHECK_UPDATE: 'false' };
-    await run('pdm', ['install', '--no-self'], { cwd: dir, env, timeout: 150_000 });
-    const lib = join(dir, '.venv', 'lib');
-    const [python] = readdirSync(lib);
-    assert.equal(readFileSync(join(lib, python, 'site-packages', 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
-    assert.match(readFileSync(join(dir, 'pdm.lock'), 'utf8'), new RegExp(`${WHEEL.replaceAll('.', '\\.')}.*sha256:${sha256(WHEEL)}`));
-    await new Promise((r) => setTimeout(r, 200));
-    const mine = gw.lines.filter((l) => l.client.userAgent?.startsWith('pdm/'));
-    assert.ok(mine.some((l) => l.path === '/simple/tinypkg/' && l.status === 200), JSON.stringify(mine.map((l) => [l.path, l.status])));
-    const downloads = mine.filter((l) => l.path === `/simple/tinypkg/${WHEEL}`);
-    assert.ok(downloads.length > 0 && downloads.every((l) => l.status === 307 && l.capture?.type === 'python'), JSON.stringify(downloads));
+for (const tool of projectTools) {
+  test(`${tool.name} installs from the gateway as its only source: the lock file holds the sha256 of the wheel from the page, downloads are counted`, { timeout: 180_000 }, async () => {
+    await withGateway(manifest(sha256(WHEEL)), async (gw) => {
+      const dir = join(work, `${tool.name}-project`);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'pyproject.toml'), tool.pyproject(`http://127.0.0.1:${gw.port}/simple/`).join('\n'));
+      const [command, ...args] = tool.install;
+      await run(command, args, { cwd: dir, env: { ...process.env, HOME: dir, ...tool.env(dir) }, timeout: 150_000 });
+      const lib = join(dir, '.venv', 'lib');
+      const [python] = readdirSync(lib);
+      assert.equal(readFileSync(join(lib, python, 'site-packages', 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+      assert.match(readFileSync(join(dir, tool.lock), 'utf8'), tool.hashed(sha256(WHEEL)));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(gw.lines.some((l) => l.path === '/simple/tinypkg/' && l.status === 200), JSON.stringify(gw.lines.map((l) => [l.path, l.status])));
+      const downloads = gw.lines.filter((l) => l.path === `/simple/tinypkg/${WHEEL}`);
+      assert.ok(downloads.length > 0 && downloads.every((l) => l.status === 307 && l.capture?.type === 'python'), JSON.stringify(downloads));
+    });
   });
-});
+}
 
 /** `python -m pip`'s version as [major, minor]. */
 async function pipVersion(python: string): Promise<[number, number]> {
