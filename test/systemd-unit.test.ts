@@ -2,7 +2,7 @@
 // SIGHUP, restarts on failure, is hardened, and every variable of its
 // environment file is a flag the gateway knows. The launcher it runs
 // (bin/scarf-gateway.js) uses the compile cache, and runs installed as a
-// package too.
+// package too. npm 12 lets the pinned Node's install script run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
