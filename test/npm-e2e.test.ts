@@ -1,4 +1,4 @@
-// SPEC §8a end to end with the real npm CLI (and pnpm, yarn 1 and yarn 4): packages packed here with
+// SPEC §8a end to end with the real npm CLI, the machine's and npm 12 (and pnpm, yarn 1 and yarn 4): packages packed here with
 // `npm pack`, served by a small stand-in registry (packument with real
 // integrity values, tarballs, ETags), and an npm-v1 rule pointing at it.
 import { after, before, test } from 'node:test';
