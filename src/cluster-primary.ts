@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminHandler } from './admin/admin-handler.ts';
-import { ManifestMetrics } from './admin/metrics.ts';
+import { ManifestMetrics, relayMetrics } from './admin/metrics.ts';
 import { feedDestination } from './analytics/analytics-log.ts';
 import { LineRelay, needsRelay, RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { formatProblem, ManifestError } from './errors.ts';
@@ -51,7 +51,10 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   const relay = needsRelay(destination)
     ? new LineRelay(destination, (bytes) => log.error({ bytes }, 'a worker ended in the middle of an analytics line; its start is dropped'))
     : null;
-  if (relay !== null) cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', 'pipe'] });
+  if (relay !== null) {
+    cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', 'pipe'] });
+    relayMetrics(own, relay);
+  }
 
   const workers = new Set<Worker>();
   /** Workers not listening yet, with the signals held for them: SIGUSR2 or SIGHUP could come before their handlers and end them; they get them once up. */

@@ -44,6 +44,23 @@ export class ManifestMetrics {
   }
 }
 
+/**
+ * With `--workers` and a feed that is not a regular file, the primary
+ * writes the workers' lines (line-relay.ts): how often it fell behind. The
+ * workers count their own waits in `gateway_analytics_blocking_writes_total`.
+ */
+export function relayMetrics(registry: Registry, relay: { readonly blockingWrites: number }): void {
+  new Counter({
+    name: 'gateway_analytics_relay_blocking_writes_total',
+    help: "Times the primary, which writes the workers' analytics lines to a destination that is not a regular file, fell more than 32 MiB behind it and waited, reading no worker's lines meanwhile.",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(relay.blockingWrites);
+    },
+  });
+}
+
 /** Where the request metrics read what others count. */
 export interface MetricSources {
   tokenStats(): TokenCacheStats | null;

@@ -15,7 +15,7 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { LineWriter } from './line-writer.ts';
+import { LineWriter, type LineWriterOptions } from './line-writer.ts';
 
 /** The variable that tells a worker which of its fds is its pipe to the primary. */
 export const RELAY_FD_VARIABLE = 'SCARF_GATEWAY_ANALYTICS_FD';
@@ -35,9 +35,14 @@ export class LineRelay {
   readonly #onPartial: (bytes: number) => void;
 
   /** `onPartial`: a worker's pipe ended in the middle of a line (the worker died), whose bytes are dropped. */
-  constructor(destination: number | string, onPartial: (bytes: number) => void) {
-    this.#writer = new LineWriter(destination);
+  constructor(destination: number | string, onPartial: (bytes: number) => void, options: LineWriterOptions = {}) {
+    this.#writer = new LineWriter(destination, options);
     this.#onPartial = onPartial;
+  }
+
+  /** How often the destination fell behind and this process wrote synchronously, reading no worker's pipe meanwhile. */
+  get blockingWrites(): number {
+    return this.#writer.blockingWrites;
   }
 
   /** Relays the lines of one worker's pipe until it ends. */

@@ -14,6 +14,7 @@ import { LineWriter } from '../../src/analytics/line-writer.ts';
 import { tempDir } from '../helpers/gateway-process.ts';
 
 const WRITER = new URL('../../src/analytics/line-writer.ts', import.meta.url).pathname;
+const RELAY = new URL('../../src/analytics/line-relay.ts', import.meta.url).pathname;
 
 /** Line `i`: JSON with a payload of `size` characters (`é` is two bytes in UTF-8). */
 function line(i: number, size: number, char = 'x'): string {
@@ -137,6 +138,27 @@ test('the relay passes on whole lines, split anywhere, and drops the start of a 
   await relay.close();
   assert.deepEqual(parsed(readFileSync(file, 'utf8')).map((l) => l.i).sort(), [1, 2, 3]);
   assert.deepEqual(dropped, [12]);
+});
+
+test('the relay, behind a slow reader: it waits past its bound (counted for /metrics) and no line is lost', { timeout: 60_000 }, async () => {
+  const script = `
+    import { PassThrough } from 'node:stream';
+    import { LineRelay } from ${JSON.stringify(RELAY)};
+    const relay = new LineRelay(1, () => {}, { batchBytes: 4096, maxQueuedBytes: 16_384 });
+    const pipe = new PassThrough();
+    relay.add(pipe);
+    for (let i = 0; i < 20_000; i++) pipe.write(JSON.stringify({ pid: process.pid, i, payload: 'y'.repeat(200) }) + '\\n');
+    pipe.end();
+    await relay.close();
+    process.stderr.write(JSON.stringify({ blockingWrites: relay.blockingWrites }));
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const { code, text } = await readSlowly(child);
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(new Set(parsed(text).map((l) => l.i)).size, 20_000);
+  assert.ok(JSON.parse(stderr).blockingWrites > 0, `the bound was reached: ${stderr}`);
 });
 
 test('reopen: after a rename, lines go to a new file at the path, none lost; a file descriptor is kept', async () => {
