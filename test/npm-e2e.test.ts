@@ -186,8 +186,9 @@ const installArgs = (cache: string, ...more: string[]) => ['install', '--cache',
 const linesOf = (client: NpmClient, before: number) => gw.lines.slice(before).filter((l) => l.client.userAgent?.startsWith(`npm/${client.version} `));
 
 /** What a user of each npm does: install, revalidate, ci, read, a scope mapping, an integrity failure. */
-for (const client of npmClients) {
-  const key = client.name.replace(/\W+/g, '-');
+for (const [i, client] of npmClients.entries()) {
+  // Folders of its own even when the machine's npm is npm 12 too.
+  const key = `${i}-${client.name.replace(/\W+/g, '-')}`;
 
   test(`${client.name} install through the gateway: installed files match, tarball redirected and counted`, { timeout: 120_000 }, async () => {
     const before = gw.lines.length;
