@@ -50,13 +50,36 @@ export class ManifestMetrics {
  * workers count their own waits in `gateway_analytics_blocking_writes_total`.
  */
 export function relayMetrics(registry: Registry, relay: { readonly blockingWrites: number }): void {
+  countedElsewhere(
+    registry,
+    'gateway_analytics_relay_blocking_writes_total',
+    "Times the primary, which writes the workers' analytics lines to a destination that is not a regular file, fell more than 32 MiB behind it and waited, reading no worker's lines meanwhile.",
+    () => relay.blockingWrites,
+  );
+}
+
+/** A counter kept in a plain number by its owner: read when /metrics is scraped. */
+function countedElsewhere(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
-    name: 'gateway_analytics_relay_blocking_writes_total',
-    help: "Times the primary, which writes the workers' analytics lines to a destination that is not a regular file, fell more than 32 MiB behind it and waited, reading no worker's lines meanwhile.",
+    name,
+    help,
     registers: [registry],
     collect() {
       this.reset();
-      this.inc(relay.blockingWrites);
+      this.inc(read());
+    },
+  });
+}
+
+/** A gauge read from its owner when /metrics is scraped; `aggregator` says how --workers combine it (prom-client's default: sum). */
+function measuredElsewhere(registry: Registry, name: string, help: string, read: () => number, aggregator?: 'min'): void {
+  new Gauge({
+    name,
+    help,
+    registers: [registry],
+    ...(aggregator === undefined ? {} : { aggregator }),
+    collect() {
+      this.set(read());
     },
   });
 }
@@ -118,76 +141,38 @@ export class RequestMetrics {
       help: 'Answers cut off because the client took nothing for --send-timeout (proxied bodies, npm documents, large Python pages).',
       registers: [registry],
     });
-    new Counter({
-      name: 'gateway_analytics_blocking_writes_total',
-      help: 'Times the analytics destination fell behind by more than 32 MiB and requests waited for it.',
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(analyticsBlockingWrites());
-      },
-    });
-    new Gauge({
-      name: 'gateway_analytics_destination_full',
-      help: 'Processes whose analytics destination has no room (ENOSPC, EDQUOT) just now: their lines wait in memory.',
-      registers: [registry],
-      collect() {
-        this.set(analyticsFull() ? 1 : 0);
-      },
-    });
-    new Gauge({
-      name: 'gateway_proxy_read_buffer_bytes',
-      help: 'Bytes of read buffers held for connections to backends (see --proxy-buffer-memory).',
-      registers: [registry],
-      collect() {
-        this.set(proxyReadBuffers());
-      },
-    });
-    new Gauge({
-      name: 'gateway_npm_cache_bytes',
-      help: 'Bytes the cached npm package documents hold, their text and renderings (see --npm-cache-memory).',
-      registers: [registry],
-      collect() {
-        this.set(npmCacheBytes());
-      },
-    });
+    countedElsewhere(
+      registry,
+      'gateway_analytics_blocking_writes_total',
+      'Times the analytics destination fell behind by more than 32 MiB and requests waited for it.',
+      analyticsBlockingWrites,
+    );
+    measuredElsewhere(
+      registry,
+      'gateway_analytics_destination_full',
+      'Processes whose analytics destination has no room (ENOSPC, EDQUOT) just now: their lines wait in memory.',
+      () => (analyticsFull() ? 1 : 0),
+    );
+    measuredElsewhere(registry, 'gateway_proxy_read_buffer_bytes', 'Bytes of read buffers held for connections to backends (see --proxy-buffer-memory).', proxyReadBuffers);
+    measuredElsewhere(registry, 'gateway_npm_cache_bytes', 'Bytes the cached npm package documents hold, their text and renderings (see --npm-cache-memory).', npmCacheBytes);
     if (tls !== undefined) {
-      new Gauge({
-        name: 'gateway_tls_certificate_expiry_timestamp_seconds',
-        help: 'When the first of the public listener\'s certificates to expire expires (the earliest over them and over --workers).',
-        registers: [registry],
-        aggregator: 'min',
-        collect() {
-          this.set(tls.expiry().getTime() / 1000);
-        },
-      });
-      new Counter({
-        name: 'gateway_tls_handshake_errors_total',
-        help: 'Connections to the public listener whose TLS handshake failed (a client refusing the certificate, plain HTTP, a timeout).',
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(tls.handshakeErrors());
-        },
-      });
+      measuredElsewhere(
+        registry,
+        'gateway_tls_certificate_expiry_timestamp_seconds',
+        "When the first of the public listener's certificates to expire expires (the earliest over them and over --workers).",
+        () => tls.expiry().getTime() / 1000,
+        'min',
+      );
+      countedElsewhere(
+        registry,
+        'gateway_tls_handshake_errors_total',
+        'Connections to the public listener whose TLS handshake failed (a client refusing the certificate, plain HTTP, a timeout).',
+        tls.handshakeErrors,
+      );
     }
     collectDefaultMetrics({ register: registry, prefix: 'gateway_' });
-    new Gauge({
-      name: 'gateway_registry_token_cache_hits',
-      help: 'Registry token cache lookups that found a token.',
-      registers: [registry],
-      collect() {
-        this.set(tokenStats()?.hits ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'gateway_registry_token_cache_misses',
-      help: 'Registry token cache lookups that found none.',
-      registers: [registry],
-      collect() {
-        this.set(tokenStats()?.misses ?? 0);
-      },
-    });
+    measuredElsewhere(registry, 'gateway_registry_token_cache_hits', 'Registry token cache lookups that found a token.', () => tokenStats()?.hits ?? 0);
+    measuredElsewhere(registry, 'gateway_registry_token_cache_misses', 'Registry token cache lookups that found none.', () => tokenStats()?.misses ?? 0);
   }
 
   /** Hot path. */
