@@ -208,6 +208,7 @@ export class NpmDocuments {
   /** A cached document's size changed (a rendering was made or dropped): the cache measures it again. */
   #resized(key: string, entry: Entry): void {
     if (this.#cache.peek(key) !== entry) return;
+    // lru-cache keeps the size it has for a key set again to the same value: taken out first, it is measured anew.
     this.#cache.delete(key);
     this.#cache.set(key, entry);
   }
