@@ -57,6 +57,8 @@ interface Measure {
   p50: number;
   p99: number;
   cpuUs: number;
+  /** The system (kernel) part of cpuUs. */
+  sysUs: number;
   rssMb: number;
   total: number;
   unexpected: number;
@@ -66,7 +68,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 function medianMeasure(ms: Measure[]): Measure {
   const pick = (k: keyof Measure) => median(ms.map((m) => m[k]));
-  return { rps: pick('rps'), p50: pick('p50'), p99: pick('p99'), cpuUs: pick('cpuUs'), rssMb: pick('rssMb'), total: pick('total'), unexpected: pick('unexpected') };
+  return { rps: pick('rps'), p50: pick('p50'), p99: pick('p99'), cpuUs: pick('cpuUs'), sysUs: pick('sysUs'), rssMb: pick('rssMb'), total: pick('total'), unexpected: pick('unexpected') };
 }
 
 /** `requests` in turn on CONNECTIONS connections, for `bound` (seconds, or a number of requests); over TLS to a server that speaks it (autocannon does not check its certificate). */
@@ -81,13 +83,16 @@ async function fire(server: ServerProcess, requests: Workload['requests'], expec
 /** One load run against a running server. */
 async function load(server: ServerProcess, requests: Workload['requests'], expect: readonly number[], seconds = DURATION, scheme: Scheme = 'http'): Promise<Measure> {
   const cpu0 = server.cpuSeconds();
+  const sys0 = server.systemSeconds();
   const { result, total, unexpected } = await fire(server, requests, expect, { duration: seconds }, scheme);
   const cpu = server.cpuSeconds() - cpu0;
+  const sys = server.systemSeconds() - sys0;
   return {
     rps: total / seconds,
     p50: result.latency.p50,
     p99: result.latency.p99,
     cpuUs: total === 0 ? NaN : (cpu / total) * 1e6,
+    sysUs: total === 0 ? NaN : (sys / total) * 1e6,
     rssMb: server.peakRss() / 1048576,
     total,
     unexpected,
@@ -168,8 +173,8 @@ const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 function print(row: Row): void {
   const { subject: s, baseline: b } = row;
   console.log(
-    `${row.name.padEnd(16)} ${fmt(s.rps, 0).padStart(7)} rps  p50 ${fmt(s.p50)} p99 ${fmt(s.p99)} ms  cpu ${fmt(s.cpuUs)} µs/req  rss ${fmt(s.rssMb, 0)} MB` +
-      `  | baseline ${fmt(b.rps, 0)} rps, ${fmt(b.cpuUs)} µs/req  | throughput ×${fmt(s.rps / b.rps, 2)}  cpu ×${fmt(s.cpuUs / b.cpuUs, 2)}` +
+    `${row.name.padEnd(16)} ${fmt(s.rps, 0).padStart(7)} rps  p50 ${fmt(s.p50)} p99 ${fmt(s.p99)} ms  cpu ${fmt(s.cpuUs)} µs/req (sys ${fmt(s.sysUs)})  rss ${fmt(s.rssMb, 0)} MB` +
+      `  | baseline ${fmt(b.rps, 0)} rps, ${fmt(b.cpuUs)} µs/req (sys ${fmt(b.sysUs)})  | throughput ×${fmt(s.rps / b.rps, 2)}  cpu ×${fmt(s.cpuUs / b.cpuUs, 2)}` +
       (s.unexpected > 0 ? `  (${s.unexpected} unexpected answers)` : '') + (row.notes ? `  ${row.notes}` : ''),
   );
 }
@@ -504,10 +509,10 @@ async function main(): Promise<void> {
   const counted = selected('instructions') ? await instructions(subjects.filter((s) => s.tls === undefined && (!quick || s.key === 'file-10')), file10.requests) : null;
 
   const table = [
-    '| scenario | rps | p50 ms | p99 ms | CPU µs/req | peak RSS MB | baseline rps | baseline CPU µs/req | throughput vs baseline | CPU vs baseline |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | rps | p50 ms | p99 ms | CPU µs/req | of it system | peak RSS MB | baseline rps | baseline CPU µs/req | of it system | throughput vs baseline | CPU vs baseline |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(({ name, subject: s, baseline: b, notes }) =>
-      `| ${name}${notes ? ' ' + notes : ''} | ${fmt(s.rps, 0)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(s.cpuUs)} | ${fmt(s.rssMb, 0)} | ${fmt(b.rps, 0)} | ${fmt(b.cpuUs)} | ×${fmt(s.rps / b.rps, 2)} | ×${fmt(s.cpuUs / b.cpuUs, 2)} |`),
+      `| ${name}${notes ? ' ' + notes : ''} | ${fmt(s.rps, 0)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(s.cpuUs)} | ${fmt(s.sysUs)} | ${fmt(s.rssMb, 0)} | ${fmt(b.rps, 0)} | ${fmt(b.cpuUs)} | ${fmt(b.sysUs)} | ×${fmt(s.rps / b.rps, 2)} | ×${fmt(s.cpuUs / b.cpuUs, 2)} |`),
     '',
     '| scenario | measured | | | |',
     '|---|---|---|---|---|',

@@ -15,6 +15,8 @@ test('npm run bench -- --quick runs every scenario', { timeout: 180_000 }, () =>
     assert.match(r.stdout, new RegExp(`^${scenario}`, 'm'), scenario);
   }
   assert.match(r.stdout, /throughput ×\d/);
+  // CPU per request with its system (kernel) part, the subject's and the baseline's.
+  assert.match(r.stdout, /^file-10 .* µs\/req \(sys \d+\.\d\) .*\| baseline .* µs\/req \(sys \d+\.\d\)/m);
   // Instructions counted under callgrind (valgrind, installed by .ci/run).
   assert.match(r.stdout, /^instructions +baseline +main thread +\d+ per request/m);
   assert.match(r.stdout, /^instructions +file-10 +main thread +\d+ per request +×\d/m);

@@ -15,6 +15,8 @@ export interface ServerProcess {
   readonly logs: Record<string, unknown>[];
   /** user + system CPU seconds of the process tree so far. */
   cpuSeconds(): number;
+  /** The system (kernel) part of `cpuSeconds`. */
+  systemSeconds(): number;
   /** Peak RSS (VmHWM) of the process tree, in bytes (sum over processes). */
   peakRss(): number;
   /** Current RSS of the process tree, in bytes. */
@@ -38,11 +40,13 @@ function tree(pid: number): number[] {
   return pids;
 }
 
-function cpuOf(pid: number): number {
+/** CPU seconds of a process from /proc/PID/stat: user + system, or system alone. */
+function cpuOf(pid: number, part: 'all' | 'system'): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS;
+    const system = Number(fields[12]);
+    return (part === 'system' ? system : Number(fields[11]) + system) / TICKS;
   } catch {
     return 0;
   }
@@ -101,7 +105,8 @@ export async function startServer(args: string[], env: Record<string, string> = 
     adminPort: (listening.adminPort as number | undefined) ?? null,
     child,
     logs,
-    cpuSeconds: () => tree(pid).reduce((sum, p) => sum + cpuOf(p), 0),
+    cpuSeconds: () => tree(pid).reduce((sum, p) => sum + cpuOf(p, 'all'), 0),
+    systemSeconds: () => tree(pid).reduce((sum, p) => sum + cpuOf(p, 'system'), 0),
     peakRss: () => tree(pid).reduce((sum, p) => sum + statusKb(p, 'VmHWM'), 0),
     rss: () => tree(pid).reduce((sum, p) => sum + statusKb(p, 'VmRSS'), 0),
     waitForLog,
