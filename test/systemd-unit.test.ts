@@ -5,7 +5,7 @@
 // package too. npm 12 lets the pinned Node's install script run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,10 +18,29 @@ const LAUNCHER = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const unit = readFileSync(new URL('../config/scarf-gateway.service', import.meta.url), 'utf8');
 const env = readFileSync(new URL('../config/gateway.env', import.meta.url), 'utf8');
 
-test('the unit reloads with SIGHUP, restarts on failure and is hardened', () => {
+test('the unit reloads with SIGHUP, restarts on failure, is hardened, and journald drops none of its feed', () => {
+  // LogRateLimitIntervalSec=0: journald's default limit (10,000 lines in 30 s) drops the lines of a busy gateway.
   for (const line of ['ExecReload=/bin/kill -HUP $MAINPID', 'Restart=on-failure', 'DynamicUser=yes', 'NoNewPrivileges=yes',
-    'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'EnvironmentFile=/etc/scarf-gateway/gateway.env']) {
+    'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'EnvironmentFile=/etc/scarf-gateway/gateway.env', 'LogRateLimitIntervalSec=0']) {
     assert.ok(unit.split('\n').includes(line), line);
+  }
+  const service = unit.slice(unit.indexOf('[Service]'), unit.indexOf('[Install]'));
+  assert.match(service, /^LogRateLimitIntervalSec=0$/m, 'in [Service]');
+});
+
+test("systemd's own parser takes every line of the unit (systemd-analyze verify)", () => {
+  // Installed where this checkout is, so that the programs it starts exist.
+  const dir = mkdtempSync(join(tmpdir(), 'gw-unit-'));
+  try {
+    const file = join(dir, 'scarf-gateway.service');
+    writeFileSync(file, unit.replaceAll('/opt/scarf-gateway/', ROOT));
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', file], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.error, undefined, 'systemd-analyze (Debian package systemd) must be installed');
+    // An unknown or misspelled key is only a warning: none may be printed.
+    assert.equal(r.stderr + r.stdout, '');
+    assert.equal(r.status, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
