@@ -32,8 +32,8 @@ export interface TestCa {
   readonly caCert: string;
   readonly cert: string;
   readonly key: string;
-  /** Another server certificate for IP 127.0.0.1 (and `dnsNames`) from the same CA, in files named after `name`. */
-  issue(name: string, days?: number, dnsNames?: readonly string[]): { readonly cert: string; readonly key: string };
+  /** Another server certificate for IP 127.0.0.1 (and `names`: host names or IPv4 addresses) from the same CA, in files named after `name`. */
+  issue(name: string, days?: number, names?: readonly string[]): { readonly cert: string; readonly key: string };
 }
 
 /** A self-signed CA and a server certificate for IP 127.0.0.1, signed by it. */
@@ -42,9 +42,9 @@ export function makeCerts(dir: string): TestCa {
   const p = (f: string) => join(dir, f);
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'pipe' });
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=gateway test CA', '-keyout', p('ca.key'), '-out', p('ca.crt'));
-  const issue = (name: string, days = 2, dnsNames: readonly string[] = []) => {
-    const names = ['IP:127.0.0.1', ...dnsNames.map((n) => `DNS:${n}`)].join(',');
-    writeFileSync(p(`${name}.cnf`), `subjectAltName=${names}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
+  const issue = (name: string, days = 2, names: readonly string[] = []) => {
+    const alt = ['IP:127.0.0.1', ...names.map((n) => (/^\d+\.\d+\.\d+\.\d+$/.test(n) ? `IP:${n}` : `DNS:${n}`))].join(',');
+    writeFileSync(p(`${name}.cnf`), `subjectAltName=${alt}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n`);
     ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`));
     ssl('x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.crt'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', String(days), '-extfile', p(`${name}.cnf`), '-out', p(`${name}.crt`));
     return { cert: p(`${name}.crt`), key: p(`${name}.key`) };
