@@ -1,5 +1,6 @@
 // config/scarf-gateway.service and config/gateway.env: the unit reloads with
-// SIGHUP, restarts on failure, is hardened, and every variable of its
+// SIGHUP, restarts on failure, is hardened, keeps journald from dropping the
+// feed, and systemd-analyze reads it without a warning; every variable of its
 // environment file is a flag the gateway knows. The launcher it runs
 // (bin/scarf-gateway.js) uses the compile cache, and runs installed as a
 // package too. npm 12 lets the pinned Node's install script run.
@@ -19,13 +20,13 @@ const unit = readFileSync(new URL('../config/scarf-gateway.service', import.meta
 const env = readFileSync(new URL('../config/gateway.env', import.meta.url), 'utf8');
 
 test('the unit reloads with SIGHUP, restarts on failure, is hardened, and journald drops none of its feed', () => {
-  // LogRateLimitIntervalSec=0: journald's default limit (10,000 lines in 30 s) drops the lines of a busy gateway.
   for (const line of ['ExecReload=/bin/kill -HUP $MAINPID', 'Restart=on-failure', 'DynamicUser=yes', 'NoNewPrivileges=yes',
-    'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'EnvironmentFile=/etc/scarf-gateway/gateway.env', 'LogRateLimitIntervalSec=0']) {
+    'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'EnvironmentFile=/etc/scarf-gateway/gateway.env']) {
     assert.ok(unit.split('\n').includes(line), line);
   }
+  // journald's default limit (10,000 lines in 30 s) drops the lines of a busy gateway: off for this service.
   const service = unit.slice(unit.indexOf('[Service]'), unit.indexOf('[Install]'));
-  assert.match(service, /^LogRateLimitIntervalSec=0$/m, 'in [Service]');
+  assert.match(service, /^LogRateLimitIntervalSec=0$/m, 'LogRateLimitIntervalSec=0 in [Service]');
 });
 
 test("systemd's own parser takes every line of the unit (systemd-analyze verify)", () => {

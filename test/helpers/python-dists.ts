@@ -47,4 +47,3 @@ export function pip(args: string[], cacheDir: string, extraEnv: Record<string, s
   Object.assign(env, extraEnv);
   return run(python, ['-m', 'pip', ...args], { env, timeout: 120_000 });
 }
-
