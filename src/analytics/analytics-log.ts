@@ -25,7 +25,7 @@ export interface RequestLine {
 
 export interface AnalyticsLog {
   write(line: RequestLine): void;
-  /** How often the destination fell behind and lines were written synchronously. */
+  /** How often requests waited for the destination (LineWriter.blockingWrites). */
   readonly blockingWrites: number;
   /** Whether the destination has no room for lines (ENOSPC, EDQUOT) just now. */
   readonly full: boolean;

@@ -8,8 +8,9 @@
  * order each worker wrote them.
  *
  * Backpressure is the pipes': when the destination falls behind, this
- * writer blocks (LineWriter's limit), stops reading, the workers' pipes
- * fill and the workers' own writers block in turn. Nothing is dropped and
+ * writer waits for it (LineWriter writes a pipe or a socket on the event
+ * loop), stops reading, the workers' pipes fill and the workers' own
+ * writers wait in turn. Nothing is dropped and
  * nothing grows without end. A regular file needs none of this: each
  * worker appends to it with O_APPEND, which keeps every write whole.
  */
@@ -40,7 +41,7 @@ export class LineRelay {
     this.#onPartial = onPartial;
   }
 
-  /** How often the destination fell behind and this process wrote synchronously, reading no worker's pipe meanwhile. */
+  /** How often this process waited for the destination, reading no worker's pipe meanwhile. */
   get blockingWrites(): number {
     return this.#writer.blockingWrites;
   }

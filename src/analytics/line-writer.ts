@@ -4,6 +4,16 @@
  * `maxDelayMs`) is handed to one asynchronous `write(2)`, one in flight at a
  * time, in order. Nothing is concatenated or copied per line.
  *
+ * A pipe, a socket or a terminal (stdout under systemd is a socket to
+ * journald) is written synchronously instead, batch by batch, as node
+ * writes `process.stdout` to them on Linux. An asynchronous write to one
+ * can wait in the kernel for the reader, and the synchronous writes that
+ * the bound below then starts went in beside it: sockets and pipes took
+ * parts of both, which broke lines and put batches out of order (tests:
+ * "a slow reader of a socket", "of a pipe"). Written on the event loop, a
+ * batch waits for the reader's room, and requests with it: the kernel's
+ * buffer is the only cushion. Waits over `BLOCKED_MS` are counted.
+ *
  * Why not pino's destination (SonicBoom): it appends each line to a string
  * and measures the whole pending string (`Buffer.byteLength`) on every write,
  * which flattens it: ≈ 15 µs of CPU per request under load, more than the
@@ -21,13 +31,23 @@
  *   PIPE_BUF bytes to a pipe is not atomic, so to anything else the primary
  *   writes for them (line-relay.ts).
  */
-import { closeSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { isatty } from 'node:tty';
 
 /** Sinks without room, by error code: how long to wait before trying again, in ms. */
 const RETRY_MS: Readonly<Record<string, number>> = { EAGAIN: 10, ENOSPC: 1000, EDQUOT: 1000 };
 /** The longest synchronous wait between two tries, when writes have turned synchronous. */
 const SYNC_RETRY_MS = 100;
+/** A synchronous write to a pipe or socket that took longer waited for its reader (a 64 KiB batch takes tens of µs). */
+const BLOCKED_MS = 10;
+
+/** Whether `fd` is written synchronously: a pipe, a socket or a terminal. */
+function writtenInOrder(fd: number): boolean {
+  const s = fstatSync(fd);
+  return s.isFIFO() || s.isSocket() || isatty(fd);
+}
 
 export interface LineWriterOptions {
   /** Bytes gathered before a write; a batch is written earlier after `maxDelayMs`. */
@@ -41,6 +61,8 @@ export interface LineWriterOptions {
 
 export class LineWriter {
   #fd: number;
+  /** Every batch is written synchronously, on the event loop (a pipe, a socket, a terminal). */
+  #sync: boolean;
   /** The file it appends to, when it was given a path (`reopen` opens it again). */
   readonly #path: string | null;
   /** A file descriptor replaced by `reopen`, closed once the write in flight on it is done. */
@@ -68,6 +90,7 @@ export class LineWriter {
   constructor(destination: number | string, options: LineWriterOptions = {}) {
     this.#path = typeof destination === 'number' ? null : destination;
     this.#fd = typeof destination === 'number' ? destination : openAppend(destination);
+    this.#sync = writtenInOrder(this.#fd);
     this.#batchBytes = options.batchBytes ?? 64 * 1024;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
     this.#onFull = options.onFull ?? (() => undefined);
@@ -104,13 +127,14 @@ export class LineWriter {
     if (this.#path === null) return false;
     const old = this.#fd;
     this.#fd = openAppend(this.#path);
+    this.#sync = writtenInOrder(this.#fd);
     // The write in flight uses the oldest descriptor: keep that one open until it is done.
     if (this.#writing && this.#retired === null) this.#retired = old;
     else closeSync(old);
     return true;
   }
 
-  /** How often the sink fell behind and lines were written synchronously. */
+  /** How often requests waited for the sink: a file fell `maxQueuedBytes` behind, or a pipe, socket or terminal took over BLOCKED_MS to take a batch. */
   get blockingWrites(): number {
     return this.#blockingWrites;
   }
@@ -166,6 +190,7 @@ export class LineWriter {
   }
 
   #next(): void {
+    if (this.#sync) return this.#writeInOrder();
     if (this.#writing) return;
     const batch = this.#queue[0];
     if (batch === undefined) {
@@ -211,6 +236,13 @@ export class LineWriter {
     if (batch.byteOffset === 0 && batch.buffer.byteLength === this.#batchBytes && this.#spare.length < 4) {
       this.#spare.push(Buffer.from(batch.buffer, 0, this.#batchBytes));
     }
+  }
+
+  /** A pipe, socket or terminal: everything queued, now, on the event loop; a wait for the reader is counted. */
+  #writeInOrder(): void {
+    const start = performance.now();
+    this.#writeAllSync();
+    if (performance.now() - start > BLOCKED_MS) this.#blockingWrites++;
   }
 
   #writeAllSync(): void {
