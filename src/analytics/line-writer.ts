@@ -190,7 +190,8 @@ export class LineWriter {
   }
 
   #next(): void {
-    if (this.#sync) return this.#writeInOrder();
+    // In order, now: the queue is then empty, but for a write in flight to a file `reopen` replaced.
+    if (this.#sync) this.#writeInOrder();
     if (this.#writing) return;
     const batch = this.#queue[0];
     if (batch === undefined) {
@@ -241,7 +242,10 @@ export class LineWriter {
   /** A pipe, socket or terminal: everything queued, now, on the event loop; a wait for the reader is counted. */
   #writeInOrder(): void {
     const start = performance.now();
+    // A write in flight (to the file `reopen` replaced) keeps its batch, first in the queue, for its callback.
+    const inFlight = this.#writing ? this.#queue.shift() : undefined;
     this.#writeAllSync();
+    if (inFlight !== undefined) this.#queue.unshift(inFlight);
     if (performance.now() - start > BLOCKED_MS) this.#blockingWrites++;
   }
 

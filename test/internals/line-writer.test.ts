@@ -5,8 +5,8 @@
 // sharing one pipe through it: test/analytics.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, renameSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync, readFileSync, readSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { LineRelay } from '../../src/analytics/line-relay.ts';
@@ -225,4 +225,26 @@ test('reopen: after a rename, lines go to a new file at the path, none lost; a f
   assert.ok(now.includes(100) && now.includes(199));
   const onFd = new LineWriter(1);
   assert.equal(onFd.reopen(), false);
+});
+
+test('reopen onto a FIFO while a write to the file is in flight: the rest goes to the FIFO in order, and close does not hang', { timeout: 10_000 }, async () => {
+  const dir = tempDir('gw-reopen-fifo-');
+  const file = join(dir, 'feed.jsonl');
+  const writer = new LineWriter(file, { batchBytes: 1024 });
+  // Sealed batches: their write is in flight until the event loop turns.
+  for (let i = 0; i < 20; i++) writer.write(line(i, 50));
+  renameSync(file, `${file}.1`);
+  execFileSync('mkfifo', [file]);
+  const reader = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    assert.equal(writer.reopen(), true);
+    for (let i = 20; i < 40; i++) writer.write(line(i, 50));
+    await writer.close();
+    const buffer = Buffer.alloc(64 * 1024);
+    const fifo = parsed(buffer.toString('utf8', 0, readSync(reader, buffer))).map((l) => l.i);
+    const old = parsed(readFileSync(`${file}.1`, 'utf8')).map((l) => l.i);
+    assert.deepEqual([...old, ...fifo], Array.from({ length: 40 }, (_, i) => i));
+  } finally {
+    closeSync(reader);
+  }
 });
