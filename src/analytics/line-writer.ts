@@ -174,16 +174,11 @@ export class LineWriter {
         clearTimeout(this.#retry);
         this.#retry = null;
         this.#writing = false;
-        this.#writeAllSync();
-        return;
       }
-      // Everything behind the write in flight. Should that write then fail
-      // for lack of room, its batch lands after these: the one case where
-      // batches change order (it needs 32 MiB queued during one write).
-      const inFlight = this.#queue.shift()!;
-      this.#writeAllSync();
-      this.#queue.push(inFlight);
-      this.#queuedBytes = inFlight.length;
+      // Else everything behind the write in flight. Should that write then
+      // fail for lack of room, its batch lands after these: the one case
+      // where batches change order (it needs 32 MiB queued during one write).
+      this.#writeQueued();
       return;
     }
     this.#next();
@@ -242,11 +237,15 @@ export class LineWriter {
   /** A pipe, socket or terminal: everything queued, now, on the event loop; a wait for the reader is counted. */
   #writeInOrder(): void {
     const start = performance.now();
-    // A write in flight (to the file `reopen` replaced) keeps its batch, first in the queue, for its callback.
+    this.#writeQueued();
+    if (performance.now() - start > BLOCKED_MS) this.#blockingWrites++;
+  }
+
+  /** Writes everything queued now, but the batch of a write in flight, which stays first in the queue for its callback. */
+  #writeQueued(): void {
     const inFlight = this.#writing ? this.#queue.shift() : undefined;
     this.#writeAllSync();
     if (inFlight !== undefined) this.#queue.unshift(inFlight);
-    if (performance.now() - start > BLOCKED_MS) this.#blockingWrites++;
   }
 
   #writeAllSync(): void {
