@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 import { makeCerts, spawnOwned, waitUntil, type TestCa } from './helpers/registry.ts';
 import { buildDistributions, pip, WHEEL } from './helpers/python-dists.ts';
+import { npm, npmClients } from './helpers/npm-clients.ts';
 
 const run = promisify(execFile);
 const work = tempDir('gw-nginx-');
@@ -156,10 +157,8 @@ test('npm installs through nginx over HTTPS: tarball URLs say https (X-Forwarded
   const dir = join(work, 'npm-project');
   mkdirSync(dir);
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'through-nginx', version: '0.0.0', private: true }));
-  // npm 12 (a dev dependency), with npm's own variables of `npm test` left out.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_config_')));
-  const npm = new URL('../node_modules/npm12/bin/npm-cli.js', import.meta.url).pathname;
-  await run(process.execPath, [npm, 'install', '--registry', `https://${NGINX}/`, '--cafile', ca.caCert, '--cache', join(work, 'npm-cache'), '--no-audit', '--no-fund', '--fetch-retries=0', 'tiny-gw-pkg'], { cwd: dir, env, timeout: 120_000 });
+  // npm 12, a dev dependency.
+  await npm(['install', '--registry', `https://${NGINX}/`, '--cafile', ca.caCert, '--cache', join(work, 'npm-cache'), '--no-audit', '--no-fund', '--fetch-retries=0', 'tiny-gw-pkg'], dir, npmClients[1]);
   assert.equal(readFileSync(join(dir, 'node_modules', 'tiny-gw-pkg', 'index.js'), 'utf8'), "module.exports = 'through nginx';\n");
   assert.equal((await gw.waitForLine((l) => l.path === '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz')).status, 307);
 });

@@ -5,13 +5,14 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
-import { delimiter, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
+import { npm, npmClients, type NpmClient } from './helpers/npm-clients.ts';
 import { makeCerts } from './helpers/registry.ts';
 import { metricValue, request, stalledClients } from './helpers/http-client.ts';
 
@@ -27,44 +28,6 @@ const seen: { url: string; ifNoneMatch?: string }[] = [];
 let gw: GatewayProcess;
 
 const script = (path: string) => new URL(`../node_modules/${path}`, import.meta.url).pathname;
-
-/** An npm: its version, and its script, run by this Node. */
-interface NpmClient {
-  readonly name: string;
-  readonly version: string;
-  readonly script: string;
-}
-
-/**
- * The npm clients tested: the machine's (the one that came with this Node,
- * else the first on PATH outside node_modules/.bin) and npm 12 from
- * devDependencies (as `npm12`; its bin takes the name `npm` in
- * node_modules/.bin). Both run on this Node.
- */
-const npmClients: readonly NpmClient[] = [npmClient(machineNpm()), npmClient(script('npm12/bin/npm-cli.js'))];
-
-function machineNpm(): string {
-  const dirs = [dirname(process.execPath), ...(process.env.PATH ?? '').split(delimiter).filter((d) => !d.endsWith(join('node_modules', '.bin')))];
-  for (const dir of dirs) {
-    try {
-      return realpathSync(join(dir, 'npm'));
-    } catch {
-      // Not in this one.
-    }
-  }
-  throw new Error('no npm next to node or on PATH');
-}
-
-function npmClient(cli: string): NpmClient {
-  const { version } = JSON.parse(readFileSync(join(dirname(cli), '..', 'package.json'), 'utf8'));
-  return { name: `npm ${version}`, version, script: cli };
-}
-
-function npm(args: string[], cwd: string, client = npmClients[0]) {
-  const env: Record<string, string | undefined> = { ...process.env, npm_config_update_notifier: 'false', npm_config_fund: 'false' };
-  for (const k of Object.keys(env)) if (k.startsWith('npm_config_') && !['npm_config_update_notifier', 'npm_config_fund'].includes(k)) delete env[k];
-  return run(process.execPath, [client.script, ...args], { cwd, env, timeout: 120_000 });
-}
 
 async function pack(name: string, version: string, body: string): Promise<Pkg> {
   const dir = join(work, 'src', name.replace('/', '__'));
