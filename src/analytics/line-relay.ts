@@ -7,11 +7,10 @@
  * its own, read here, and whole lines go on to the one destination in the
  * order each worker wrote them.
  *
- * Backpressure is the pipes': when the destination falls behind, this
- * writer waits for it (LineWriter writes a pipe or a socket on the event
- * loop), stops reading, the workers' pipes fill and the workers' own
- * writers wait in turn. Nothing is dropped and
- * nothing grows without end. A regular file needs none of this: each
+ * Backpressure is the pipes': when the destination falls 32 MiB behind,
+ * this process waits for it (LineWriter's bound), stops reading, the
+ * workers' pipes fill and the workers' own writers wait in turn. Nothing
+ * is dropped and nothing grows without end. A regular file needs none of this: each
  * worker appends to it with O_APPEND, which keeps every write whole.
  */
 import { fstatSync, statSync } from 'node:fs';

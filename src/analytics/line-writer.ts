@@ -1,18 +1,20 @@
 /**
  * The analytics feed's writer. Each line is encoded straight into a
  * preallocated buffer; a full buffer (or whatever is there after
- * `maxDelayMs`) is handed to one asynchronous `write(2)`, one in flight at a
- * time, in order. Nothing is concatenated or copied per line.
+ * `maxDelayMs`) is handed to a thread of the writer's own, which writes
+ * the batches one at a time, in order, each with synchronous `write(2)`s
+ * until it is all written. Nothing is concatenated or copied per line.
  *
- * A pipe, a socket or a terminal (stdout under systemd is a socket to
- * journald) is written synchronously instead, batch by batch, as node
- * writes `process.stdout` to them on Linux. An asynchronous write to one
- * can wait in the kernel for the reader, and the synchronous writes that
- * the bound below then starts went in beside it: sockets and pipes took
- * parts of both, which broke lines and put batches out of order (tests:
- * "a slow reader of a socket", "of a pipe"). Written on the event loop, a
- * batch waits for the reader's room, and requests with it: the kernel's
- * buffer is the only cushion. Waits over `BLOCKED_MS` are counted.
+ * One writer thread, for files, pipes, sockets and terminals alike (stdout
+ * under systemd is a socket to journald):
+ * - batches never overlap. Two writes at once to a pipe or socket whose
+ *   reader is behind both wait in the kernel, which then takes parts of
+ *   each: lines broke and batches changed order (tests: "a slow reader of
+ *   a socket", "of a pipe"), when writes were libuv's thread pool's;
+ * - the event loop never waits for the reader while the feed is less than
+ *   `maxQueuedBytes` behind (test: "a reader that stops"). Written on the
+ *   event loop, every request waited for a slow reader as soon as the
+ *   kernel's buffer was full.
  *
  * Why not pino's destination (SonicBoom): it appends each line to a string
  * and measures the whole pending string (`Buffer.byteLength`) on every write,
@@ -20,9 +22,10 @@
  * gateway's routing and the socket write together (bench/results.md).
  *
  * Limits, so that a stuck sink cannot take the process down:
- * - lines waiting behind the write in flight are bounded (`maxQueuedBytes`);
- *   past it, the queue is written synchronously, which slows the gateway to
- *   the sink's pace rather than growing without end or dropping lines;
+ * - the bytes handed to the thread and not yet written are bounded
+ *   (`maxQueuedBytes`); past it, the event loop waits until the thread is
+ *   back under it, which slows the gateway to the sink's pace rather than
+ *   growing without end or dropping lines (counted: `blockingWrites`);
  * - a sink without room (a full pipe, EAGAIN; a full disk or quota, ENOSPC,
  *   EDQUOT) is tried again after a while, the lines waiting meanwhile, under
  *   the same bound; any other write error is fatal;
@@ -31,29 +34,106 @@
  *   PIPE_BUF bytes to a pipe is not atomic, so to anything else the primary
  *   writes for them (line-relay.ts).
  */
-import { closeSync, fstatSync, mkdirSync, openSync, write, writeSync } from 'node:fs';
+import { mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { isatty } from 'node:tty';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 
 /** Sinks without room, by error code: how long to wait before trying again, in ms. */
 const RETRY_MS: Readonly<Record<string, number>> = { EAGAIN: 10, ENOSPC: 1000, EDQUOT: 1000 };
-/** The longest synchronous wait between two tries, when writes have turned synchronous. */
-const SYNC_RETRY_MS = 100;
-/** A synchronous write to a pipe or socket that took longer waited for its reader (a 64 KiB batch takes tens of µs). */
-const BLOCKED_MS = 10;
+/** While the event loop waits for room, it takes the thread's news (full, failed) this often, in ms. */
+const WAIT_SLICE_MS = 100;
+/** Shared with the thread (Int32Array indices): bytes handed to it and not yet written; the file descriptor to write. */
+const BACKLOG = 0;
+const FD = 1;
 
-/** Whether `fd` is written synchronously: a pipe, a socket or a terminal. */
-function writtenInOrder(fd: number): boolean {
-  const s = fstatSync(fd);
-  return s.isFIFO() || s.isSocket() || isatty(fd);
+/** To the thread, in order. */
+type Order =
+  | { readonly batch: ArrayBuffer; readonly length: number }
+  /** `reopen` put another file descriptor in place: the old one can be closed. */
+  | { readonly retired: number }
+  /** Everything is written: close the destination when `closeFd`, and say `ended`. */
+  | { readonly end: true; readonly closeFd: boolean };
+
+/** From the thread. */
+type News =
+  /** A batch was written; its memory comes back for reuse. `idle`: nothing more was waiting. */
+  | { readonly kind: 'written'; readonly buffer: ArrayBuffer; readonly idle: boolean }
+  /** The sink refuses writes for lack of room (its code), or takes them again (null). */
+  | { readonly kind: 'full'; readonly code: string | null }
+  | { readonly kind: 'failed'; readonly code: string; readonly message: string }
+  | { readonly kind: 'ended' };
+
+interface ThreadData {
+  readonly port: MessagePort;
+  readonly counters: Int32Array;
+  readonly retryMs: Readonly<Record<string, number>>;
+}
+
+/**
+ * The writer thread's whole code. It runs as its own script (its source,
+ * types already stripped), so it uses nothing from this module.
+ */
+function writerThread(): void {
+  // An evaluated worker is CommonJS or, under --input-type=module, a module: no `require`, no `import`.
+  const { closeSync, writeSync } = process.getBuiltinModule('node:fs');
+  const { port, counters, retryMs } = process.getBuiltinModule('node:worker_threads').workerData as ThreadData;
+  const [BACKLOG, FD] = [0, 1];
+  let full: string | null = null;
+  let failed = false;
+  const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+  /** Writes all of `bytes`, waiting for room as long as it takes; throws when the sink fails for good. */
+  function writeAll(bytes: Uint8Array): void {
+    for (let at = 0; at < bytes.length; ) {
+      try {
+        // The file descriptor of the moment: a batch that waits for room goes to the file a `reopen` put in place.
+        at += writeSync(Atomics.load(counters, FD), bytes, at);
+        if (full !== null) port.postMessage({ kind: 'full', code: (full = null) });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        const wait = retryMs[code];
+        if (wait === undefined) throw e;
+        // A full pipe (EAGAIN) is ordinary backpressure, not news.
+        if (code !== 'EAGAIN' && full === null) port.postMessage({ kind: 'full', code: (full = code) });
+        sleep(wait);
+      }
+    }
+  }
+
+  function take(order: Order): void {
+    if ('batch' in order) {
+      // After a failure, batches are dropped: the event loop, told, throws.
+      if (!failed) writeAll(new Uint8Array(order.batch, 0, order.length));
+    } else if ('retired' in order) {
+      closeSync(order.retired);
+    } else {
+      if (order.closeFd) closeSync(Atomics.load(counters, FD));
+      port.postMessage({ kind: 'ended' });
+    }
+  }
+
+  port.on('message', (order: Order) => {
+    try {
+      take(order);
+    } catch (e) {
+      // Any error here is the sink's (EPIPE, EBADF, EIO), and fatal; the thread stays to count off what comes.
+      failed = true;
+      port.postMessage({ kind: 'failed', code: (e as NodeJS.ErrnoException).code ?? '', message: (e as Error).message });
+    } finally {
+      if ('batch' in order) {
+        const idle = Atomics.sub(counters, BACKLOG, order.length) === order.length;
+        Atomics.notify(counters, BACKLOG);
+        port.postMessage({ kind: 'written', buffer: order.batch, idle }, [order.batch]);
+      }
+    }
+  });
 }
 
 export interface LineWriterOptions {
   /** Bytes gathered before a write; a batch is written earlier after `maxDelayMs`. */
   readonly batchBytes?: number;
   readonly maxDelayMs?: number;
-  /** Bytes waiting behind the write in flight before writes turn synchronous. */
+  /** Bytes handed to the writer thread and not yet written, past which the event loop waits for it. */
   readonly maxQueuedBytes?: number;
   /** Told when the sink starts refusing writes for lack of room (ENOSPC, EDQUOT: its code), and when it takes them again (null). */
   readonly onFull?: (code: string | null) => void;
@@ -61,40 +141,42 @@ export interface LineWriterOptions {
 
 export class LineWriter {
   #fd: number;
-  /** Every batch is written synchronously, on the event loop (a pipe, a socket, a terminal). */
-  #sync: boolean;
   /** The file it appends to, when it was given a path (`reopen` opens it again). */
   readonly #path: string | null;
-  /** A file descriptor replaced by `reopen`, closed once the write in flight on it is done. */
-  #retired: number | null = null;
   readonly #batchBytes: number;
   readonly #maxQueuedBytes: number;
   readonly #timer: NodeJS.Timeout;
   #buffer: Buffer;
   #used = 0;
-  /** Sealed batches in order; the first one is being written when `#writing`. */
-  readonly #queue: Buffer[] = [];
-  #queuedBytes = 0;
-  #writing = false;
-  /** The sink had no room for the first batch: the timer that tries again. `#writing` stays true meanwhile. */
-  #retry: NodeJS.Timeout | null = null;
-  /** The error code of a sink without room, until a write goes through. */
+  readonly #counters = new Int32Array(new SharedArrayBuffer(8));
+  readonly #port: MessagePort;
+  /** The port keeps the process alive while batches are on their way. */
+  #pending = false;
+  /** Full-size buffers given back by the thread. */
+  readonly #spare: Buffer[] = [];
   #full: string | null = null;
   readonly #onFull: (code: string | null) => void;
-  /** Full-size buffers given back by finished writes. */
-  readonly #spare: Buffer[] = [];
-  #drained: (() => void) | null = null;
+  #ended: (() => void) | null = null;
   #blockingWrites = 0;
 
   /** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
   constructor(destination: number | string, options: LineWriterOptions = {}) {
     this.#path = typeof destination === 'number' ? null : destination;
     this.#fd = typeof destination === 'number' ? destination : openAppend(destination);
-    this.#sync = writtenInOrder(this.#fd);
     this.#batchBytes = options.batchBytes ?? 64 * 1024;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
     this.#onFull = options.onFull ?? (() => undefined);
     this.#buffer = Buffer.allocUnsafeSlow(this.#batchBytes);
+    const { port1, port2 } = new MessageChannel();
+    Atomics.store(this.#counters, FD, this.#fd);
+    const data: ThreadData = { port: port2, counters: this.#counters, retryMs: RETRY_MS };
+    // The thread closes file descriptors this thread opened: not its own to track (node warns then).
+    const thread = new Worker(`(${writerThread.toString()})()`, { eval: true, workerData: data, transferList: [port2], trackUnmanagedFds: false });
+    // Its own thread never keeps the process alive: the port does, while batches are pending.
+    thread.unref();
+    this.#port = port1;
+    this.#port.on('message', (news: News) => this.#news(news));
+    this.#port.unref();
     this.#timer = setInterval(() => this.#seal(), options.maxDelayMs ?? 100);
     this.#timer.unref();
   }
@@ -108,7 +190,10 @@ export class LineWriter {
       if (bytes > room) {
         this.#seal();
         if (bytes > this.#buffer.length) {
-          this.#enqueue(Buffer.from(line));
+          // A buffer of its own: the batch's memory moves to the thread (Buffer.from may share a pool).
+          const big = Buffer.allocUnsafeSlow(bytes);
+          big.write(line);
+          this.#send(big, bytes);
           return;
         }
       }
@@ -118,23 +203,23 @@ export class LineWriter {
   }
 
   /**
-   * Opens its file again, by path, after a rotation renamed it: what is
-   * written from now on, lines still buffered included, goes to the new
-   * file; the write in flight finishes in the old one. False when the
-   * destination was given as a file descriptor.
+   * Opens its file again, by path, after a rotation renamed it: every
+   * line not yet written goes to the new file, those waiting for room
+   * included; a batch being written finishes in the old one, which the
+   * thread then closes. False when the destination was given as a file
+   * descriptor.
    */
   reopen(): boolean {
     if (this.#path === null) return false;
-    const old = this.#fd;
+    const retired = this.#fd;
     this.#fd = openAppend(this.#path);
-    this.#sync = writtenInOrder(this.#fd);
-    // The write in flight uses the oldest descriptor: keep that one open until it is done.
-    if (this.#writing && this.#retired === null) this.#retired = old;
-    else closeSync(old);
+    Atomics.store(this.#counters, FD, this.#fd);
+    // Closed by the thread after the batch it may be writing to it.
+    this.#port.postMessage({ retired } satisfies Order);
     return true;
   }
 
-  /** How often requests waited for the sink: a file fell `maxQueuedBytes` behind, or a pipe, socket or terminal took over BLOCKED_MS to take a batch. */
+  /** How often requests waited for the sink: the feed was `maxQueuedBytes` behind. */
   get blockingWrites(): number {
     return this.#blockingWrites;
   }
@@ -144,138 +229,74 @@ export class LineWriter {
     return this.#full !== null;
   }
 
-  /** Waits for the write in flight, then writes everything left synchronously. */
+  /** Resolves once every line is written (and a file it opened is closed). */
   async close(): Promise<void> {
     clearInterval(this.#timer);
     this.#seal();
-    if (this.#writing) await new Promise<void>((resolve) => (this.#drained = resolve));
-    this.#writeAllSync();
-    if (this.#path !== null) closeSync(this.#fd);
+    this.#port.ref();
+    await new Promise<void>((resolve) => {
+      this.#ended = resolve;
+      this.#port.postMessage({ end: true, closeFd: this.#path !== null } satisfies Order);
+    });
+    this.#port.close();
   }
 
-  /** Ends the current batch and starts writing it. */
+  /** Ends the current batch and hands it to the thread. */
   #seal(): void {
     if (this.#used === 0) return;
-    const batch = this.#buffer.subarray(0, this.#used);
+    const batch = this.#buffer;
+    const length = this.#used;
     this.#buffer = this.#spare.pop() ?? Buffer.allocUnsafeSlow(this.#batchBytes);
     this.#used = 0;
-    this.#enqueue(batch);
+    this.#send(batch, length);
   }
 
-  #enqueue(batch: Buffer): void {
-    this.#queue.push(batch);
-    this.#queuedBytes += batch.length;
-    if (this.#queuedBytes > this.#maxQueuedBytes && this.#writing) {
-      // The sink is not keeping up: what waits is written now, in order,
-      // blocking until the sink takes it.
-      this.#blockingWrites++;
-      if (this.#retry !== null) {
-        // Waiting to try the first batch again: no write is in flight, so all of it goes, the first batch first.
-        clearTimeout(this.#retry);
-        this.#retry = null;
-        this.#writing = false;
-      }
-      // Else everything behind the write in flight. Should that write then
-      // fail for lack of room, its batch lands after these: the one case
-      // where batches change order (it needs 32 MiB queued during one write).
-      this.#writeQueued();
-      return;
+  /** `batch` must own its memory, which moves to the thread. */
+  #send(batch: Buffer, length: number): void {
+    const backlog = Atomics.add(this.#counters, BACKLOG, length) + length;
+    if (!this.#pending) {
+      this.#pending = true;
+      this.#port.ref();
     }
-    this.#next();
+    this.#port.postMessage({ batch: batch.buffer as ArrayBuffer, length } satisfies Order, [batch.buffer as ArrayBuffer]);
+    if (backlog > this.#maxQueuedBytes) this.#waitForRoom();
   }
 
-  #next(): void {
-    // In order, now: the queue is then empty, but for a write in flight to a file `reopen` replaced.
-    if (this.#sync) this.#writeInOrder();
-    if (this.#writing) return;
-    const batch = this.#queue[0];
-    if (batch === undefined) {
-      this.#drained?.();
-      this.#drained = null;
-      return;
+  /** The sink is not keeping up: waits, blocking the event loop, until the thread is back under the bound. */
+  #waitForRoom(): void {
+    this.#blockingWrites++;
+    for (;;) {
+      const backlog = Atomics.load(this.#counters, BACKLOG);
+      if (backlog <= this.#maxQueuedBytes) return;
+      Atomics.wait(this.#counters, BACKLOG, backlog, WAIT_SLICE_MS);
+      // What the thread said meanwhile: that the sink is full (told at once), or failed (thrown).
+      let message: { message: News } | undefined;
+      while ((message = receiveMessageOnPort(this.#port)) !== undefined) this.#news(message.message);
     }
-    this.#writing = true;
-    write(this.#fd, batch, 0, batch.length, null, (error, written) => {
-      this.#writing = false;
-      if (this.#retired !== null) {
-        closeSync(this.#retired);
-        this.#retired = null;
-      }
-      if (error !== null) {
-        const wait = RETRY_MS[error.code ?? ''];
+  }
+
+  #news(news: News): void {
+    switch (news.kind) {
+      case 'written':
+        if (news.buffer.byteLength === this.#batchBytes && this.#spare.length < 4) this.#spare.push(Buffer.from(news.buffer));
+        if (news.idle && Atomics.load(this.#counters, BACKLOG) === 0 && this.#ended === null) {
+          this.#pending = false;
+          this.#port.unref();
+        }
+        return;
+      case 'full':
+        if (news.code === this.#full) return;
+        this.#full = news.code;
+        this.#onFull(news.code);
+        return;
+      case 'failed':
         // A sink that fails for good (EPIPE, EBADF, EIO): the feed is the
         // product, so this is fatal, as an unhandled stream error is.
-        if (wait === undefined) throw error;
-        this.#refused(error.code!);
-        this.#writing = true;
-        this.#retry = setTimeout(() => {
-          this.#retry = null;
-          this.#writing = false;
-          this.#next();
-        }, wait);
+        throw Object.assign(new Error(`analytics feed: ${news.message}`), { code: news.code });
+      case 'ended':
+        this.#ended?.();
         return;
-      }
-      this.#accepted();
-      this.#done(batch, written);
-      this.#next();
-    });
-  }
-
-  /** `written` bytes of the first batch reached the sink. */
-  #done(batch: Buffer, written: number): void {
-    this.#queuedBytes -= written;
-    if (written < batch.length) {
-      this.#queue[0] = batch.subarray(written);
-      return;
     }
-    this.#queue.shift();
-    if (batch.byteOffset === 0 && batch.buffer.byteLength === this.#batchBytes && this.#spare.length < 4) {
-      this.#spare.push(Buffer.from(batch.buffer, 0, this.#batchBytes));
-    }
-  }
-
-  /** A pipe, socket or terminal: everything queued, now, on the event loop; a wait for the reader is counted. */
-  #writeInOrder(): void {
-    const start = performance.now();
-    this.#writeQueued();
-    if (performance.now() - start > BLOCKED_MS) this.#blockingWrites++;
-  }
-
-  /** Writes everything queued now, but the batch of a write in flight, which stays first in the queue for its callback. */
-  #writeQueued(): void {
-    const inFlight = this.#writing ? this.#queue.shift() : undefined;
-    this.#writeAllSync();
-    if (inFlight !== undefined) this.#queue.unshift(inFlight);
-  }
-
-  #writeAllSync(): void {
-    let batch: Buffer | undefined;
-    while ((batch = this.#queue[0]) !== undefined) {
-      try {
-        this.#done(batch, writeSync(this.#fd, batch));
-        this.#accepted();
-      } catch (error) {
-        const code = (error as NodeJS.ErrnoException).code ?? '';
-        const wait = RETRY_MS[code];
-        if (wait === undefined) throw error;
-        this.#refused(code);
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Math.min(wait, SYNC_RETRY_MS));
-      }
-    }
-  }
-
-  /** The sink refused a write for lack of room; a full pipe (EAGAIN) is ordinary backpressure, not told. */
-  #refused(code: string): void {
-    if (code === 'EAGAIN' || this.#full !== null) return;
-    this.#full = code;
-    this.#onFull(code);
-  }
-
-  /** A write went through. */
-  #accepted(): void {
-    if (this.#full === null) return;
-    this.#full = null;
-    this.#onFull(null);
   }
 }
 
