@@ -274,9 +274,10 @@ export class LineWriter {
     if (this.#used === 0) return;
     const batch = this.#buffer;
     const length = this.#used;
+    this.#reclaim();
+    this.#buffer = this.#spare.pop() ?? shared(this.#batchBytes);
     this.#used = 0;
     this.#send(batch, length);
-    this.#buffer = this.#spare.pop() ?? shared(this.#batchBytes);
   }
 
   /** `batch`: a Buffer over the whole of a SharedArrayBuffer, not to be touched until the thread has written it. */
@@ -288,7 +289,6 @@ export class LineWriter {
     }
     this.#sent.push(batch);
     this.#post({ batch: batch.buffer as SharedArrayBuffer, length });
-    this.#reclaim();
     if (backlog > this.#maxQueuedBytes) this.#waitForRoom();
   }
 
