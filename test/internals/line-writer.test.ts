@@ -141,7 +141,7 @@ test('a slow reader of a pipe, while the writer serves: every line arrives whole
   assertWholeInOrder(text, 30_000);
 });
 
-// A reader that stops for a while (journald flushing its files, a consumer restarting) behind a socket:
+// A reader that stops for a while (journald busy, a consumer restarting) behind a socket:
 // until the feed is `maxQueuedBytes` behind, requests go on. The writer used to write a pipe or socket
 // on the event loop, where the first batch past the kernel's buffer (a few hundred KiB) waited for the
 // reader, and every request with it.
