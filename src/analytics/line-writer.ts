@@ -159,7 +159,6 @@ export interface LineWriterOptions {
 }
 
 export class LineWriter {
-  #fd: number;
   /** The file it appends to, when it was given a path (`reopen` opens it again). */
   readonly #path: string | null;
   readonly #batchBytes: number;
@@ -168,10 +167,9 @@ export class LineWriter {
   #buffer: Buffer;
   #used = 0;
   readonly #counters = new Int32Array(new SharedArrayBuffer(16));
+  /** Ref'd while batches are on their way, which keeps the process alive until they are written. */
   readonly #port: MessagePort;
   #posted = 0;
-  /** The port keeps the process alive while batches are on their way. */
-  #pending = false;
   /** Batches handed to the thread, in order, until it has written them; `#reclaimed` of those sent so far are back. */
   readonly #sent: Buffer[] = [];
   #reclaimed = 0;
@@ -185,13 +183,12 @@ export class LineWriter {
   /** `destination`: a file descriptor (1 = stdout) or a file path to append to. */
   constructor(destination: number | string, options: LineWriterOptions = {}) {
     this.#path = typeof destination === 'number' ? null : destination;
-    this.#fd = typeof destination === 'number' ? destination : openAppend(destination);
     this.#batchBytes = options.batchBytes ?? 64 * 1024;
     this.#maxQueuedBytes = options.maxQueuedBytes ?? 32 * 1024 * 1024;
     this.#onFull = options.onFull ?? (() => undefined);
     this.#buffer = shared(this.#batchBytes);
     const { port1, port2 } = new MessageChannel();
-    Atomics.store(this.#counters, FD, this.#fd);
+    Atomics.store(this.#counters, FD, typeof destination === 'number' ? destination : openAppend(destination));
     const data: ThreadData = { port: port2, counters: this.#counters, retryMs: RETRY_MS };
     // The thread closes file descriptors this thread opened: not its own to track (node warns then).
     const thread = new Worker(`(${writerThread.toString()})()`, { eval: true, workerData: data, transferList: [port2], trackUnmanagedFds: false });
@@ -202,10 +199,7 @@ export class LineWriter {
     this.#port.unref();
     this.#timer = setInterval(() => {
       this.#seal();
-      if (this.#pending && Atomics.load(this.#counters, BACKLOG) === 0) {
-        this.#pending = false;
-        this.#port.unref();
-      }
+      if (Atomics.load(this.#counters, BACKLOG) === 0) this.#port.unref();
     }, options.maxDelayMs ?? 100);
     this.#timer.unref();
   }
@@ -239,9 +233,7 @@ export class LineWriter {
    */
   reopen(): boolean {
     if (this.#path === null) return false;
-    const retired = this.#fd;
-    this.#fd = openAppend(this.#path);
-    Atomics.store(this.#counters, FD, this.#fd);
+    const retired = Atomics.exchange(this.#counters, FD, openAppend(this.#path));
     // Closed by the thread after the batch it may be writing to it.
     this.#post({ retired });
     return true;
@@ -283,10 +275,7 @@ export class LineWriter {
   /** `batch`: a Buffer over the whole of a SharedArrayBuffer, not to be touched until the thread has written it. */
   #send(batch: Buffer, length: number): void {
     const backlog = Atomics.add(this.#counters, BACKLOG, length) + length;
-    if (!this.#pending) {
-      this.#pending = true;
-      this.#port.ref();
-    }
+    this.#port.ref();
     this.#sent.push(batch);
     this.#post({ batch: batch.buffer as SharedArrayBuffer, length });
     if (backlog > this.#maxQueuedBytes) this.#waitForRoom();
@@ -323,7 +312,7 @@ export class LineWriter {
   #news(news: News): void {
     switch (news.kind) {
       case 'full':
-        if (news.code === this.#full) return;
+        // The thread tells changes only.
         this.#full = news.code;
         this.#onFull(news.code);
         return;
