@@ -20,6 +20,11 @@ export interface LoadResult {
   readonly problems: ProblemSink;
   /** The file's text, or null when it could not be read. */
   readonly text: string | null;
+  /**
+   * The text is not valid JSON because it ends too soon (or is empty): most
+   * likely a copy of a file read while it was being written.
+   */
+  readonly cutOff?: boolean;
 }
 
 /**
@@ -37,13 +42,20 @@ export async function loadManifestText(text: string, knownHash?: string, previou
   const syntax = await syntaxError(text);
   if (syntax !== null) {
     problems.error('', `not valid JSON: ${syntax}`);
-    return { table: null, problems, text };
+    return { table: null, problems, text, cutOff: endsTooSoon(text, syntax) };
   }
   // Valid JSON of another shape (rare): its problems come from the schema.
   const manifest: unknown = JSON.parse(text);
   if (!checkShape(manifest, problems)) return { table: null, problems, text };
   const { table } = await compileManifest(manifest, hash, problems);
   return { table, problems, text };
+}
+
+/** Whether JSON.parse's `message` for `text` says that the text ended before its JSON did. */
+function endsTooSoon(text: string, message: string): boolean {
+  if (message.startsWith('Unexpected end of JSON input')) return true;
+  const at = / at position (\d+)/.exec(message);
+  return at !== null && Number(at[1]) >= text.trimEnd().length;
 }
 
 /** Texts parsed on the event loop to find their error; a larger one (a manifest cut short while written) is parsed in a worker. */

@@ -11,14 +11,23 @@
  * fails to load is reported only if the file is as it was when the read
  * began; otherwise what was read may be a torn copy, and the look that
  * the change itself causes loads the file (a manifest that is still broken
- * once it stops changing is reported then).
+ * once it stops changing is reported then). A copy that is cut off (its
+ * JSON ends too soon, or it is empty) gets `CUT_OFF_GRACE_MS` to change,
+ * since its writer may only be pausing (`curl -o` on a slow link, a
+ * shell's `>` before the writer's first bytes).
  */
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { formatProblem } from '../errors.ts';
 import { hashInSlices, loadManifestText, readManifest } from '../manifest/load-manifest.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import { statKey } from './manifest-watcher.ts';
+
+/** How long a cut-off copy of the manifest may stay as it is before it is reported, in ms. */
+const CUT_OFF_GRACE_MS = 2000;
+/** How often the file is looked at meanwhile, in ms. */
+const CUT_OFF_POLL_MS = 100;
 
 export interface ReloadHooks {
   /** Swap in a valid table; `text` is its manifest (for workers). */
@@ -75,10 +84,12 @@ export class Reloader {
     this.#seen = hash;
     const started = performance.now();
     const text = bytes.toString('utf8');
-    const { table, problems } = await loadManifestText(text, hash, this.#table);
+    const { table, problems, cutOff } = await loadManifestText(text, hash, this.#table);
     const compileMs = Math.round(performance.now() - started);
     if (table === null) {
-      if ((await statKey(this.#file)) !== before) {
+      // A cut-off copy's writer may be pausing: it gets time to go on.
+      const changed = cutOff === true ? await this.#changesWithin(before, CUT_OFF_GRACE_MS) : (await statKey(this.#file)) !== before;
+      if (changed) {
         // The change that tore it is being noticed by the watcher (or the stat check): that look loads it.
         this.#log.debug({ reason }, 'manifest changed while it was read; looking again');
         return;
@@ -91,5 +102,14 @@ export class Reloader {
     this.#table = table;
     this.#hooks.apply(table, text);
     this.#log.info({ reason, rules: table.counts, hash: table.hash, compileMs }, 'manifest reloaded');
+  }
+
+  /** Whether the file changes from what `before` says of it within `ms`. */
+  async #changesWithin(before: string, ms: number): Promise<boolean> {
+    for (let waited = 0; waited < ms; waited += CUT_OFF_POLL_MS) {
+      await sleep(CUT_OFF_POLL_MS, undefined, { ref: false });
+      if ((await statKey(this.#file)) !== before) return true;
+    }
+    return false;
   }
 }

@@ -21,11 +21,24 @@ for (const [name, n] of [['small', 10], ['large (over 1 MiB)', 20_000]] as const
   test(`a ${name} manifest cut short is rejected with JSON.parse's message`, async () => {
     const whole = rules(n);
     const cut = whole.slice(0, whole.length - 100);
-    const { table, problems } = await loadManifestText(cut);
+    const { table, problems, cutOff } = await loadManifestText(cut);
     assert.equal(table, null);
     assert.deepEqual(problems.errors, [{ pointer: '', message: jsonError(cut) }]);
+    assert.equal(cutOff, true);
   });
 }
+
+test('every prefix of a manifest, the empty one included, is cut off; other broken JSON is not', async () => {
+  const whole = JSON.stringify({ rules: [{ type: 'file-v1', domain: 'd.example', 'package-id': 'p', 'incoming-path': '/p/{v}', 'outgoing-url': 'https://x.example/{v}', note: [true, null, 1.5e3, 'é\\"'] }] }, null, 2);
+  for (let i = 0; i < whole.length; i++) {
+    const { table, cutOff } = await loadManifestText(whole.slice(0, i));
+    assert.ok(table === null && cutOff === true, `cut at ${i}`);
+  }
+  for (const broken of ['{"rules": [],}', '{"rules": [1,]}', '{"rules": []} x', '{"rules": [}  ', 'nope', "{'rules': []}"]) {
+    const { table, cutOff } = await loadManifestText(broken);
+    assert.ok(table === null && cutOff !== true, broken);
+  }
+});
 
 test('valid JSON of another shape is reported by the schema', async () => {
   const { table, problems } = await loadManifestText(JSON.stringify({ rules: { a: 1 } }));
