@@ -37,8 +37,19 @@ async function serve(options: GatewayOptions): Promise<void> {
   const starting: Promise<Primary | Gateway> =
     options.workers > 1 && cluster.isPrimary ? startPrimary(options, log) : startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
   // Signals are handled from the first moment: one that arrives while the
-  // gateway is still starting stops it as soon as it is up.
+  // gateway is still starting stops it as soon as it is up. Another one
+  // while it stops changes nothing: with --workers, each worker gets the
+  // signal twice, from the primary and from whoever sent it to every
+  // process (systemd stops the whole control group; Ctrl-C in a terminal
+  // signals the whole process group), and the second must not end it
+  // before its requests and analytics lines are done.
+  let stopping = false;
   const stop = (signal: string) => {
+    if (stopping) {
+      log.info({ signal }, 'already stopping: in-flight requests finish and the analytics lines are written first (SIGKILL ends it at once, losing them)');
+      return;
+    }
+    stopping = true;
     log.info({ signal }, 'stopping: draining in-flight requests');
     starting
       .then((gateway) => gateway.close())
@@ -47,8 +58,8 @@ async function serve(options: GatewayOptions): Promise<void> {
         process.exit(0);
       }, () => process.exit(process.exitCode ?? 1));
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
     void starting.then((gateway) => {
       // Workers take their manifest from the primary; only it reloads. Certificates each process reads itself (the primary passes the signal on).

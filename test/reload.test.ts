@@ -58,6 +58,17 @@ function configMapDir(initial: string) {
   };
 }
 
+/** A backend that sends the start of its body, and the rest 1.5 s later: a request in flight when the gateway is told to stop. */
+async function slowUpstream() {
+  const upstream = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    res.write('start-');
+    setTimeout(() => res.end('end'), 1500);
+  });
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  return { upstream, base: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}` };
+}
+
 async function metric(gw: GatewayProcess, name: string): Promise<number> {
   const text = (await request(gw.adminPort, { path: '/metrics' })).text;
   const m = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
@@ -279,13 +290,7 @@ test('a writer that pauses in the middle of an in-place write gets no rejection;
 });
 
 test('graceful stop: a slow proxied request in flight at SIGTERM completes with 200, exit 0', { timeout: 30_000 }, async () => {
-  const upstream = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/octet-stream' });
-    res.write('start-');
-    setTimeout(() => res.end('end'), 1500);
-  });
-  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
-  const base = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const { upstream, base } = await slowUpstream();
   const gw = await startGateway({
     manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true }] },
     args: ['--upstream', `slow.registry=${base}`],
@@ -303,6 +308,62 @@ test('graceful stop: a slow proxied request in flight at SIGTERM completes with 
     upstream.close();
   }
 });
+
+test('graceful stop: a second SIGTERM while stopping changes nothing; the request in flight completes, exit 0', { timeout: 30_000 }, async () => {
+  const { upstream, base } = await slowUpstream();
+  const gw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true }] },
+    args: ['--upstream', `slow.registry=${base}`],
+  });
+  try {
+    const pending = request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D });
+    await new Promise((r) => setTimeout(r, 400));
+    const exited = gw.stop('SIGTERM');
+    await gw.waitForLog((l) => l.msg === 'stopping: draining in-flight requests');
+    gw.child.kill('SIGTERM');
+    await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('already stopping'));
+    assert.equal((await pending).text, 'start-end');
+    assert.equal(await exited, 0);
+    assert.ok(gw.lines.some((l) => l.path === '/v2/org/app/blobs/sha256:x' && l.status === 200), 'its analytics line was written');
+  } finally {
+    upstream.close();
+  }
+});
+
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  const who = signal === 'SIGTERM' ? 'systemd stopping its control group' : 'Ctrl-C in a terminal';
+  test(`--workers 2, ${signal} to every process at once (${who}): in-flight requests finish, every line is written, exit 0`, { timeout: 30_000 }, async () => {
+    const { upstream, base } = await slowUpstream();
+    const gw = await startGateway({
+      manifest: {
+        rules: [
+          { type: 'file-v1', domain: D, 'package-id': 'p', 'incoming-path': '/f', 'outgoing-url': 'https://v1.example/f' },
+          { type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true },
+        ],
+      },
+      args: ['--workers', '2', '--upstream', `slow.registry=${base}`],
+    });
+    const closed = new Promise<number | null>((resolve) => gw.child.once('close', resolve));
+    try {
+      await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
+      const workers = gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
+      assert.equal(workers.length, 2);
+      // New connections each: the cluster spreads them over both workers.
+      await Promise.all(Array.from({ length: 20 }, () => locationNow(gw)));
+      const pending = Array.from({ length: 4 }, () => request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D }));
+      await new Promise((r) => setTimeout(r, 400));
+      for (const pid of [gw.child.pid!, ...workers]) process.kill(pid, signal);
+      for (const res of await Promise.all(pending)) assert.equal(res.text, 'start-end');
+      assert.equal(await closed, 0);
+      assert.equal(gw.lines.filter((l) => l.path === '/f' && l.status === 307).length, 20);
+      assert.equal(gw.lines.filter((l) => l.path === '/v2/org/app/blobs/sha256:x' && l.status === 200).length, 4);
+      assert.equal(new Set(gw.logs.filter((l) => l.msg === 'stopped').map((l) => l.pid)).size, 3, 'each process stopped');
+    } finally {
+      await gw.stop();
+      upstream.close();
+    }
+  });
+}
 
 test('--workers 2: a reload reaches both workers, decided once', { timeout: 30_000 }, async () => {
   const dir = tempDir('gw-workers-');

@@ -19,8 +19,8 @@ const LAUNCHER = new URL('../bin/scarf-gateway.js', import.meta.url).pathname;
 const unit = readFileSync(new URL('../config/scarf-gateway.service', import.meta.url), 'utf8');
 const env = readFileSync(new URL('../config/gateway.env', import.meta.url), 'utf8');
 
-test('the unit reloads with SIGHUP, restarts on failure, is hardened, and journald drops none of its feed', () => {
-  for (const line of ['ExecReload=/bin/kill -HUP $MAINPID', 'Restart=on-failure', 'DynamicUser=yes', 'NoNewPrivileges=yes',
+test('the unit reloads with SIGHUP, stops through its main process, restarts on failure, is hardened, and journald drops none of its feed', () => {
+  for (const line of ['ExecReload=/bin/kill -HUP $MAINPID', 'KillMode=mixed', 'Restart=on-failure', 'DynamicUser=yes', 'NoNewPrivileges=yes',
     'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'EnvironmentFile=/etc/scarf-gateway/gateway.env']) {
     assert.ok(unit.split('\n').includes(line), line);
   }
