@@ -33,6 +33,9 @@ export interface Primary {
   close(): Promise<void>;
 }
 
+/** The longest a worker that keeps failing to start waits before the next try, in ms. */
+const MAX_RESTART_DELAY_MS = 30_000;
+
 export async function startPrimary(options: GatewayOptions, log: Logger): Promise<Primary> {
   const loaded = await loadManifestFile(options.manifest);
   for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
@@ -60,30 +63,58 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   /** Workers not listening yet, with the signals held for them: SIGUSR2 or SIGHUP could come before their handlers and end them; they get them once up. */
   const starting = new Map<Worker, Set<NodeJS.Signals>>();
   let stopping = false;
+  /** Until every first worker listens: one that exits before it listens fails the start, as it would fail a single process (a port in use). */
+  let failStart: ((e: Error) => void) | null = null;
+  /** Workers in a row that died before they listened; each waits longer for the next (a start that keeps failing must not fork in a loop). */
+  let failedStarts = 0;
   const fork = () => {
     const w = cluster.fork(relay === null ? {} : { [RELAY_FD_VARIABLE]: '4' });
     if (relay !== null) relay.add(w.process.stdio[4] as Readable);
     workers.add(w);
     starting.set(w, new Set());
     w.once('listening', () => {
+      failedStarts = 0;
       for (const signal of starting.get(w) ?? []) w.process.kill(signal);
       starting.delete(w);
     });
     w.on('exit', (code, signal) => {
+      const listened = !starting.delete(w);
       workers.delete(w);
-      starting.delete(w);
-      if (!stopping) {
-        log.error({ pid: w.process.pid, code, signal }, 'worker died, starting another');
-        fork();
+      if (stopping) return;
+      if (!listened && failStart !== null) {
+        failStart(new Error(`a worker exited before it listened (${signal ?? `exit code ${code}`}); its message is above`));
+        return;
       }
+      const restartInMs = listened ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** failedStarts++);
+      log.error({ worker: w.process.pid, code, signal, restartInMs }, 'worker died, starting another');
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, restartInMs).unref();
     });
     return w;
   };
-  const listening = new Promise<{ port: number }>((resolve) => cluster.once('listening', (_w, address) => resolve(address)));
+  const listening = new Promise<{ port: number }>((resolve, reject) => {
+    failStart = reject;
+    let listened = 0;
+    const onListening = (_w: Worker, address: { port: number }) => {
+      if (++listened < options.workers) return;
+      cluster.off('listening', onListening);
+      resolve(address);
+    };
+    cluster.on('listening', onListening);
+  });
   for (let i = 0; i < options.workers; i++) fork();
-  let ready = 0;
-  cluster.on('listening', () => ready++);
-  const address = await listening;
+  let address: { port: number };
+  try {
+    address = await listening;
+  } catch (e) {
+    stopping = true;
+    await stopWorkers(workers, options.drainTimeout);
+    await relay?.close();
+    throw e;
+  } finally {
+    failStart = null;
+  }
 
   const signalWorkers = (signal: NodeJS.Signals) => {
     for (const w of workers) {
@@ -112,7 +143,8 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   if (options.adminPort >= 0) {
     admin = createServer(
       createAdminHandler({
-        ready: () => ready >= options.workers,
+        // Up since every first worker listened (this server starts after); ready while one is.
+        ready: () => workers.size > starting.size,
         metrics: async () => (await own.metrics()) + '\n' + (await aggregator.clusterMetrics()),
       }),
     );
@@ -128,11 +160,20 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     async close() {
       stopping = true;
       await watcher.close();
-      const exits = [...workers].map((w) => new Promise((resolve) => w.once('exit', resolve)));
-      for (const w of workers) w.process.kill('SIGTERM');
-      await Promise.all(exits);
+      await stopWorkers(workers);
       await relay?.close();
       if (admin !== null) await new Promise((resolve) => admin.close(resolve));
     },
   };
+}
+
+/** SIGTERM to each worker, then the wait for all to exit; the ones left after `killAfterMs` get SIGKILL. */
+async function stopWorkers(workers: Iterable<Worker>, killAfterMs = Infinity): Promise<void> {
+  const list = [...workers];
+  const exits = Promise.all(list.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? null : new Promise((resolve) => w.once('exit', resolve)))));
+  for (const w of list) w.process.kill('SIGTERM');
+  if (killAfterMs === Infinity) return void (await exits);
+  const timer = setTimeout(() => list.forEach((w) => w.process.kill('SIGKILL')), killAfterMs);
+  await exits;
+  clearTimeout(timer);
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startGateway, tempDir } from './helpers/gateway-process.ts';
 import { request, statusOf } from './helpers/http-client.ts';
@@ -101,6 +101,22 @@ test('an invalid manifest at start-up: exit non-zero with the same messages', ()
   assert.match(r.stderr, /\/rules\/1\/outgoing-url: variable "w" is not bound/);
   assert.match(r.stderr, /invalid manifest, not starting/);
 });
+
+for (const workers of [1, 2]) {
+  test(`the public port in use: exit 1 with the reason (${workers === 1 ? 'one process' : 'two workers, none forked again'})`, async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      const r = run(['--manifest', EXAMPLE, '--port', String(port), '--admin-port', '-1', '--workers', String(workers)]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(`cannot start: .*EADDRINUSE.*:${port}`));
+      assert.doesNotMatch(r.stderr, /worker died/);
+    } finally {
+      taken.close();
+    }
+  });
+}
 
 test('--help explains every flag', () => {
   const r = run(['--help']);

@@ -365,6 +365,25 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+test('--workers 2: a worker that dies is replaced at once, and the gateway stays ready', { timeout: 30_000 }, async () => {
+  const gw = await startGateway({ manifest: JSON.parse(manifestFor(1)), args: ['--workers', '2'] });
+  try {
+    await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
+    const [victim] = gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
+    process.kill(victim, 'SIGKILL');
+    const died = await gw.waitForLog((l) => l.msg === 'worker died, starting another');
+    assert.equal(died.worker, victim);
+    assert.equal(died.signal, 'SIGKILL');
+    assert.equal(died.restartInMs, 0);
+    await eventually(async () => gw.logs.filter((l) => l.msg === 'worker listening').length === 3, 10_000, 'a new worker listening');
+    assert.equal((await request(gw.adminPort, { path: '/readyz' })).status, 200);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => locationNow(gw)));
+    assert.deepEqual(new Set(answers), new Set(['https://v1.example/f']));
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+});
+
 test('--workers 2: a reload reaches both workers, decided once', { timeout: 30_000 }, async () => {
   const dir = tempDir('gw-workers-');
   const path = join(dir, 'manifest.json');

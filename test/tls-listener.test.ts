@@ -182,6 +182,29 @@ test('SIGHUP reads the certificate again, in one process and, with --workers, in
   }
 });
 
+test('--workers 2: a replacement worker that cannot start (its certificate broken meanwhile) is tried again after 1 s, then 2 s, not in a loop', { timeout: 30_000 }, async () => {
+  const files = liveFiles('replacement');
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', files.cert, '--tls-key', files.key, '--workers', '2', '--watch-interval', '3600000'] });
+  try {
+    const good = readFileSync(files.cert);
+    writeFileSync(files.cert, 'not a certificate\n');
+    const [victim] = g.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
+    process.kill(victim, 'SIGKILL');
+    const deaths = () => g.logs.filter((l) => l.msg === 'worker died, starting another');
+    await waitUntil(() => deaths().length === 3, 10_000, () => `deaths: ${JSON.stringify(deaths())}`);
+    assert.deepEqual(deaths().map((l) => l.restartInMs), [0, 1000, 2000]);
+    const [, first, second] = deaths().map((l) => l.time as number);
+    assert.ok(second - first >= 1000, `tried again after ${second - first} ms`);
+    // Mended: the next try starts, and both workers serve again.
+    writeFileSync(files.cert, good);
+    await waitUntil(() => g.logs.filter((l) => l.msg === 'worker listening').length === 3, 10_000, () => 'no replacement listening');
+    assert.equal(deaths().length, 3);
+    for (let i = 0; i < 4; i++) assert.equal(await servedSerial(g.port), serialOf(files.cert));
+  } finally {
+    await g.stop();
+  }
+});
+
 test('an expired certificate serves (as nginx does) and is warned about', async () => {
   const expired = ca.issue('expired', -1);
   const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', expired.cert, '--tls-key', expired.key] });
