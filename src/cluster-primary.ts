@@ -22,7 +22,7 @@ import { loadManifestFile } from './manifest/load-manifest.ts';
 import type { GatewayOptions } from './options.ts';
 import { ManifestWatcher } from './reload/manifest-watcher.ts';
 import { Reloader } from './reload/reloader.ts';
-import type { ManifestMessage } from './server.ts';
+import type { ManifestMessage, ManifestWanted } from './reload/primary-manifests.ts';
 
 export interface Primary {
   reload(reason: string, force?: boolean): Promise<void>;
@@ -60,6 +60,9 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   }
 
   const workers = new Set<Worker>();
+  /** The manifest in service, which a worker gets when it asks (at its start); then each new one, as the workers that asked get it. */
+  let serving = { text: loaded.text!, hash: loaded.table.hash };
+  const following = new Set<Worker>();
   /** Workers not listening yet, with the signals held for them: SIGUSR2 or SIGHUP could come before their handlers and end them; they get them once up. */
   const starting = new Map<Worker, Set<NodeJS.Signals>>();
   let stopping = false;
@@ -72,6 +75,11 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     if (relay !== null) relay.add(w.process.stdio[4] as Readable);
     workers.add(w);
     starting.set(w, new Set());
+    w.on('message', (m: ManifestWanted) => {
+      if (m?.type !== 'manifest-wanted') return;
+      w.send({ type: 'manifest', ...serving, reason: 'start' } satisfies ManifestMessage);
+      following.add(w);
+    });
     w.once('listening', () => {
       failedStarts = 0;
       for (const signal of starting.get(w) ?? []) w.process.kill(signal);
@@ -80,6 +88,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     w.on('exit', (code, signal) => {
       const listened = !starting.delete(w);
       workers.delete(w);
+      following.delete(w);
       if (stopping) return;
       if (!listened && failStart !== null) {
         failStart(new Error(`a worker exited before it listened (${signal ?? `exit code ${code}`}); its message is above`));
@@ -124,8 +133,9 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     }
   };
   const broadcast = (text: string, hash: string, reason: string) => {
+    serving = { text, hash };
     const message: ManifestMessage = { type: 'manifest', text, hash, reason };
-    for (const w of workers) w.send(message);
+    for (const w of following) w.send(message);
   };
   const reloader = new Reloader(options.manifest, loaded.table, log, {
     apply(table, text) {

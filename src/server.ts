@@ -15,8 +15,9 @@ import { answerRefusedRequests } from './http/refused-requests.ts';
 import { createRequestHandler, type HandlerState } from './http/request-handler.ts';
 import { createTlsListener, type TlsListener } from './http/tls-listener.ts';
 import { trustedProxies } from './http/trusted-proxies.ts';
-import { loadManifestFile, loadManifestText } from './manifest/load-manifest.ts';
+import { loadManifestFile } from './manifest/load-manifest.ts';
 import { ManifestWatcher } from './reload/manifest-watcher.ts';
+import { PrimaryManifests } from './reload/primary-manifests.ts';
 import { Reloader } from './reload/reloader.ts';
 import type { RoutingTable } from './routing/routing-table.ts';
 import type { GatewayOptions } from './options.ts';
@@ -32,19 +33,11 @@ import type { RouteServices } from './routing/route.ts';
 
 /**
  * `single`: one process does everything, watcher included.
- * `worker`: a cluster worker; the primary watches the manifest and sends
- * each valid new one as a `manifest` message, and serves the admin port.
+ * `worker`: a cluster worker; the primary watches the manifest, sends the
+ * one it serves when the worker asks and each valid new one after
+ * (primary-manifests.ts), and serves the admin port.
  */
 export type Role = 'single' | 'worker';
-
-/** Message from the cluster primary to its workers. */
-export interface ManifestMessage {
-  readonly type: 'manifest';
-  readonly text: string;
-  /** The text's SHA-256, as the primary computed it. */
-  readonly hash: string;
-  readonly reason: string;
-}
 
 export interface Gateway {
   /** The bound public port (useful with port 0). */
@@ -77,7 +70,8 @@ function listen(server: Server, port: number, host: string): Promise<number> {
 
 export async function startGateway(options: GatewayOptions, log: Logger, role: Role = 'single'): Promise<Gateway> {
   const loadStart = performance.now();
-  const loaded = await loadManifestFile(options.manifest);
+  const fromPrimary = role === 'worker' ? new PrimaryManifests() : null;
+  const loaded = fromPrimary !== null ? await fromPrimary.first : await loadManifestFile(options.manifest);
   const compileMs = Math.round(performance.now() - loadStart);
   for (const w of loaded.problems.warnings) log.warn({ problem: formatProblem(w) }, 'manifest warning');
   if (loaded.table === null) throw new ManifestError(loaded.problems.errors);
@@ -205,13 +199,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     watcher = new ManifestWatcher(options.manifest, { debounceMs: options.watchDebounce, pollMs: options.watchInterval }, (reason) => void reloader.check(reason));
     await watcher.start();
   } else {
-    process.on('message', (m: ManifestMessage) => {
-      if (m?.type !== 'manifest') return;
-      void loadManifestText(m.text, m.hash, state.table).then(({ table }) => {
-        if (table !== null) apply(table);
-        process.send?.({ type: 'applied', hash: table?.hash ?? null });
-      });
-    });
+    fromPrimary?.follow(apply);
   }
 
   // Last: the process is fully up (watcher included) when it says so.

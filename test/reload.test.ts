@@ -384,6 +384,32 @@ test('--workers 2: a worker that dies is replaced at once, and the gateway stays
   }
 });
 
+test("--workers 2: a replacement worker serves the primary's manifest, not the file's, which is broken meanwhile; later reloads reach it", { timeout: 30_000 }, async () => {
+  const dir = tempDir('gw-replacement-');
+  const path = join(dir, 'manifest.json');
+  writeFileSync(path, manifestFor(1));
+  const gw = await startGateway({ manifestPath: path, args: ['--workers', '2'] });
+  try {
+    await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
+    writeFileSync(path, schemaInvalid(1));
+    await gw.waitForLog((l) => l.msg === 'manifest rejected, the last good one keeps serving');
+    const [victim] = gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
+    process.kill(victim, 'SIGKILL');
+    await eventually(async () => gw.logs.filter((l) => l.msg === 'worker listening').length === 3, 10_000, 'a replacement listening');
+    assert.equal(gw.logs.filter((l) => l.msg === 'worker died, starting another').length, 1);
+    // New connections are spread over both workers, the replacement included.
+    assert.deepEqual(new Set(await Promise.all(Array.from({ length: 10 }, () => locationNow(gw)))), new Set(['https://v1.example/f']));
+    writeFileSync(path, manifestFor(2));
+    await gw.waitForLog((l) => l.msg === 'manifest reloaded');
+    await eventually(async () => {
+      const answers = new Set(await Promise.all(Array.from({ length: 10 }, () => locationNow(gw))));
+      return answers.size === 1 && answers.has('https://v2.example/f');
+    }, 5000, 'both workers on v2');
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+});
+
 test('--workers 2: a reload reaches both workers, decided once', { timeout: 30_000 }, async () => {
   const dir = tempDir('gw-workers-');
   const path = join(dir, 'manifest.json');
