@@ -8,7 +8,6 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import type { Logger } from 'pino';
@@ -23,6 +22,7 @@ import type { GatewayOptions } from './options.ts';
 import { ManifestWatcher } from './reload/manifest-watcher.ts';
 import { Reloader } from './reload/reloader.ts';
 import type { ManifestMessage, ManifestWanted } from './reload/primary-manifests.ts';
+import { listen } from './server.ts';
 
 export interface Primary {
   reload(reason: string, force?: boolean): Promise<void>;
@@ -113,17 +113,14 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     cluster.on('listening', onListening);
   });
   for (let i = 0; i < options.workers; i++) fork();
-  let address: { port: number };
-  try {
-    address = await listening;
-  } catch (e) {
+  /** A start that fails once workers run: they stop (those still starting may hang in it: killed after the drain time). */
+  const abandon = async (e: unknown): Promise<never> => {
     stopping = true;
     await stopWorkers(workers, options.drainTimeout);
     await relay?.close();
     throw e;
-  } finally {
-    failStart = null;
-  }
+  };
+  const address = await listening.catch(abandon).finally(() => (failStart = null));
 
   const signalWorkers = (signal: NodeJS.Signals) => {
     for (const w of workers) {
@@ -158,8 +155,10 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
         metrics: async () => (await own.metrics()) + '\n' + (await aggregator.clusterMetrics()),
       }),
     );
-    await new Promise<void>((resolve) => admin!.listen(options.adminPort, options.adminHost, resolve));
-    adminPort = (admin.address() as AddressInfo).port;
+    adminPort = await listen(admin, options.adminPort, options.adminHost).catch(async (e: unknown) => {
+      await watcher.close();
+      return abandon(e);
+    });
   }
   log.info({ host: options.host, port: address.port, adminPort, workers: options.workers }, 'listening');
 

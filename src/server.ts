@@ -58,7 +58,8 @@ export interface Gateway {
 /** How often node looks for requests past --headers-timeout / --request-timeout (it goes through the open connections in C++). */
 const CONNECTIONS_CHECK_MS = 250;
 
-function listen(server: Server, port: number, host: string): Promise<number> {
+/** `server.listen`, as a promise of the bound port that fails with the listen error (a port in use). */
+export function listen(server: Server, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

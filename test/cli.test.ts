@@ -102,13 +102,14 @@ test('an invalid manifest at start-up: exit non-zero with the same messages', ()
   assert.match(r.stderr, /invalid manifest, not starting/);
 });
 
-for (const workers of [1, 2]) {
-  test(`the public port in use: exit 1 with the reason (${workers === 1 ? 'one process' : 'two workers, none forked again'})`, async () => {
+for (const [which, workers] of [['public', 1], ['public', 2], ['admin', 1], ['admin', 2]] as const) {
+  test(`the ${which} port in use: exit 1 with the reason (${workers === 1 ? 'one process' : 'two workers, none forked again'})`, async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     try {
       const port = (taken.address() as AddressInfo).port;
-      const r = run(['--manifest', EXAMPLE, '--port', String(port), '--admin-port', '-1', '--workers', String(workers)]);
+      const ports = which === 'public' ? ['--port', String(port), '--admin-port', '-1'] : ['--port', '0', '--admin-port', String(port)];
+      const r = run(['--manifest', EXAMPLE, ...ports, '--workers', String(workers)]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, new RegExp(`cannot start: .*EADDRINUSE.*:${port}`));
       assert.doesNotMatch(r.stderr, /worker died/);
