@@ -289,46 +289,35 @@ test('a writer that pauses in the middle of an in-place write gets no rejection;
   }
 });
 
-test('graceful stop: a slow proxied request in flight at SIGTERM completes with 200, exit 0', { timeout: 30_000 }, async () => {
-  const { upstream, base } = await slowUpstream();
-  const gw = await startGateway({
-    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true }] },
-    args: ['--upstream', `slow.registry=${base}`],
+for (const twice of [false, true]) {
+  const title = twice
+    ? 'graceful stop: a second SIGTERM while stopping changes nothing; the request in flight completes, exit 0'
+    : 'graceful stop: a slow proxied request in flight at SIGTERM completes with 200, exit 0';
+  test(title, { timeout: 30_000 }, async () => {
+    const { upstream, base } = await slowUpstream();
+    const gw = await startGateway({
+      manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true }] },
+      args: ['--upstream', `slow.registry=${base}`],
+    });
+    try {
+      const pending = request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D });
+      await new Promise((r) => setTimeout(r, 400));
+      const exited = gw.stop('SIGTERM');
+      if (twice) {
+        await gw.waitForLog((l) => l.msg === 'stopping: draining in-flight requests');
+        gw.child.kill('SIGTERM');
+        await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('already stopping'));
+      }
+      const res = await pending;
+      assert.equal(res.status, 200);
+      assert.equal(res.text, 'start-end');
+      assert.equal(await exited, 0);
+      assert.ok(gw.lines.some((l) => l.path === '/v2/org/app/blobs/sha256:x' && l.status === 200), 'its analytics line was written');
+    } finally {
+      upstream.close();
+    }
   });
-  try {
-    const pending = request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D });
-    await new Promise((r) => setTimeout(r, 400));
-    const exited = gw.stop('SIGTERM');
-    const res = await pending;
-    assert.equal(res.status, 200);
-    assert.equal(res.text, 'start-end');
-    assert.equal(await exited, 0);
-    assert.ok(gw.lines.some((l) => l.path === '/v2/org/app/blobs/sha256:x' && l.status === 200), 'its analytics line was written');
-  } finally {
-    upstream.close();
-  }
-});
-
-test('graceful stop: a second SIGTERM while stopping changes nothing; the request in flight completes, exit 0', { timeout: 30_000 }, async () => {
-  const { upstream, base } = await slowUpstream();
-  const gw = await startGateway({
-    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'p', 'repository-name': 'org/app', registry: 'slow.registry', 'always-proxy': true }] },
-    args: ['--upstream', `slow.registry=${base}`],
-  });
-  try {
-    const pending = request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D });
-    await new Promise((r) => setTimeout(r, 400));
-    const exited = gw.stop('SIGTERM');
-    await gw.waitForLog((l) => l.msg === 'stopping: draining in-flight requests');
-    gw.child.kill('SIGTERM');
-    await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('already stopping'));
-    assert.equal((await pending).text, 'start-end');
-    assert.equal(await exited, 0);
-    assert.ok(gw.lines.some((l) => l.path === '/v2/org/app/blobs/sha256:x' && l.status === 200), 'its analytics line was written');
-  } finally {
-    upstream.close();
-  }
-});
+}
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   const who = signal === 'SIGTERM' ? 'systemd stopping its control group' : 'Ctrl-C in a terminal';
@@ -365,44 +354,58 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   });
 }
 
+/** A gateway with two workers, on manifest version 1 in a file of its own, once both listen. */
+async function twoWorkers(): Promise<{ gw: GatewayProcess; path: string }> {
+  const path = join(tempDir('gw-workers-'), 'manifest.json');
+  writeFileSync(path, manifestFor(1));
+  const gw = await startGateway({ manifestPath: path, args: ['--workers', '2'] });
+  await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
+  return { gw, path };
+}
+
+/** The answers of `n` new connections, which the cluster spreads over the workers. */
+async function answersNow(gw: GatewayProcess, n = 10): Promise<Set<string | undefined>> {
+  return new Set(await Promise.all(Array.from({ length: n }, () => locationNow(gw))));
+}
+
+/** SIGKILL to a worker; resolves with its pid once another one listens. */
+async function replaceAWorker(gw: GatewayProcess): Promise<number> {
+  const listening = () => gw.logs.filter((l) => l.msg === 'worker listening');
+  const before = listening().length;
+  const victim = listening()[0].pid as number;
+  process.kill(victim, 'SIGKILL');
+  await eventually(async () => listening().length === before + 1, 10_000, 'a replacement listening');
+  return victim;
+}
+
 test('--workers 2: a worker that dies is replaced at once, and the gateway stays ready', { timeout: 30_000 }, async () => {
-  const gw = await startGateway({ manifest: JSON.parse(manifestFor(1)), args: ['--workers', '2'] });
+  const { gw } = await twoWorkers();
   try {
-    await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
-    const [victim] = gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
-    process.kill(victim, 'SIGKILL');
-    const died = await gw.waitForLog((l) => l.msg === 'worker died, starting another');
-    assert.equal(died.worker, victim);
-    assert.equal(died.signal, 'SIGKILL');
-    assert.equal(died.restartInMs, 0);
-    await eventually(async () => gw.logs.filter((l) => l.msg === 'worker listening').length === 3, 10_000, 'a new worker listening');
+    const victim = await replaceAWorker(gw);
+    const died = gw.logs.filter((l) => l.msg === 'worker died, starting another');
+    assert.equal(died.length, 1);
+    assert.equal(died[0].worker, victim);
+    assert.equal(died[0].signal, 'SIGKILL');
+    assert.equal(died[0].restartInMs, 0);
     assert.equal((await request(gw.adminPort, { path: '/readyz' })).status, 200);
-    const answers = await Promise.all(Array.from({ length: 10 }, () => locationNow(gw)));
-    assert.deepEqual(new Set(answers), new Set(['https://v1.example/f']));
+    assert.deepEqual(await answersNow(gw), new Set(['https://v1.example/f']));
   } finally {
     assert.equal(await gw.stop(), 0);
   }
 });
 
 test("--workers 2: a replacement worker serves the primary's manifest, not the file's, which is broken meanwhile; later reloads reach it", { timeout: 30_000 }, async () => {
-  const dir = tempDir('gw-replacement-');
-  const path = join(dir, 'manifest.json');
-  writeFileSync(path, manifestFor(1));
-  const gw = await startGateway({ manifestPath: path, args: ['--workers', '2'] });
+  const { gw, path } = await twoWorkers();
   try {
-    await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'workers ready');
     writeFileSync(path, schemaInvalid(1));
     await gw.waitForLog((l) => l.msg === 'manifest rejected, the last good one keeps serving');
-    const [victim] = gw.logs.filter((l) => l.msg === 'worker listening').map((l) => l.pid as number);
-    process.kill(victim, 'SIGKILL');
-    await eventually(async () => gw.logs.filter((l) => l.msg === 'worker listening').length === 3, 10_000, 'a replacement listening');
+    await replaceAWorker(gw);
     assert.equal(gw.logs.filter((l) => l.msg === 'worker died, starting another').length, 1);
-    // New connections are spread over both workers, the replacement included.
-    assert.deepEqual(new Set(await Promise.all(Array.from({ length: 10 }, () => locationNow(gw)))), new Set(['https://v1.example/f']));
+    assert.deepEqual(await answersNow(gw), new Set(['https://v1.example/f']));
     writeFileSync(path, manifestFor(2));
     await gw.waitForLog((l) => l.msg === 'manifest reloaded');
     await eventually(async () => {
-      const answers = new Set(await Promise.all(Array.from({ length: 10 }, () => locationNow(gw))));
+      const answers = await answersNow(gw);
       return answers.size === 1 && answers.has('https://v2.example/f');
     }, 5000, 'both workers on v2');
   } finally {
