@@ -33,7 +33,8 @@ export interface Primary {
   close(): Promise<void>;
 }
 
-/** The longest a worker that keeps failing to start waits before the next try, in ms. */
+/** How long a worker that keeps failing to start waits before the next try, in ms: the first time, doubled each time after, at most. */
+const FIRST_RESTART_DELAY_MS = 1000;
 const MAX_RESTART_DELAY_MS = 30_000;
 
 export async function startPrimary(options: GatewayOptions, log: Logger): Promise<Primary> {
@@ -94,7 +95,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
         failStart(new Error(`a worker exited before it listened (${signal ?? `exit code ${code}`}); its message is above`));
         return;
       }
-      const restartInMs = listened ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** failedStarts++);
+      const restartInMs = listened ? 0 : Math.min(MAX_RESTART_DELAY_MS, FIRST_RESTART_DELAY_MS * 2 ** failedStarts++);
       log.error({ worker: w.process.pid, code, signal, restartInMs }, 'worker died, starting another');
       setTimeout(() => {
         if (!stopping) fork();
@@ -181,8 +182,7 @@ async function stopWorkers(workers: Iterable<Worker>, killAfterMs = Infinity): P
   const list = [...workers];
   const exits = Promise.all(list.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? null : new Promise((resolve) => w.once('exit', resolve)))));
   for (const w of list) w.process.kill('SIGTERM');
-  if (killAfterMs === Infinity) return void (await exits);
-  const timer = setTimeout(() => list.forEach((w) => w.process.kill('SIGKILL')), killAfterMs);
+  const timer = Number.isFinite(killAfterMs) ? setTimeout(() => list.forEach((w) => w.process.kill('SIGKILL')), killAfterMs) : undefined;
   await exits;
   clearTimeout(timer);
 }

@@ -196,11 +196,10 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     rejected: () => manifestMetrics.reload('rejected'),
   });
   let watcher: ManifestWatcher | null = null;
-  if (role === 'single') {
+  if (fromPrimary !== null) fromPrimary.follow(apply);
+  else {
     watcher = new ManifestWatcher(options.manifest, { debounceMs: options.watchDebounce, pollMs: options.watchInterval }, (reason) => void reloader.check(reason));
     await watcher.start();
-  } else {
-    fromPrimary?.follow(apply);
   }
 
   // Last: the process is fully up (watcher included) when it says so.
