@@ -2,17 +2,18 @@
  * `--workers N` (node:cluster): N worker processes share the public port;
  * the primary watches the manifest, decides each reload once (read, hash,
  * check, compile), sends every valid new manifest to all workers, serves the
- * admin port (with the workers' metrics aggregated by prom-client), writes
+ * admin port (with the workers' metrics added up, worker-metrics.ts), writes
  * the workers' analytics lines when the feed is not a regular file
  * (`LineRelay`), and stops them gracefully on SIGTERM/SIGINT.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { createServer, type Server } from 'node:http';
 import type { Readable } from 'node:stream';
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminHandler } from './admin/admin-handler.ts';
 import { ManifestMetrics, relayMetrics } from './admin/metrics.ts';
+import { WorkerMetrics } from './admin/worker-metrics.ts';
 import { feedDestination } from './analytics/analytics-log.ts';
 import { LineRelay, needsRelay, RELAY_FD_VARIABLE } from './analytics/line-relay.ts';
 import { formatProblem, ManifestError } from './errors.ts';
@@ -48,7 +49,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   const own = new Registry();
   const manifestMetrics = new ManifestMetrics(own);
   manifestMetrics.manifest(loaded.table);
-  const aggregator = new AggregatorRegistry();
+  const workerMetrics = new WorkerMetrics();
 
   // Each worker's analytics pipe is its fd 4 (3 is the cluster's IPC channel).
   const destination = feedDestination(options.analytics);
@@ -76,8 +77,9 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     if (relay !== null) relay.add(w.process.stdio[4] as Readable);
     workers.add(w);
     starting.set(w, new Set());
-    w.on('message', (m: ManifestWanted) => {
-      if (m?.type !== 'manifest-wanted') return;
+    w.on('message', (m) => {
+      workerMetrics.take(m);
+      if ((m as ManifestWanted)?.type !== 'manifest-wanted') return;
       w.send({ type: 'manifest', ...serving, reason: 'start' } satisfies ManifestMessage);
       following.add(w);
     });
@@ -153,7 +155,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
       createAdminHandler({
         // Up since every first worker listened (this server starts after); ready while one is.
         ready: () => workers.size > starting.size,
-        metrics: async () => (await own.metrics()) + '\n' + (await aggregator.clusterMetrics()),
+        metrics: async () => (await own.metrics()) + '\n' + (await workerMetrics.text([...workers].filter((w) => !starting.has(w)))),
       }),
     );
     adminPort = await listen(admin, options.adminPort, options.adminHost).catch(async (e: unknown) => {

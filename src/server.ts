@@ -21,8 +21,9 @@ import { PrimaryManifests } from './reload/primary-manifests.ts';
 import { Reloader } from './reload/reloader.ts';
 import type { RoutingTable } from './routing/routing-table.ts';
 import type { GatewayOptions } from './options.ts';
-import { AggregatorRegistry, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { ManifestMetrics, RequestMetrics } from './admin/metrics.ts';
+import { answerMetrics } from './admin/worker-metrics.ts';
 import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
 import { ReadBudget } from './proxy/backend-client.ts';
 import { RegistryProxy } from './proxy/registry-proxy.ts';
@@ -105,11 +106,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   const manifestMetrics = new ManifestMetrics(role === 'worker' ? new Registry() : registry);
   manifestMetrics.manifest(loaded.table);
   // Cluster workers report to the primary, which serves the admin port.
-  // (Constructing an AggregatorRegistry is what makes prom-client answer the primary.)
-  if (role === 'worker') {
-    new AggregatorRegistry();
-    AggregatorRegistry.setRegistries([registry]);
-  }
+  if (role === 'worker') answerMetrics(registry);
   const upstreams = new Upstreams(options.upstreams);
   const registryProxy = new RegistryProxy({
     upstreams,

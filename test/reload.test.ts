@@ -394,6 +394,23 @@ test('--workers 2: a worker that dies is replaced at once, and the gateway stays
   }
 });
 
+test('--workers 2: /metrics answers at once while a worker is being replaced, for the workers that listen', { timeout: 30_000 }, async () => {
+  const { gw } = await twoWorkers();
+  try {
+    await answersNow(gw, 4);
+    process.kill(gw.logs.find((l) => l.msg === 'worker listening')!.pid as number, 'SIGKILL');
+    await gw.waitForLog((l) => l.msg === 'worker died, starting another');
+    const asked = Date.now();
+    const res = await request(gw.adminPort, { path: '/metrics' });
+    const took = Date.now() - asked;
+    assert.equal(res.status, 200);
+    assert.ok(took < 1500, `answered in ${took} ms`);
+    assert.match(res.text, /^gateway_requests_total\{outcome="redirect",kind="file"\} [1-4]$/m);
+  } finally {
+    assert.equal(await gw.stop(), 0);
+  }
+});
+
 test("--workers 2: a replacement worker serves the primary's manifest, not the file's, which is broken meanwhile; later reloads reach it", { timeout: 30_000 }, async () => {
   const { gw, path } = await twoWorkers();
   try {
