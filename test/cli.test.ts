@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startGateway, tempDir } from './helpers/gateway-process.ts';
@@ -10,6 +10,7 @@ import { request, statusOf } from './helpers/http-client.ts';
 
 const CLI = new URL('../src/cli.ts', import.meta.url).pathname;
 const EXAMPLE = new URL('../config/manifest.json', import.meta.url).pathname;
+const ROOT = new URL('..', import.meta.url).pathname;
 
 function run(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
@@ -237,6 +238,23 @@ test('npm start serves the example manifest: a file, a Docker image and a Python
   } finally {
     await gw.stop();
   }
+});
+
+test("README's other commands run as written, with the machine's own node on PATH and not the pinned one", () => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const block = /Other commands[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1];
+  // Those that end (the serving one stays up), run as a new user has them: without node_modules/.bin on PATH.
+  const commands = block.split('\n').filter((l) => l.startsWith('npm start --silent'));
+  assert.equal(commands.length, 2);
+  const PATH = process.env.PATH!.split(':').filter((d) => !d.includes('node_modules')).join(':');
+  const sh = (line: string) =>
+    spawnSync('sh', ['-c', line.replace(/#.*$/, '').replace('my-manifest.json', EXAMPLE)], { cwd: ROOT, env: { ...process.env, PATH }, encoding: 'utf8', timeout: 60_000 });
+  const validate = sh(commands[0]);
+  assert.equal(validate.status, 0, validate.stderr);
+  assert.match(validate.stdout, /^\S+manifest\.json: ok \(\d+ rules, \d+ domains\)$/m);
+  const help = sh(commands[1]);
+  assert.equal(help.status, 0, help.stderr);
+  assert.match(help.stdout, /scarf-gateway validate FILE/);
 });
 
 function require_example(): string {
