@@ -153,8 +153,8 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   if (options.adminPort >= 0) {
     admin = createServer(
       createAdminHandler({
-        // Up since every first worker listened (this server starts after); ready while one is.
-        ready: () => workers.size > starting.size,
+        // Up since every first worker listened (this server starts after); ready while one is, and not once stopping.
+        ready: () => !stopping && workers.size > starting.size,
         metrics: async () => (await own.metrics()) + '\n' + (await workerMetrics.text([...workers].filter((w) => !starting.has(w)))),
       }),
     );

@@ -172,11 +172,14 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     onRefused: () => metrics.request('rejected', null, 0),
   });
 
+  /** Set once the gateway stops. */
+  let closing: Promise<void> | null = null;
   const port = await listen(server, options.port, options.host);
   let admin: Server | null = null;
   let adminPort: number | null = null;
   if (options.adminPort >= 0 && role === 'single') {
-    admin = createServer(createAdminHandler({ ready: () => state.table !== null, metrics: () => registry.metrics() }));
+    // Not ready once stopping: a load balancer stops sending requests while the ones in flight drain.
+    admin = createServer(createAdminHandler({ ready: () => state.table !== null && closing === null, metrics: () => registry.metrics() }));
     adminPort = await listen(admin, options.adminPort, options.adminHost);
   }
 
@@ -202,7 +205,6 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // Last: the process is fully up (watcher included) when it says so.
   log.info({ host: options.host, port, adminPort }, role === 'worker' ? 'worker listening' : 'listening');
 
-  let closing: Promise<void> | null = null;
   async function close(): Promise<void> {
     closing ??= (async () => {
       await watcher?.close();

@@ -303,11 +303,14 @@ for (const twice of [false, true]) {
       const pending = request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D });
       await new Promise((r) => setTimeout(r, 400));
       const exited = gw.stop('SIGTERM');
+      await gw.waitForLog((l) => l.msg === 'stopping: draining in-flight requests');
       if (twice) {
-        await gw.waitForLog((l) => l.msg === 'stopping: draining in-flight requests');
         gw.child.kill('SIGTERM');
         await gw.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('already stopping'));
       }
+      // Draining: alive, and no longer ready (a load balancer stops sending requests).
+      assert.equal((await request(gw.adminPort, { path: '/healthz' })).status, 200);
+      assert.equal((await request(gw.adminPort, { path: '/readyz' })).status, 503);
       const res = await pending;
       assert.equal(res.status, 200);
       assert.equal(res.text, 'start-end');
@@ -342,6 +345,8 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       const pending = Array.from({ length: 4 }, () => request(gw.port, { path: '/v2/org/app/blobs/sha256:x', host: D }));
       await new Promise((r) => setTimeout(r, 400));
       for (const pid of [gw.child.pid!, ...workers]) process.kill(pid, signal);
+      await gw.waitForLog((l) => l.msg === 'stopping: draining in-flight requests' && l.pid === gw.child.pid);
+      assert.equal((await request(gw.adminPort, { path: '/readyz' })).status, 503);
       for (const res of await Promise.all(pending)) assert.equal(res.text, 'start-end');
       assert.equal(await closed, 0);
       assert.equal(gw.lines.filter((l) => l.path === '/f' && l.status === 307).length, 20);
