@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
@@ -134,6 +134,33 @@ test('a renewed certificate is served to new connections without a restart; a pa
   assert.equal(reloaded.notAfter, new Date(new X509Certificate(readFileSync(renewed.cert)).validTo).toISOString());
   const metrics = await (await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`)).text();
   assert.match(metrics, new RegExp(`^gateway_tls_certificate_expiry_timestamp_seconds ${Date.parse(String(reloaded.notAfter)) / 1000}$`, 'm'));
+});
+
+test("certbot's layout: a renewal that points the live/ symlinks at new archive/ files is served without a restart or a signal", { timeout: 30_000 }, async () => {
+  const dir = join(work, 'letsencrypt');
+  mkdirSync(join(dir, 'archive'), { recursive: true });
+  mkdirSync(join(dir, 'live'), { recursive: true });
+  const install = (n: number, pair: { cert: string; key: string }) => {
+    copyFileSync(pair.cert, join(dir, 'archive', `fullchain${n}.pem`));
+    copyFileSync(pair.key, join(dir, 'archive', `privkey${n}.pem`));
+    // As certbot does: one link, then the other.
+    for (const [link, target] of [['fullchain.pem', `fullchain${n}.pem`], ['privkey.pem', `privkey${n}.pem`]]) {
+      symlinkSync(join('..', 'archive', target), join(dir, 'live', `${link}.new`));
+      renameSync(join(dir, 'live', `${link}.new`), join(dir, 'live', link));
+    }
+  };
+  const first = ca.issue('certbot-1');
+  install(1, first);
+  const g = await startGateway({ manifest: MANIFEST, args: ['--tls-cert', join(dir, 'live', 'fullchain.pem'), '--tls-key', join(dir, 'live', 'privkey.pem'), '--watch-interval', '200'] });
+  try {
+    assert.equal(await servedSerial(g.port), serialOf(first.cert));
+    const second = ca.issue('certbot-2');
+    install(2, second);
+    await waitUntil(async () => (await servedSerial(g.port)) === serialOf(second.cert), 10_000, () => 'the renewed certificate was not served');
+    assert.equal((await get(g.port, '/tool-1.0.0.tgz')).status, 307);
+  } finally {
+    await g.stop();
+  }
 });
 
 test('a handshake that does not finish within --headers-timeout is closed and counted; plain HTTP on the TLS port gets a plain 400 saying so, and is counted', { timeout: 30_000 }, async () => {
