@@ -7,6 +7,7 @@
  * (`LineRelay`), and stops them gracefully on SIGTERM/SIGINT.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Registry } from 'prom-client';
@@ -182,7 +183,8 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
 /** SIGTERM to each worker, then the wait for all to exit; the ones left after `killAfterMs` get SIGKILL. */
 async function stopWorkers(workers: Iterable<Worker>, killAfterMs = Infinity): Promise<void> {
   const list = [...workers];
-  const exits = Promise.all(list.map((w) => (w.process.exitCode !== null || w.process.signalCode !== null ? null : new Promise((resolve) => w.once('exit', resolve)))));
+  // A worker leaves the set in its 'exit' handler: each one here has yet to exit.
+  const exits = Promise.all(list.map((w) => once(w, 'exit')));
   for (const w of list) w.process.kill('SIGTERM');
   const timer = Number.isFinite(killAfterMs) ? setTimeout(() => list.forEach((w) => w.process.kill('SIGKILL')), killAfterMs) : undefined;
   await exits;
