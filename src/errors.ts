@@ -10,6 +10,7 @@ export const ERRORS = {
   BAD_VARIABLE: { status: 400, message: 'a path variable holds a control character or a dot segment' },
   BAD_TARGET: { status: 400, message: 'the redirect target built from this request is not allowed' },
   DUPLICATE_HOST: { status: 400, message: 'the request has more than one Host header field' },
+  MISSING_HOST: { status: 400, message: 'an HTTP/1.1 request needs a Host header field' },
   URL_TOO_LONG: { status: 414, message: 'the request target is too long' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the configured limit' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'this method is not allowed here' },

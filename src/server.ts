@@ -144,6 +144,8 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
 
   const serverOptions: ServerOptions = {
     maxHeaderSize: options.maxHeaderSize,
+    // The handler answers a missing Host itself, with an id and a line (MISSING_HOST).
+    requireHostHeader: false,
     headersTimeout: options.headersTimeout,
     requestTimeout: options.requestTimeout,
     keepAliveTimeout: options.keepAliveTimeout,

@@ -93,6 +93,23 @@ test('more than one Host field line gets 400 DUPLICATE_HOST (RFC 9112 §3.2), no
   assert.equal(statusOf(one), 307);
 });
 
+test('an HTTP/1.1 request without Host gets 400 MISSING_HOST with an id and a line (RFC 9112 §3.2); HTTP/1.0 may omit it', async () => {
+  for (const target of ['/f', 'http://dl.example.com/f']) {
+    const raw = await rawRequest(noneTrusted.port, `GET ${target} HTTP/1.1\r\nConnection: close\r\n\r\n`);
+    assert.equal(statusOf(raw), 400, target);
+    assert.match(raw, /"code":"MISSING_HOST"/);
+    const id = /^x-request-id: (\S+)\r$/im.exec(raw)?.[1] ?? '';
+    const [line] = await noneTrusted.linesFor(id);
+    assert.equal(line.outcome, 'rejected');
+    assert.equal(line.status, 400);
+  }
+  const v2 = await rawRequest(noneTrusted.port, 'GET /v2/tool/manifests/1 HTTP/1.1\r\nConnection: close\r\n\r\n');
+  assert.deepEqual(jsonBodyOf(v2).errors.map((e: { code: string }) => e.code), ['MISSING_HOST']);
+  // HTTP/1.0: no rule for the empty host, and an absolute target names one.
+  assert.equal(statusOf(await rawRequest(noneTrusted.port, 'GET /f HTTP/1.0\r\n\r\n')), 404);
+  assert.equal(statusOf(await rawRequest(noneTrusted.port, 'GET http://dl.example.com/f HTTP/1.0\r\n\r\n')), 307);
+});
+
 test('client IP: right-most X-Forwarded-For entry that is not a trusted proxy', async () => {
   const res = await request(loopbackTrusted.port, {
     path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7, 127.0.0.1', 'user-agent': 'ua/1', referer: 'https://r.example/' },

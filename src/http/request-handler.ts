@@ -23,7 +23,7 @@ import { isDockerPath, ociError } from '../rules/docker-errors.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
 import { endInSlices } from './send-slices.ts';
-import { absoluteForm, duplicateHost, requestHost } from './request-host.ts';
+import { absoluteForm, hostFieldLines, requestHost } from './request-host.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 
 /** What the handler reads on every request; `table` is replaced on reload. */
@@ -98,9 +98,12 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
       config.onFinished?.(outcome, capture?.type ?? null, (performance.now() - start) / 1000);
     };
 
+    const hostLines = hostFieldLines(req.rawHeaders);
     let answer: Answer;
     if (target.length > config.maxUrlLength) answer = requestError('URL_TOO_LONG', path);
-    else if (duplicateHost(req.rawHeaders)) answer = requestError('DUPLICATE_HOST', path);
+    else if (hostLines === 2) answer = requestError('DUPLICATE_HOST', path);
+    // Node's own check (requireHostHeader) answered without an id or a line.
+    else if (hostLines === 0 && req.httpVersionMinor === 1 && req.httpVersionMajor === 1) answer = requestError('MISSING_HOST', path);
     else if (path[0] !== '/') answer = errorAnswer('NOT_FOUND');
     else {
       const table = state.table;

@@ -24,19 +24,20 @@ export function requestHost(headers: IncomingHttpHeaders, peerTrusted: boolean, 
 }
 
 /**
- * Hot path. Whether `raw` (name, value, ...) has more than one Host field
- * line, which a server must answer with 400 (RFC 9112 §3.2): node keeps
- * the first, where a proxy in front may have gone by another.
+ * Hot path. How many Host field lines `raw` (name, value, ...) has, counted
+ * up to 2. A server must answer 400 to more than one, and to none in an
+ * HTTP/1.1 request (RFC 9112 §3.2): node keeps the first, where a proxy in
+ * front may have gone by another.
  */
-export function duplicateHost(raw: readonly string[]): boolean {
-  let seen = false;
+export function hostFieldLines(raw: readonly string[]): 0 | 1 | 2 {
+  let seen: 0 | 1 = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
     if (name.length !== 4 || name.toLowerCase() !== 'host') continue;
-    if (seen) return true;
-    seen = true;
+    if (seen === 1) return 2;
+    seen = 1;
   }
-  return false;
+  return seen;
 }
 
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)(.*)$/is;
