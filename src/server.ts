@@ -167,6 +167,9 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       ? null
       : createTlsListener(serverOptions, { certificates: options.tls, pollMs: options.watchInterval, handshakeTimeout: options.headersTimeout }, onRequest, log);
   const server: Server = tls?.server ?? createServer(serverOptions, onRequest);
+  // An expectation other than 100-continue is served as if absent, as RFC 9110 §10.1.1 allows (nginx does
+  // the same); node's own answer was a 417 with no id and no line, and the download went uncounted.
+  server.on('checkExpectation', onRequest);
   answerRefusedRequests(server, {
     analytics,
     trusted,

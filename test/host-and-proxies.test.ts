@@ -110,6 +110,13 @@ test('an HTTP/1.1 request without Host gets 400 MISSING_HOST with an id and a li
   assert.equal(statusOf(await rawRequest(noneTrusted.port, 'GET http://dl.example.com/f HTTP/1.0\r\n\r\n')), 307);
 });
 
+test('an Expect other than 100-continue is served as if absent (RFC 9110 §10.1.1 allows it), with its line', async () => {
+  const raw = await rawRequest(noneTrusted.port, 'GET /f HTTP/1.1\r\nHost: dl.example.com\r\nExpect: foo\r\nConnection: close\r\n\r\n');
+  assert.equal(statusOf(raw), 307);
+  const [line] = await noneTrusted.linesFor(/^x-request-id: (\S+)\r$/im.exec(raw)?.[1] ?? '');
+  assert.equal(line.outcome, 'redirect');
+});
+
 test('client IP: right-most X-Forwarded-For entry that is not a trusted proxy', async () => {
   const res = await request(loopbackTrusted.port, {
     path: '/f', host: 'dl.example.com', headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.7, 127.0.0.1', 'user-agent': 'ua/1', referer: 'https://r.example/' },
