@@ -190,6 +190,32 @@ test('a handshake that does not finish within --headers-timeout is closed and co
   }
 });
 
+test('a TLS handshake on the plain port (docker, podman and skopeo try HTTPS first) gets its 400 and closes, with no analytics line and no count; a request the parser refuses still has both', async () => {
+  const g = await startGateway({ manifest: MANIFEST });
+  try {
+    const failed = await new Promise<Error>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: g.port, rejectUnauthorized: false }, () => reject(new Error('a TLS session on the plain port')));
+      socket.once('error', resolve);
+    });
+    assert.match(failed.message, /wrong version number|packet length too long/);
+    const metrics = async () => (await fetch(`http://127.0.0.1:${g.adminPort}/metrics`)).text();
+    assert.doesNotMatch(await metrics(), /outcome="rejected"/);
+    const refused = await new Promise<string>((resolve, reject) => {
+      const socket = netConnect(g.port, '127.0.0.1', () => socket.write('GET /a b c HTTP/1.1\r\n\r\n'));
+      let got = '';
+      socket.on('data', (c) => (got += c.toString('latin1')));
+      socket.once('error', reject);
+      socket.once('close', () => resolve(got));
+    });
+    assert.match(refused, /^HTTP\/1\.1 400 /);
+    await waitUntil(() => g.lines.length > 0, 2000, () => 'no line for the refused request');
+    assert.deepEqual(g.lines.map((l) => [l.status, l.outcome]), [[400, 'rejected']]);
+    assert.match(await metrics(), /^gateway_requests_total\{outcome="rejected",kind="none"\} 1$/m);
+  } finally {
+    await g.stop();
+  }
+});
+
 test('SIGHUP reads the certificate again, in one process and, with --workers, in each worker', { timeout: 60_000 }, async () => {
   for (const workers of [1, 2]) {
     const files = liveFiles(`sighup-${workers}`);

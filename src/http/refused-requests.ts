@@ -5,7 +5,8 @@
  * gets a 4xx with an `X-Request-Id` and one analytics line, like any other
  * request, and the connection is closed. A connection with nothing to
  * answer (reset by the client, or silent until it timed out) is closed
- * without either.
+ * without either, and a TLS handshake sent to the plain port gets its 400
+ * without a line.
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
@@ -28,6 +29,9 @@ const CLIENT_ERRORS: Readonly<Record<string, readonly [number, string]>> = {
   HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large'],
   ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout'],
 };
+
+/** The first byte of a TLS ClientHello: the record's content type, handshake. */
+const TLS_HANDSHAKE = 0x16;
 
 const CONNECT_BODY = JSON.stringify({ error: { code: 'METHOD_NOT_ALLOWED', message: ERRORS.METHOD_NOT_ALLOWED.message } });
 
@@ -59,8 +63,11 @@ export function answerRefusedRequests(server: Server, config: RefusedConfig): vo
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && socket.bytesRead === 0) return void socket.destroy();
     const [status, reason] = CLIENT_ERRORS[err.code ?? ''] ?? [400, 'Bad Request'];
     const id = requestId();
+    // A TLS handshake (a record of type 22) is no request: docker, podman and skopeo try HTTPS
+    // first with a registry on 127.0.0.1 or an insecure one, and take this answer for "not TLS".
+    const tlsHandshake = (err as { rawPacket?: Buffer }).rawPacket?.[0] === TLS_HANDSHAKE;
     // The head was not parsed: the socket's address is all there is.
-    line(id, '', status, clientIp(socket.remoteAddress, false, undefined, config.trusted));
+    if (!tlsHandshake) line(id, '', status, clientIp(socket.remoteAddress, false, undefined, config.trusted));
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nx-request-id: ${id}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
   });
 
