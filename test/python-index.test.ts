@@ -150,6 +150,9 @@ test('PEP 503 normalization: non-normalized names and missing slashes are redire
     ['/simple/frob-nicate', '/simple/frob-nicate/'],
     ['/simple/Frob%5FNicate/frob_nicate-2.0.tar.gz', '/simple/frob-nicate/frob_nicate-2.0.tar.gz'],
     ['/simple', '/simple/'],
+    // The query is kept (PEP 691's optional ?format=, a cache buster).
+    ['/simple/Frob_Nicate?format=text%2Fhtml', '/simple/frob-nicate/?format=text%2Fhtml'],
+    ['/simple?x=1', '/simple/?x=1'],
   ];
   for (const [path, location] of cases) {
     const res = await get(path);

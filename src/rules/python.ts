@@ -198,14 +198,15 @@ function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
   return { status: 200, outcome: 'respond', capture, headers, body, contentLength };
 }
 
-function moved(location: string, capture: PythonCapture | null): Answer {
-  return { status: 301, outcome: 'redirect', capture, headers: { location } };
+/** To the canonical URL of `path`, with the request's query kept. */
+function moved(path: string, r: RouteRequest, capture: PythonCapture | null): Answer {
+  return { status: 301, outcome: 'redirect', capture, headers: { location: r.query === '' ? path : `${path}?${r.query}` } };
 }
 
 /** Hot path. The index's answer, or null when the request is not for it. */
 export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null {
   if (r.method !== 'GET' && r.method !== 'HEAD') return null;
-  if (r.path === '/simple') return moved('/simple/', null);
+  if (r.path === '/simple') return moved('/simple/', r, null);
   if (!r.path.startsWith('/simple/')) return null;
   const rest = r.path.slice(8);
   if (rest === '') return servePage(index.root, { type: 'python', package: null, version: null, file: null, url: null }, r);
@@ -220,7 +221,7 @@ export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null
   // PEP 503: non-normalized names and a missing slash go to the canonical URL.
   if (slash === -1 || rawProject !== name) {
     const tail = slash === -1 ? '/' : rest.slice(slash);
-    return moved(`/simple/${name}${tail}`, capture);
+    return moved(`/simple/${name}${tail}`, r, capture);
   }
   const fileName = percentDecode(rest.slice(slash + 1));
   if (fileName === null) return errorAnswer('BAD_ENCODING');
