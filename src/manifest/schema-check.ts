@@ -4,6 +4,7 @@
  * The validator is compiled once per process.
  */
 import { readFileSync } from 'node:fs';
+import { domainToASCII } from 'node:url';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import type { ProblemSink } from './problems.ts';
 import { pointerToken } from '../errors.ts';
@@ -16,7 +17,8 @@ export const MANIFEST_SCHEMA = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as {
   $defs: Record<string, { properties?: Record<string, unknown> }>;
 };
 
-const ajv = new Ajv2020({ allErrors: true, strict: false });
+// verbose: each error holds the value it is about (only failed checks make errors).
+const ajv = new Ajv2020({ allErrors: true, strict: false, verbose: true });
 ajv.addSchema(MANIFEST_SCHEMA, 'manifest');
 /** The manifest's outer shape only: rules are checked one by one (checkRule). */
 const validateShape = ajv.compile({
@@ -46,6 +48,13 @@ function validRule(rule: unknown): boolean {
 /** Fields Scarf manifests carry that this gateway does not use (no warning). */
 const SCARF_FIELDS = ['type', 'domain', 'owner', 'package-name', '$comment'];
 
+/** For an international domain name, its ASCII form (punycode), which clients send as Host. */
+function asciiHint(domain: unknown): string {
+  if (typeof domain !== 'string' || /^[\x00-\x7f]*$/.test(domain)) return '';
+  const ascii = domainToASCII(domain);
+  return ascii === '' ? '' : `; an international name is written in its ASCII form, here "${ascii}"`;
+}
+
 function message(e: ErrorObject): string {
   switch (e.keyword) {
     case 'required':
@@ -53,7 +62,7 @@ function message(e: ErrorObject): string {
     case 'enum':
       return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'pattern':
-      if (e.instancePath.endsWith('/domain')) return 'must be a host name (letters, digits, "-" and "."), without a port';
+      if (e.instancePath.endsWith('/domain')) return `must be a host name (letters, digits, "-" and "."), without a port${asciiHint(e.data)}`;
       return `must match the pattern ${(e.params as { pattern: string }).pattern}`;
     case 'oneOf':
       return 'has the wrong shape (see the schema)';

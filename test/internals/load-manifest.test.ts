@@ -45,3 +45,12 @@ test('valid JSON of another shape is reported by the schema', async () => {
   assert.equal(table, null);
   assert.equal(problems.errors[0]?.pointer, '/rules');
 });
+
+test('a domain name in Unicode is refused with its ASCII form, which clients send as Host', async () => {
+  const rule = (domain: string) => ({ type: 'pixel-v1', domain, 'package-id': 'p' });
+  const { problems } = await loadManifestText(JSON.stringify({ rules: [rule('Bücher.example'), rule('dl.example.com:8080')] }));
+  assert.deepEqual(problems.errors.map((p) => [p.pointer, / here "(.*)"$/.exec(p.message)?.[1] ?? null]), [
+    ['/rules/0/domain', 'xn--bcher-kva.example'],
+    ['/rules/1/domain', null],
+  ]);
+});
