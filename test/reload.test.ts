@@ -416,6 +416,24 @@ test('--workers 2: /metrics answers at once while a worker is being replaced, fo
   }
 });
 
+test("--workers 2: a worker that does not answer (stopped) is left out of a scrape after 2 s, which still answers 200 with the others' counts", { timeout: 30_000 }, async () => {
+  const { gw } = await twoWorkers();
+  const silent = gw.logs.find((l) => l.msg === 'worker listening')!.pid as number;
+  try {
+    await answersNow(gw, 4);
+    process.kill(silent, 'SIGSTOP');
+    const asked = Date.now();
+    const res = await request(gw.adminPort, { path: '/metrics' });
+    const took = Date.now() - asked;
+    assert.equal(res.status, 200);
+    assert.ok(took >= 1900 && took < 4000, `answered in ${took} ms`);
+    assert.match(res.text, /^gateway_rules_loaded\{kind="file-v1"\} 1$/m);
+  } finally {
+    process.kill(silent, 'SIGCONT');
+    assert.equal(await gw.stop(), 0);
+  }
+});
+
 test("--workers 2: a replacement worker serves the primary's manifest, not the file's, which is broken meanwhile; later reloads reach it", { timeout: 30_000 }, async () => {
   const { gw, path } = await twoWorkers();
   try {
