@@ -46,7 +46,7 @@ export interface Gateway {
   /** The bound admin port, or null when disabled. */
   readonly adminPort: number | null;
   readonly state: HandlerState;
-  /** Look at the manifest file again (SIGHUP forces a reload of identical content). */
+  /** Look at the manifest file again (SIGHUP forces a reload of identical content); nothing in a `--workers` worker, whose primary reloads. */
   reload(reason: string, force?: boolean): Promise<void>;
   /** Open the `--analytics` file again, after a rotation renamed it (SIGUSR2). */
   reopenAnalytics(): void;
@@ -193,17 +193,20 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     state.table = table;
     manifestMetrics.manifest(table);
   };
-  const reloader = new Reloader(options.manifest, loaded.table, log, {
-    apply(table) {
-      apply(table);
-      manifestMetrics.reload('success');
-    },
-    rejected: () => manifestMetrics.reload('rejected'),
-  });
+  // A worker never reads the manifest file: the primary reloads, and sends it each new table.
+  let reloader: Reloader | null = null;
   let watcher: ManifestWatcher | null = null;
   if (fromPrimary !== null) fromPrimary.follow(apply);
   else {
-    watcher = new ManifestWatcher(options.manifest, { debounceMs: options.watchDebounce, pollMs: options.watchInterval }, (reason) => void reloader.check(reason));
+    const own = new Reloader(options.manifest, loaded.table, log, {
+      apply(table) {
+        apply(table);
+        manifestMetrics.reload('success');
+      },
+      rejected: () => manifestMetrics.reload('rejected'),
+    });
+    reloader = own;
+    watcher = new ManifestWatcher(options.manifest, { debounceMs: options.watchDebounce, pollMs: options.watchInterval }, (reason) => void own.check(reason));
     await watcher.start();
   }
 
@@ -238,7 +241,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     port,
     adminPort,
     state,
-    reload: (reason, force = false) => reloader.check(reason, force),
+    reload: async (reason, force = false) => reloader?.check(reason, force),
     reopenAnalytics,
     reloadCertificate: () => tls?.reload(),
     close,
