@@ -13,7 +13,8 @@ const EXAMPLE = new URL('../config/manifest.json', import.meta.url).pathname;
 const ROOT = new URL('..', import.meta.url).pathname;
 
 function run(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+  // SIGKILL: a process that spins may not heed SIGTERM.
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000, killSignal: 'SIGKILL' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -119,6 +120,17 @@ for (const [which, workers] of [['public', 1], ['public', 2], ['admin', 1], ['ad
     }
   });
 }
+
+test('an --analytics directory that cannot be made: exit 1 at once with the reason, also where node\'s own recursive mkdir never returns (/proc)', () => {
+  for (const [path, message] of [
+    ['/proc/gateway-test/feed.jsonl', /cannot start: ENOENT: .*mkdir '\/proc\/gateway-test'/],
+    [join(EXAMPLE, 'feed.jsonl'), /cannot start: ENOTDIR: .*manifest\.json/],
+  ] as const) {
+    const r = run(['--manifest', EXAMPLE, '--port', '0', '--admin-port', '-1', '--analytics', path]);
+    assert.equal(r.code, 1, `${path}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+});
 
 test('--help explains every flag', () => {
   const r = run(['--help']);

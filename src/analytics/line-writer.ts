@@ -333,6 +333,30 @@ function shared(bytes: number): Buffer {
 }
 
 function openAppend(file: string): number {
-  mkdirSync(dirname(file), { recursive: true });
+  makeDirectory(dirname(file));
   return openSync(file, 'a');
+}
+
+/**
+ * `mkdir -p`. Not node's `mkdirSync(dir, { recursive: true })`: it never
+ * returns where mkdir(2) says ENOENT under a parent that exists, as in
+ * /proc, and then not even SIGTERM stops the process.
+ */
+function makeDirectory(dir: string): void {
+  if (mkdirOnce(dir) === undefined || dirname(dir) === dir) return;
+  makeDirectory(dirname(dir));
+  const missing = mkdirOnce(dir);
+  if (missing) throw missing;
+}
+
+/** Made or there already: undefined. A parent missing: the ENOENT error. Others are thrown. */
+function mkdirOnce(dir: string): NodeJS.ErrnoException | undefined {
+  try {
+    mkdirSync(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return error as NodeJS.ErrnoException;
+    if (code !== 'EEXIST') throw error;
+  }
+  return undefined;
 }

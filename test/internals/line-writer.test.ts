@@ -29,7 +29,8 @@ function parsed(text: string): { i: number; payload: string }[] {
 }
 
 test('lines arrive whole and in order across batches, with oversized and multi-byte lines', async () => {
-  const file = join(tempDir('gw-writer-'), 'sub', 'feed.jsonl');
+  // Missing directories are made.
+  const file = join(tempDir('gw-writer-'), 'sub', 'deeper', 'feed.jsonl');
   const writer = new LineWriter(file, { batchBytes: 1024 });
   const sizes = [10, 500, 1013, 1014, 3000, 0, 700];
   const expected: string[] = [];
