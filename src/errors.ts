@@ -15,7 +15,7 @@ export const ERRORS = {
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the configured limit' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'this method is not allowed here' },
   UNAUTHORIZED: { status: 401, message: 'a valid bearer token is required' },
-  NOT_ACCEPTABLE: { status: 406, message: 'no representation matches the Accept header' },
+  NOT_ACCEPTABLE: { status: 406, message: 'no representation matches the Accept header or the format parameter' },
   READ_ONLY: { status: 405, message: 'this gateway is read only' },
   UPSTREAM_UNREACHABLE: { status: 502, message: 'the upstream could not be reached' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'the upstream did not answer in time' },

@@ -102,6 +102,26 @@ test('406 when nothing offered is acceptable', async () => {
   assert.equal(JSON.parse(res.text).error.code, 'NOT_ACCEPTABLE');
 });
 
+test('PEP 691 ?format= takes precedence over Accept; a type the index does not serve gets 406', async () => {
+  const json = await get(`/simple/frob-nicate/?format=${encodeURIComponent(JSON_TYPE)}`, { accept: 'text/html' });
+  assert.equal(json.status, 200);
+  assert.equal(json.headers['content-type'], JSON_TYPE);
+  assert.equal(JSON.parse(json.text).name, 'frob-nicate');
+  // As a browser sends it: `+` unencoded, which form encoding reads as a space.
+  const latest = await get('/simple/?x=1&format=application/vnd.pypi.simple.latest+html', { accept: JSON_TYPE });
+  assert.equal(latest.headers['content-type'], 'application/vnd.pypi.simple.v1+html');
+  const html = await get('/simple/?format=text/html', { accept: JSON_TYPE });
+  assert.equal(html.headers['content-type'], 'text/html; charset=utf-8');
+  assert.equal((await get('/simple/?format=text/html', { 'if-none-match': html.headers.etag as string })).status, 304);
+  for (const format of ['json', 'application/vnd.pypi.simple.v2%2Bjson', '*/*', '']) {
+    const res = await get(`/simple/?format=${format}`, { accept: JSON_TYPE });
+    assert.equal(res.status, 406, format);
+    assert.equal(JSON.parse(res.text).error.code, 'NOT_ACCEPTABLE');
+  }
+  // Another parameter alone leaves the choice to Accept.
+  assert.equal((await get('/simple/?page=2', { accept: JSON_TYPE })).headers['content-type'], JSON_TYPE);
+});
+
 test('strong ETag per representation; If-None-Match gives 304 with the ETag', async () => {
   const html = await get('/simple/frob-nicate/');
   const json = await get('/simple/frob-nicate/', { accept: JSON_TYPE });

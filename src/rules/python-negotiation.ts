@@ -1,6 +1,7 @@
 /**
  * Content negotiation for the simple API (PEP 691 §"Version + Format
- * Selection"): `Accept` with q-values (RFC 9110 §12.5.1), and `If-None-Match`
+ * Selection"): `Accept` with q-values (RFC 9110 §12.5.1) or the `format`
+ * query parameter, and `If-None-Match`
  * (RFC 9110 §13.1.2, weak comparison).
  */
 
@@ -57,6 +58,19 @@ export function negotiate(accept: string | undefined): PythonType | null {
     }
   }
   return best;
+}
+
+/**
+ * PEP 691's optional `format` query parameter: one content type, which
+ * takes precedence over `Accept`. Undefined when the query has none; null
+ * (406) for a type the index cannot answer.
+ */
+export function formatRequested(query: string): PythonType | null | undefined {
+  const format = new URLSearchParams(query).get('format');
+  if (format === null) return undefined;
+  // A `+` typed into a browser's address bar arrives as a space, in form encoding.
+  const type = canonical(format.replaceAll(' ', '+').toLowerCase());
+  return PYTHON_TYPES.find((t) => t === type) ?? null;
 }
 
 /** True when `If-None-Match` lists `etag` or is `*`. */

@@ -15,7 +15,7 @@ import { acceptsGzip, gzipVariant, type Gzipped } from '../http/content-coding.t
 import type { PythonHash, PythonRule } from '../manifest/types.ts';
 import type { RouteRequest } from '../routing/route.ts';
 import { percentDecode } from '../templates/percent.ts';
-import { etagMatches, negotiate, type PythonType } from './python-negotiation.ts';
+import { etagMatches, formatRequested, negotiate, type PythonType } from './python-negotiation.ts';
 
 /** One representation of a page; a large one (a Buffer) has a gzip variant. */
 interface PageBody {
@@ -186,7 +186,8 @@ const GZIP_PAGE_HEADERS = { vary: 'Accept, Accept-Encoding', 'cache-control': 'm
  * 17.4 MB of heap, a quarter more table) to save one small object spread.
  */
 function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
-  const type = negotiate(r.accept);
+  const requested = r.query === '' ? undefined : formatRequested(r.query);
+  const type = requested === undefined ? negotiate(r.accept) : requested;
   if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept' });
   const identity = p.bodies[type];
   const gzip = identity.gzip !== null && acceptsGzip(r.acceptEncoding) ? identity.gzip : null;
