@@ -13,6 +13,8 @@ export const ERRORS = {
   MISSING_HOST: { status: 400, message: 'an HTTP/1.1 request needs a Host header field' },
   URL_TOO_LONG: { status: 414, message: 'the request target is too long' },
   BODY_TOO_LARGE: { status: 413, message: 'the request body is larger than the configured limit' },
+  UNSUPPORTED_ENCODING: { status: 415, message: 'the request body is in a content coding the gateway cannot decode' },
+  BAD_CONTENT_CODING: { status: 400, message: 'the request body cannot be decoded as its Content-Encoding says' },
   METHOD_NOT_ALLOWED: { status: 405, message: 'this method is not allowed here' },
   UNAUTHORIZED: { status: 401, message: 'a valid bearer token is required' },
   NOT_ACCEPTABLE: { status: 406, message: 'no representation matches the Accept header or the format parameter' },

@@ -2,6 +2,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { brotliCompressSync, deflateSync, gzipSync, zstdCompressSync } from 'node:zlib';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request } from './helpers/http-client.ts';
 
@@ -43,6 +44,34 @@ test('--max-body-events keeps the first N events', async () => {
   await gw.linesFor(res.headers['x-request-id'] as string, 2);
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(gw.lines.filter((l) => l.requestId === res.headers['x-request-id']).length, 2);
+});
+
+test('a body in a content coding is decoded first; one the gateway cannot decode gets 415, a broken one 400, one that decodes past --max-body-size 413', async () => {
+  const events = Buffer.from('{"n":1}\n{"n":2}');
+  const posted = (body: Buffer, encoding: string) =>
+    request(gw.port, { method: 'POST', path: '/open', host: D, body, headers: { 'content-encoding': encoding } });
+  for (const [encoding, body] of [
+    ['gzip', gzipSync(events)], ['X-GZIP', gzipSync(events)], ['deflate', deflateSync(events)], ['br', brotliCompressSync(events)],
+    ['zstd', zstdCompressSync(events)], ['identity', events], ['deflate, identity, gzip', gzipSync(deflateSync(events))],
+  ] as const) {
+    const res = await posted(body, encoding);
+    assert.equal(res.status, 200, encoding);
+    const lines = await gw.linesFor(res.headers['x-request-id'] as string, 2);
+    assert.deepEqual(lines.map((l) => l.capture?.event), [{ n: 1 }, { n: 2 }], encoding);
+  }
+  for (const [encoding, body, status, code] of [
+    ['compress', events, 415, 'UNSUPPORTED_ENCODING'],
+    ['gzip, compress', gzipSync(events), 415, 'UNSUPPORTED_ENCODING'],
+    ['gzip', events, 400, 'BAD_CONTENT_CODING'],
+    ['gzip', gzipSync(Buffer.alloc(65_537, ' ')), 413, 'BODY_TOO_LARGE'],
+  ] as const) {
+    const res = await posted(body, encoding);
+    assert.equal(res.status, status, encoding);
+    assert.equal(JSON.parse(res.text).error.code, code);
+    if (status === 415) assert.equal(res.headers['accept-encoding'], 'gzip, deflate, br, zstd');
+    const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+    assert.deepEqual([line.status, line.outcome, line.capture], [status, 'rejected', null]);
+  }
 });
 
 test('only POST to the exact path matches', async () => {

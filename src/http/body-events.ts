@@ -2,9 +2,30 @@
  * Request bodies as event streams (SPEC §5, §7): JSON values concatenated or
  * newline-separated. Each object is one event; other values are skipped;
  * reading stops at the first text that is not JSON, and after `maxEvents`.
+ * A body sent with a `Content-Encoding` (gzip, deflate, br, zstd) is
+ * decoded first, to at most `maxBytes` too.
  */
 import type { IncomingMessage } from 'node:http';
+import { promisify } from 'node:util';
+import * as zlib from 'node:zlib';
 import { skipSpace, valueEnd } from '../json-scan.ts';
+
+type Decoder = (body: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
+
+/** RFC 9110 §8.4.1: the content codings a body may come in (zstd since node 22.15). */
+const DECODERS = new Map<string, Decoder>([
+  ['gzip', promisify(zlib.gunzip)],
+  ['x-gzip', promisify(zlib.gunzip)],
+  ['deflate', promisify(zlib.inflate)],
+  ['br', promisify(zlib.brotliDecompress)],
+  ...(typeof zlib.zstdDecompress === 'function' ? [['zstd', promisify(zlib.zstdDecompress)] as const] : []),
+]);
+
+/** For the `Accept-Encoding` of a 415 (RFC 9110 §12.5.3). */
+export const BODY_CODINGS = [...DECODERS.keys()].filter((c) => c !== 'x-gzip').join(', ');
+
+/** Why a body gave no events: the answer's error code. */
+export type BodyRefusal = 'BODY_TOO_LARGE' | 'UNSUPPORTED_ENCODING' | 'BAD_CONTENT_CODING';
 
 /** Between concatenated values, a scalar ends at white space or where the next value starts. */
 const BETWEEN_VALUES = ' \n\r\t{["';
@@ -24,7 +45,7 @@ export function hasBody(req: IncomingMessage): boolean {
 }
 
 /** Reads the whole body, or returns null when it is larger than `maxBytes`. */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
     if (declared > maxBytes) {
@@ -46,6 +67,34 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
     req.once('end', () => resolve(Buffer.concat(chunks)));
     req.once('error', reject);
   });
+}
+
+/**
+ * The events of the request's body, or why there are none to be had;
+ * rejects when the client left mid-body. A coding the gateway cannot
+ * decode is refused before the body is read.
+ */
+export async function readEvents(req: IncomingMessage, limits: BodyLimits): Promise<unknown[] | BodyRefusal> {
+  const header = req.headers['content-encoding'];
+  // Applied in the order listed: decoded in the reverse order.
+  const decoders: Decoder[] = [];
+  for (const coding of header === undefined ? [] : header.split(',')) {
+    const name = coding.trim().toLowerCase();
+    if (name === 'identity' || name === '') continue;
+    const decoder = DECODERS.get(name);
+    if (decoder === undefined) return 'UNSUPPORTED_ENCODING';
+    decoders.unshift(decoder);
+  }
+  let body = await readBody(req, limits.maxBytes);
+  if (body === null) return 'BODY_TOO_LARGE';
+  for (const decode of decoders) {
+    try {
+      body = await decode(body, { maxOutputLength: limits.maxBytes });
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'BODY_TOO_LARGE' : 'BAD_CONTENT_CODING';
+    }
+  }
+  return parseEvents(body.toString('utf8'), limits.maxEvents);
 }
 
 /** Splits `text` into the JSON objects it holds, in order. */

@@ -21,7 +21,7 @@ import type { RoutingTable } from '../routing/routing-table.ts';
 import { notFound, route, type RouteServices } from '../routing/route.ts';
 import { isDockerPath, ociError } from '../rules/docker-errors.ts';
 import { errorAnswer, type Answer } from './answer.ts';
-import { hasBody, parseEvents, readBody, type BodyLimits } from './body-events.ts';
+import { BODY_CODINGS, hasBody, readEvents, type BodyLimits } from './body-events.ts';
 import { endInSlices } from './send-slices.ts';
 import { absoluteForm, hostFieldLines, requestHost } from './request-host.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
@@ -147,17 +147,16 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
 
     if (answer.bodyCapture !== undefined && hasBody(req)) {
       const bodyCapture = answer.bodyCapture;
-      readBody(req, config.body.maxBytes).then(
-        (body) => {
-          if (body === null) {
-            const tooLarge = errorAnswer('BODY_TOO_LARGE');
-            send(res, method, id, tooLarge, true, services);
-            line(tooLarge.status, tooLarge.outcome, null);
-            finish(tooLarge.outcome, null);
+      readEvents(req, config.body).then(
+        (events) => {
+          if (typeof events === 'string') {
+            const refused = errorAnswer(events, null, events === 'UNSUPPORTED_ENCODING' ? { 'accept-encoding': BODY_CODINGS } : undefined);
+            send(res, method, id, refused, true, services);
+            line(refused.status, refused.outcome, null);
+            finish(refused.outcome, null);
             return;
           }
           send(res, method, id, answer, false, services);
-          const events = parseEvents(body.toString('utf8'), config.body.maxEvents);
           if (events.length === 0) line(answer.status, answer.outcome, answer.capture);
           for (const event of events) line(answer.status, answer.outcome, bodyCapture(event));
           finish(answer.outcome, answer.capture);
