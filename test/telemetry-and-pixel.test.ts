@@ -46,13 +46,15 @@ test('--max-body-events keeps the first N events', async () => {
   assert.equal(gw.lines.filter((l) => l.requestId === res.headers['x-request-id']).length, 2);
 });
 
-test('a body in a content coding is decoded first; one the gateway cannot decode gets 415, a broken one 400, one that decodes past --max-body-size 413', async () => {
+test('a body in a content coding is decoded first (a byte order mark skipped); one the gateway cannot decode gets 415, a broken one 400, one that decodes past --max-body-size 413', async () => {
   const events = Buffer.from('{"n":1}\n{"n":2}');
   const posted = (body: Buffer, encoding: string) =>
     request(gw.port, { method: 'POST', path: '/open', host: D, body, headers: { 'content-encoding': encoding } });
   for (const [encoding, body] of [
     ['gzip', gzipSync(events)], ['X-GZIP', gzipSync(events)], ['deflate', deflateSync(events)], ['br', brotliCompressSync(events)],
     ['zstd', zstdCompressSync(events)], ['identity', events], ['deflate, identity, gzip', gzipSync(deflateSync(events))],
+    // A UTF-8 byte order mark before the JSON is skipped (RFC 8259 §8.1).
+    ['identity', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), events])],
   ] as const) {
     const res = await posted(body, encoding);
     assert.equal(res.status, 200, encoding);

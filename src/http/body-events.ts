@@ -94,7 +94,9 @@ export async function readEvents(req: IncomingMessage, limits: BodyLimits): Prom
       return (e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' ? 'BODY_TOO_LARGE' : 'BAD_CONTENT_CODING';
     }
   }
-  return parseEvents(body.toString('utf8'), limits.maxEvents);
+  const text = body.toString('utf8');
+  // RFC 8259 §8.1: a parser may ignore a byte order mark (some Windows tools write one).
+  return parseEvents(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text, limits.maxEvents);
 }
 
 /** Splits `text` into the JSON objects it holds, in order. */
