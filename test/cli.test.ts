@@ -51,6 +51,15 @@ test('validate: a manifest from a pipe (no size known in advance)', () => {
   assert.match(r.stdout, /\/dev\/stdin: ok \([1-9]\d* rules/);
 });
 
+test('validate: a manifest saved with a UTF-8 byte order mark (as Windows editors do) is read as without it', () => {
+  const r = run(['validate', writeManifest('\ufeff' + readFileSync(EXAMPLE, 'utf8'))]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /: ok \(\d+ rules/);
+  const bad = run(['validate', writeManifest('\ufeff' + JSON.stringify(BAD))]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /\/rules\/1\/outgoing-url: variable "w" is not bound/);
+});
+
 test('validate: each problem is printed with its JSON pointer, exit 1', () => {
   const r = run(['validate', writeManifest(BAD)]);
   assert.equal(r.code, 1);

@@ -35,17 +35,19 @@ export interface LoadResult {
  */
 export async function loadManifestText(text: string, knownHash?: string, previous: RoutingTable | null = null): Promise<LoadResult> {
   const hash = knownHash ?? (await hashInSlices(text));
-  const sliced = await compileInSlices(text, hash, previous);
+  // A byte order mark (Windows editors save one) is ignored, as RFC 8259 §8.1 allows.
+  const json = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const sliced = await compileInSlices(json, hash, previous);
   if (sliced !== null) return { ...sliced, text };
   // Not the expected shape: one plain parse gives the real error.
   const problems = new ProblemSink();
-  const syntax = await syntaxError(text);
+  const syntax = await syntaxError(json);
   if (syntax !== null) {
     problems.error('', `not valid JSON: ${syntax}`);
-    return { table: null, problems, text, cutOff: endsTooSoon(text, syntax) };
+    return { table: null, problems, text, cutOff: endsTooSoon(json, syntax) };
   }
   // Valid JSON of another shape (rare): its problems come from the schema.
-  const manifest: unknown = JSON.parse(text);
+  const manifest: unknown = JSON.parse(json);
   if (!checkShape(manifest, problems)) return { table: null, problems, text };
   const { table } = await compileManifest(manifest, hash, problems);
   return { table, problems, text };
