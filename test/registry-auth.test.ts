@@ -10,6 +10,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readCredentials } from '../src/proxy/registry-auth.ts';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request } from './helpers/http-client.ts';
 
@@ -163,4 +164,28 @@ test("the gateway's credentials answer its registry's challenges only, not those
     { path: '/v2/org/movedbasic/manifests/1.0', authorization: undefined },
     { path: '/v2/org/movedbearer/manifests/1.0', authorization: undefined },
   ]);
+});
+
+test('--registry-auth: auth and username/password entries are read; a file docker could not use is refused with where and why', () => {
+  const file = join(tempDir(), 'config.json');
+  const read = (json: string) => {
+    writeFileSync(file, json);
+    return readCredentials(file);
+  };
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  assert.deepEqual(
+    read(JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth: b64('u:p') }, 'ghcr.io': { username: 'me', password: 'pw' }, 'quay.io': { auth: b64('x:yz').replace(/=+$/, '') } } })),
+    new Map([['registry-1.docker.io', b64('u:p')], ['ghcr.io', b64('me:pw')], ['quay.io', b64('x:yz')]]),
+  );
+  for (const [json, message] of [
+    ['nope', /--registry-auth .*config\.json: Unexpected token/],
+    ['null', /not a Docker config\.json, whose "auths" is an object/],
+    ['{"auths":[]}', /not a Docker config\.json/],
+    ['{"auths":{"ghcr.io":null}}', /auths\["ghcr\.io"\] has neither "auth" nor "username"/],
+    ['{"credsStore":"desktop","auths":{"ghcr.io":{}}}', /has neither "auth" nor "username" \(credsStore and credHelpers are not read\)/],
+    ['{"auths":{"ghcr.io":{"auth":"!!!"}}}', /auths\["ghcr\.io"\]\.auth is not the base64 of user:password/],
+    [JSON.stringify({ auths: { 'ghcr.io': { auth: b64('no-colon') } } }), /\.auth is not the base64 of user:password/],
+  ] as const) {
+    assert.throws(() => read(json), message, json);
+  }
 });

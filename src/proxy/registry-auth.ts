@@ -40,20 +40,32 @@ export interface TokenCacheStats {
 
 /** Reads credentials; throws with a clear message on a bad file. */
 export function readCredentials(file: string): Map<string, string> {
-  let json: { auths?: Record<string, { auth?: string; username?: string; password?: string }> };
+  let json: { auths?: unknown } | null | undefined;
   try {
     json = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new Error(`--registry-auth ${file}: ${(e as Error).message}`);
   }
+  const auths: unknown = typeof json === 'object' && json !== null ? (json.auths ?? {}) : null;
+  if (typeof auths !== 'object' || auths === null || Array.isArray(auths)) throw new Error(`--registry-auth ${file}: not a Docker config.json, whose "auths" is an object`);
   const creds = new Map<string, string>();
-  for (const [key, entry] of Object.entries(json.auths ?? {})) {
+  for (const [key, entry] of Object.entries(auths)) {
     // Keys are host names or URLs (Docker Hub: https://index.docker.io/v1/).
     const host = normalizeRegistry(key.replace(/^https?:\/\//, '').replace(/\/.*$/, ''));
-    const basic =
-      entry.auth ?? (entry.username !== undefined ? Buffer.from(`${entry.username}:${entry.password ?? ''}`).toString('base64') : undefined);
-    if (basic === undefined) throw new Error(`--registry-auth ${file}: auths["${key}"] has neither "auth" nor "username"`);
-    creds.set(host, basic);
+    const where = `--registry-auth ${file}: auths["${key}"]`;
+    if (typeof entry?.auth === 'string') {
+      // As docker reads it: base64 of user:password.
+      const decoded = Buffer.from(entry.auth, 'base64');
+      if (decoded.toString('base64').replace(/=+$/, '') !== entry.auth.replace(/=+$/, '') || !decoded.includes(':')) {
+        throw new Error(`${where}.auth is not the base64 of user:password`);
+      }
+      creds.set(host, decoded.toString('base64'));
+    } else if (typeof entry?.username === 'string') {
+      creds.set(host, Buffer.from(`${entry.username}:${typeof entry.password === 'string' ? entry.password : ''}`).toString('base64'));
+    } else {
+      // A credentials store or helper keeps them elsewhere, which the gateway does not ask.
+      throw new Error(`${where} has neither "auth" nor "username" (credsStore and credHelpers are not read)`);
+    }
   }
   return creds;
 }
