@@ -62,9 +62,9 @@ async function serve(options: GatewayOptions): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGHUP', () => {
     void starting.then((gateway) => {
-      // Workers take their manifest from the primary; only it reloads. Certificates each process reads itself (the primary passes the signal on).
+      // Workers take their manifest from the primary; only it reloads. Certificates and credentials each process reads itself (the primary passes the signal on).
       if (!cluster.isWorker) void gateway.reload('SIGHUP', true);
-      gateway.reloadCertificate();
+      gateway.rereadFiles();
     }, () => undefined);
   });
   // After a rotation (logrotate's postrotate). SIGUSR1 belongs to Node's debugger.

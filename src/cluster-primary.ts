@@ -30,8 +30,8 @@ export interface Primary {
   reload(reason: string, force?: boolean): Promise<void>;
   /** Each worker opens the `--analytics` file again (the signal is passed on). */
   reopenAnalytics(): void;
-  /** Each worker reads `--tls-cert` and `--tls-key` again (SIGHUP is passed on). */
-  reloadCertificate(): void;
+  /** Each worker reads `--tls-cert`, `--tls-key` and `--registry-auth` again (SIGHUP is passed on). */
+  rereadFiles(): void;
   close(): Promise<void>;
 }
 
@@ -169,7 +169,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
   return {
     reload: (reason, force = false) => reloader.check(reason, force),
     reopenAnalytics: () => signalWorkers('SIGUSR2'),
-    reloadCertificate: () => signalWorkers('SIGHUP'),
+    rereadFiles: () => signalWorkers('SIGHUP'),
     async close() {
       stopping = true;
       await watcher.close();

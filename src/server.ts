@@ -50,8 +50,8 @@ export interface Gateway {
   reload(reason: string, force?: boolean): Promise<void>;
   /** Open the `--analytics` file again, after a rotation renamed it (SIGUSR2). */
   reopenAnalytics(): void;
-  /** Read `--tls-cert` and `--tls-key` again (SIGHUP); without TLS, nothing. */
-  reloadCertificate(): void;
+  /** Read `--tls-cert`, `--tls-key` and `--registry-auth` again (SIGHUP); a file that is now bad is logged, and the old content kept. */
+  rereadFiles(): void;
   /** Stop accepting, drain in-flight requests, flush analytics. */
   close(): Promise<void>;
 }
@@ -237,13 +237,26 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     }
   }
 
+  function rereadCredentials(): void {
+    if (auth === null || options.registryAuth === null) return;
+    try {
+      auth.replaceCredentials(readCredentials(options.registryAuth));
+      log.info({ file: options.registryAuth }, 'registry credentials read again');
+    } catch (e) {
+      log.error({ error: (e as Error).message }, 'registry credentials not read again; the old ones stay');
+    }
+  }
+
   return {
     port,
     adminPort,
     state,
     reload: async (reason, force = false) => reloader?.check(reason, force),
     reopenAnalytics,
-    reloadCertificate: () => tls?.reload(),
+    rereadFiles: () => {
+      tls?.reload();
+      rereadCredentials();
+    },
     close,
   };
 }

@@ -29,8 +29,9 @@ const challenged = new Map<string, number>();
 let upstream: Server;
 let port: number;
 let gw: GatewayProcess;
+let authFile: string;
 
-const REPOS = ['shared', 'silent', 'leave', 'movedbasic', 'movedbearer'];
+const REPOS = ['shared', 'silent', 'leave', 'movedbasic', 'movedbearer', 'rotated'];
 
 /** Another origin the registry redirects to: it challenges whoever comes, and records what they bring. */
 let elsewhere: Server;
@@ -65,15 +66,15 @@ before(async () => {
   });
   await new Promise<void>((r) => elsewhere.listen(0, '127.0.0.1', r));
   elsewherePort = (elsewhere.address() as AddressInfo).port;
-  const auth = join(tempDir(), 'config.json');
-  writeFileSync(auth, JSON.stringify({ auths: { [REG]: { auth: BASIC } } }));
+  authFile = join(tempDir(), 'config.json');
+  writeFileSync(authFile, JSON.stringify({ auths: { [REG]: { auth: BASIC } } }));
   gw = await startGateway({
     manifest: {
       rules: [...REPOS, 'unreachable'].map((repo) => ({
         type: 'docker-v1', domain: D, 'package-id': repo, 'repository-name': `org/${repo}`, registry: REG, 'always-proxy': true,
       })),
     },
-    args: ['--upstream', `${REG}=http://127.0.0.1:${port}`, '--registry-auth', auth, '--upstream-timeout', '500'],
+    args: ['--upstream', `${REG}=http://127.0.0.1:${port}`, '--registry-auth', authFile, '--upstream-timeout', '500'],
   });
 });
 after(async () => {
@@ -164,6 +165,25 @@ test("the gateway's credentials answer its registry's challenges only, not those
     { path: '/v2/org/movedbasic/manifests/1.0', authorization: undefined },
     { path: '/v2/org/movedbearer/manifests/1.0', authorization: undefined },
   ]);
+});
+
+test('SIGHUP reads --registry-auth again: new credentials, tokens got with the old ones dropped; a file now bad keeps the old ones', async () => {
+  realms.set('rotated', (_req, res) => grant(res));
+  assert.equal((await pull('rotated')).status, 200);
+  assert.deepEqual(tokenRequests.get('rotated'), [`Basic ${BASIC}`]);
+  const rotated = Buffer.from('bob:new-token').toString('base64');
+  writeFileSync(authFile, JSON.stringify({ auths: { [REG]: { auth: rotated } } }));
+  gw.child.kill('SIGHUP');
+  await gw.waitForLog((l) => l.msg === 'registry credentials read again');
+  assert.equal((await pull('rotated')).status, 200);
+  assert.deepEqual(tokenRequests.get('rotated'), [`Basic ${BASIC}`, `Basic ${rotated}`]);
+  writeFileSync(authFile, '{"auths":{"registry.test":{"auth":"!!!"}}}');
+  gw.child.kill('SIGHUP');
+  const refused = await gw.waitForLog((l) => l.msg === 'registry credentials not read again; the old ones stay');
+  assert.match(String(refused.error), /auth is not the base64 of user:password/);
+  // Nothing changed: the token got with the rotated credentials still serves.
+  assert.equal((await pull('rotated')).status, 200);
+  assert.equal(tokenRequests.get('rotated')?.length, 2);
 });
 
 test('--registry-auth: auth and username/password entries are read; a file docker could not use is refused with where and why', () => {

@@ -85,7 +85,7 @@ export interface RegistryAuthOptions {
 }
 
 export class RegistryAuth {
-  readonly #creds: ReadonlyMap<string, string>;
+  #creds: ReadonlyMap<string, string>;
   readonly #tokens: LRUCache<string, string>;
   readonly #fetchToken: TokenFetcher;
   readonly #timeout: number;
@@ -98,6 +98,12 @@ export class RegistryAuth {
     this.#fetchToken = fetchToken;
     this.#timeout = options.timeout;
     this.#tokens = new LRUCache<string, string>({ max: options.maxTokens ?? 1000, ttlAutopurge: false });
+  }
+
+  /** New credentials (the file read again): tokens got with the old ones are dropped. */
+  replaceCredentials(creds: ReadonlyMap<string, string>): void {
+    this.#creds = creds;
+    this.#tokens.clear();
   }
 
   has(registry: string): boolean {
