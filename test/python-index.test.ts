@@ -122,6 +122,26 @@ test('PEP 691 ?format= takes precedence over Accept; a type the index does not s
   assert.equal((await get('/simple/?page=2', { accept: JSON_TYPE })).headers['content-type'], JSON_TYPE);
 });
 
+test('every answer of the index may be read by a web page (Access-Control-Allow-Origin: *), as micropip in a browser needs', async () => {
+  const micropip = { accept: 'application/vnd.pypi.simple.v1+json, */*;q=0.01', origin: 'https://jupyterlite.example' };
+  const page = await get('/simple/frob-nicate/', micropip);
+  assert.equal(page.headers['content-type'], JSON_TYPE);
+  const answers = [
+    page,
+    await get('/simple/frob-nicate/', { 'if-none-match': page.headers.etag as string, ...micropip }),
+    await get('/simple/'),
+    await get('/simple/Frob.Nicate/', micropip),
+    await get('/simple/frob-nicate/frob_nicate-1.0-py3-none-any.whl', micropip),
+    await get('/simple/frob-nicate/frob_nicate-2.0.tar.gz.metadata', micropip),
+    await get('/simple/nope/', micropip),
+    await get('/simple/frob-nicate/nope.whl', micropip),
+    await get('/simple/%ff/', micropip),
+    await get('/simple/', { accept: 'application/xml' }),
+  ];
+  assert.deepEqual(answers.map((r) => r.status), [200, 304, 200, 301, 307, 307, 404, 404, 400, 406]);
+  for (const res of answers) assert.equal(res.headers['access-control-allow-origin'], '*', String(res.status));
+});
+
 test('strong ETag per representation; If-None-Match gives 304 with the ETag', async () => {
   const html = await get('/simple/frob-nicate/');
   const json = await get('/simple/frob-nicate/', { accept: JSON_TYPE });

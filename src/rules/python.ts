@@ -10,7 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { PythonCapture } from '../analytics/capture.ts';
-import { errorAnswer, redirect, servedBody, type Answer } from '../http/answer.ts';
+import { errorAnswer, servedBody, type Answer } from '../http/answer.ts';
 import { acceptsGzip, gzipVariant, type Gzipped } from '../http/content-coding.ts';
 import type { PythonHash, PythonRule } from '../manifest/types.ts';
 import type { RouteRequest } from '../routing/route.ts';
@@ -176,9 +176,15 @@ export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
   return { root, projects };
 }
 
-const PAGE_HEADERS = { vary: 'Accept', 'cache-control': 'max-age=60' } as const;
+/**
+ * Every answer of the index may be read by a web page, as PyPI's may:
+ * micropip (Pyodide, JupyterLite) reads the index from the browser.
+ */
+const CORS = { 'access-control-allow-origin': '*' } as const;
+
+const PAGE_HEADERS = { vary: 'Accept', 'cache-control': 'max-age=60', ...CORS } as const;
 /** A page with a gzip variant varies by Accept-Encoding too, whichever variant is sent. */
-const GZIP_PAGE_HEADERS = { vary: 'Accept, Accept-Encoding', 'cache-control': 'max-age=60' } as const;
+const GZIP_PAGE_HEADERS = { vary: 'Accept, Accept-Encoding', 'cache-control': 'max-age=60', ...CORS } as const;
 
 /**
  * Hot path. The headers are built per answer on purpose: made once per
@@ -188,7 +194,7 @@ const GZIP_PAGE_HEADERS = { vary: 'Accept, Accept-Encoding', 'cache-control': 'm
 function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
   const requested = r.query === '' ? undefined : formatRequested(r.query);
   const type = requested === undefined ? negotiate(r.accept) : requested;
-  if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept' });
+  if (type === null) return errorAnswer('NOT_ACCEPTABLE', capture, { vary: 'Accept', ...CORS });
   const identity = p.bodies[type];
   const gzip = identity.gzip !== null && acceptsGzip(r.acceptEncoding) ? identity.gzip : null;
   const { body, contentLength, etag } = gzip ?? identity;
@@ -201,7 +207,12 @@ function servePage(p: Page, capture: PythonCapture, r: RouteRequest): Answer {
 
 /** To the canonical URL of `path`, with the request's query kept. */
 function moved(path: string, r: RouteRequest, capture: PythonCapture | null): Answer {
-  return { status: 301, outcome: 'redirect', capture, headers: { location: r.query === '' ? path : `${path}?${r.query}` } };
+  return { status: 301, outcome: 'redirect', capture, headers: { location: r.query === '' ? path : `${path}?${r.query}`, ...CORS } };
+}
+
+/** A download: `307` to where the file is. */
+function download(url: string, capture: PythonCapture): Answer {
+  return { status: 307, outcome: 'redirect', capture, headers: { location: url, ...CORS } };
 }
 
 /** Hot path. The index's answer, or null when the request is not for it. */
@@ -214,10 +225,10 @@ export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null
   const slash = rest.indexOf('/');
   const rawProject = slash === -1 ? rest : rest.slice(0, slash);
   const decoded = percentDecode(rawProject);
-  if (decoded === null) return errorAnswer('BAD_ENCODING');
+  if (decoded === null) return errorAnswer('BAD_ENCODING', null, CORS);
   const name = normalizeProject(decoded);
   const project = index.projects.get(name);
-  if (project === undefined) return errorAnswer('NOT_FOUND');
+  if (project === undefined) return errorAnswer('NOT_FOUND', null, CORS);
   const capture: PythonCapture = { type: 'python', package: project.packageId, version: null, file: null, url: null };
   // PEP 503: non-normalized names and a missing slash go to the canonical URL.
   if (slash === -1 || rawProject !== name) {
@@ -225,17 +236,17 @@ export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null
     return moved(`/simple/${name}${tail}`, r, capture);
   }
   const fileName = percentDecode(rest.slice(slash + 1));
-  if (fileName === null) return errorAnswer('BAD_ENCODING');
+  if (fileName === null) return errorAnswer('BAD_ENCODING', null, CORS);
   if (fileName === '') return servePage(project.page, capture, r);
   const file = project.files.get(fileName);
   if (file !== undefined) {
-    return redirect(file.backendUrl, { type: 'python', package: project.packageId, version: file.rule.version, file: fileName, url: file.backendUrl });
+    return download(file.backendUrl, { type: 'python', package: project.packageId, version: file.rule.version, file: fileName, url: file.backendUrl });
   }
   if (fileName.endsWith('.metadata')) {
     const dist = project.files.get(fileName.slice(0, -9));
     if (dist?.metadataUrl != null) {
-      return redirect(dist.metadataUrl, { type: 'python', package: project.packageId, version: dist.rule.version, file: fileName, url: dist.metadataUrl });
+      return download(dist.metadataUrl, { type: 'python', package: project.packageId, version: dist.rule.version, file: fileName, url: dist.metadataUrl });
     }
   }
-  return errorAnswer('NOT_FOUND', capture);
+  return errorAnswer('NOT_FOUND', capture, CORS);
 }
