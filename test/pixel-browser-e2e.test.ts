@@ -4,14 +4,12 @@
 // installs.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { pageDom } from './helpers/chromium.ts';
 import { startGateway, tempDir, type GatewayProcess } from './helpers/gateway-process.ts';
 
-const run = promisify(execFile);
 const work = tempDir('gw-browser-');
 // The image reports in the page's title whether it loaded, and its size.
 const PAGE = `<!doctype html><html><head><title>waiting</title></head><body>
@@ -32,12 +30,8 @@ after(async () => {
 });
 
 /** Chromium loads the page (with the profile in `profile`) and prints its DOM once the page and its image have loaded. */
-async function openPage(profile: string): Promise<string> {
-  const hosts = `MAP dl.example.com:80 127.0.0.1:${gw.port}, MAP docs.example.com:80 127.0.0.1:${(docs.address() as AddressInfo).port}`;
-  const { stdout } = await run('chromium', [
-    '--headless', '--no-sandbox', '--disable-gpu', `--user-data-dir=${profile}`, `--host-resolver-rules=${hosts}`, '--dump-dom', 'http://docs.example.com/guide.html',
-  ], { timeout: 60_000 });
-  return stdout;
+function openPage(profile: string): Promise<string> {
+  return pageDom('http://docs.example.com/guide.html', { 'dl.example.com': gw.port, 'docs.example.com': (docs.address() as AddressInfo).port }, profile);
 }
 
 test('a documentation page shows the pixel: Chromium decodes a 1x1 image, and the view is counted with its id and referrer', { timeout: 150_000 }, async () => {
