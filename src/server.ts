@@ -25,6 +25,7 @@ import { Registry } from 'prom-client';
 import { ManifestMetrics, RequestMetrics } from './admin/metrics.ts';
 import { answerMetrics } from './admin/worker-metrics.ts';
 import { RegistryAuth, fetchRegistryToken, readCredentials } from './proxy/registry-auth.ts';
+import { UpstreamFailureLog } from './proxy/upstream-failures.ts';
 import { ReadBudget } from './proxy/backend-client.ts';
 import { RegistryProxy } from './proxy/registry-proxy.ts';
 import { Upstreams } from './proxy/upstreams.ts';
@@ -108,6 +109,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // Cluster workers report to the primary, which serves the admin port.
   if (role === 'worker') answerMetrics(registry);
   const upstreams = new Upstreams(options.upstreams);
+  const upstreamFailures = new UpstreamFailureLog(log);
   const registryProxy = new RegistryProxy({
     upstreams,
     connectTimeout: options.upstreamConnectTimeout,
@@ -116,7 +118,10 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     onSendTimeout,
     readBudget,
     auth,
-    onUpstreamError: (code) => metrics.upstreamError(code),
+    onUpstreamError: (code, backend, reason) => {
+      metrics.upstreamError(code);
+      upstreamFailures.report(backend, code, reason);
+    },
   });
   const services: RouteServices = {
     followsRegistryRedirects: compileAgentRules(options.redirectAgents),
@@ -126,7 +131,10 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       ttl: options.npmCacheTtl,
       timeout: options.upstreamTimeout,
       maxBytes: options.npmCacheMemory * 1048576,
-      onUpstreamError: () => metrics.upstreamError('UPSTREAM_UNREACHABLE'),
+      onUpstreamError: (backend, reason) => {
+        metrics.upstreamError('UPSTREAM_UNREACHABLE');
+        upstreamFailures.report(backend, 'UPSTREAM_UNREACHABLE', reason);
+      },
     }),
     trustsPeer: (req) => trusted.trusts(req.socket.remoteAddress),
     sendTimeout: options.sendTimeout,

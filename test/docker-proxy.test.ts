@@ -314,12 +314,15 @@ test('proxy: a storage redirect goes to the client, absolute, without Content-Le
   assert.ok(seen.slice(before).every((s) => !s.url.startsWith('/storage')), 'the gateway did not fetch storage');
 });
 
-test('proxy: an unreachable upstream gives 502 with an OCI error body, and the gateway keeps serving', async () => {
+test('proxy: an unreachable upstream gives 502 with an OCI error body, the operations log says why, and the gateway keeps serving', async () => {
   const res = await request(gw.port, { path: '/v2/x/y/manifests/1', host: 'dead.test' });
   assert.equal(res.status, 502);
   assert.equal(JSON.parse(res.text).errors[0].code, 'UNAVAILABLE');
   const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
   assert.equal(line.outcome, 'upstream-error');
+  const logged = await gw.waitForLog((l) => l.msg === 'upstream failed' && l.backend === 'http://127.0.0.1:1');
+  assert.equal(logged.code, 'UPSTREAM_UNREACHABLE');
+  assert.match(String(logged.reason), /ECONNREFUSED/);
   assert.equal((await pull('/v2/org/app/manifests/1')).res.status, 200);
   const metrics = (await request(gw.adminPort, { path: '/metrics' })).text;
   assert.match(metrics, /gateway_upstream_errors_total\{code="UPSTREAM_UNREACHABLE"\} [1-9]/);

@@ -379,6 +379,10 @@ test('a backend failure serves the cached copy; without one, 502 with an npm-sty
     const dead = await request(g.port, { path: '/dead', host: 'npm.test' });
     assert.equal(dead.status, 502);
     assert.match(JSON.parse(dead.text).error, /did not answer/);
+    // The operations log says which backend failed, and why: fetch's own message and its cause.
+    const logged = await g.waitForLog((l) => l.msg === 'upstream failed' && l.backend === flakyBase);
+    assert.match(String(logged.reason), /^fetch failed: .*ECONNREFUSED/);
+    assert.ok(g.logs.some((l) => l.msg === 'upstream failed' && l.backend === 'http://127.0.0.1:1' && /bad port/.test(String(l.reason))));
   } finally {
     await g.stop();
   }

@@ -45,8 +45,8 @@ export interface RegistryProxyOptions {
   readonly readBudget: ReadBudget;
   /** Gateway-held credentials, or null. */
   readonly auth: RegistryAuth | null;
-  /** Called for each upstream failure (metrics). */
-  readonly onUpstreamError?: (code: ErrorCode) => void;
+  /** Called for each upstream failure (metrics, the operations log): the answer's code, the origin asked and why it failed. */
+  readonly onUpstreamError?: (code: ErrorCode, backend: string, reason: string) => void;
 }
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus those a proxy must not forward. */
@@ -145,7 +145,7 @@ export class RegistryProxy {
       if (e instanceof ClientLeft) return { status: CLIENT_LEFT, outcome: 'proxy' };
       // The backend's or the token realm's failure; anything else thrown on the way counts as unreachable.
       const code: ErrorCode = e instanceof BackendError && e.failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE';
-      this.#options.onUpstreamError?.(code);
+      this.#options.onUpstreamError?.(code, url.origin, (e as Error).message);
       const status = ERRORS[code].status;
       if (res.headersSent) res.destroy();
       else {

@@ -181,7 +181,8 @@ export interface NpmDocumentsOptions {
   readonly timeout: number;
   /** Bytes the cached documents, their text and renderings, may hold (`--npm-cache-memory`). */
   readonly maxBytes: number;
-  readonly onUpstreamError?: () => void;
+  /** Called for each failed fetch of a document (metrics, the operations log): the origin asked and why it failed. */
+  readonly onUpstreamError?: (backend: string, reason: string) => void;
 }
 
 export class NpmDocuments {
@@ -254,7 +255,8 @@ export class NpmDocuments {
       this.#cache.set(key, fetched);
       return doc;
     }
-    this.#options.onUpstreamError?.();
+    // A 304 without a cached document to revalidate: the backend answered what was not asked.
+    this.#options.onUpstreamError?.(new URL(url).origin, result.kind === 'failed' ? result.reason : 'backend answered 304 to an unconditional request');
     return entry?.doc ?? null;
   }
 }

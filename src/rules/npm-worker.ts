@@ -91,7 +91,9 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
     text.add('}');
     return { kind: 'document', etag: res.headers.get('etag'), contentType: res.headers.get('content-type'), text: text.shared(), versions, tags, tarballs };
   } catch (e) {
-    return { kind: 'failed', reason: (e as Error).message };
+    // fetch says only "fetch failed"; why (refused, not resolved, a certificate) is its cause.
+    const cause = (e as Error).cause;
+    return { kind: 'failed', reason: cause instanceof Error ? `${(e as Error).message}: ${cause.message}` : (e as Error).message };
   }
 }
 
