@@ -89,7 +89,14 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     else log.error({ analytics: options.analytics, code }, 'analytics destination has no room; lines wait in memory, and requests wait once 32 MiB are waiting');
   });
   const trusted = trustedProxies(options.trustProxy);
-  const auth = options.registryAuth === null ? null : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, { timeout: options.upstreamTimeout });
+  const upstreamFailures = new UpstreamFailureLog(log);
+  const auth =
+    options.registryAuth === null
+      ? null
+      : new RegistryAuth(readCredentials(options.registryAuth), fetchRegistryToken, {
+          timeout: options.upstreamTimeout,
+          onRefused: (realm, reason) => upstreamFailures.report(realm, 'UNAUTHORIZED', reason),
+        });
   const readBudget = new ReadBudget(options.proxyBufferMemory * 1048576);
   // Proxied bodies, npm documents and large Python pages are cut off by the same --send-timeout.
   const onSendTimeout = () => metrics.sendTimeout();
@@ -109,7 +116,6 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // Cluster workers report to the primary, which serves the admin port.
   if (role === 'worker') answerMetrics(registry);
   const upstreams = new Upstreams(options.upstreams);
-  const upstreamFailures = new UpstreamFailureLog(log);
   const registryProxy = new RegistryProxy({
     upstreams,
     connectTimeout: options.upstreamConnectTimeout,
@@ -122,6 +128,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
       metrics.upstreamError(code);
       upstreamFailures.report(backend, code, reason);
     },
+    onCredentialsRefused: (backend) => upstreamFailures.report(backend, 'UNAUTHORIZED', "the registry answered 401 to the gateway's credentials"),
   });
   const services: RouteServices = {
     followsRegistryRedirects: compileAgentRules(options.redirectAgents),

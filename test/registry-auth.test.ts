@@ -31,7 +31,7 @@ let port: number;
 let gw: GatewayProcess;
 let authFile: string;
 
-const REPOS = ['shared', 'silent', 'leave', 'movedbasic', 'movedbearer', 'rotated'];
+const REPOS = ['shared', 'silent', 'leave', 'movedbasic', 'movedbearer', 'rotated', 'refused', 'basicrefused'];
 
 /** Another origin the registry redirects to: it challenges whoever comes, and records what they bring. */
 let elsewhere: Server;
@@ -51,6 +51,8 @@ before(async () => {
     if (pull === null) return void res.writeHead(404).end();
     // Moved to another origin, which challenges the gateway in turn.
     if (pull[1].startsWith('moved')) return void res.writeHead(307, { location: `http://127.0.0.1:${elsewherePort}${url.pathname}` }).end();
+    // A registry that takes Basic credentials, and refuses the gateway's.
+    if (pull[1] === 'basicrefused') return void res.writeHead(401, { 'www-authenticate': 'Basic realm="registry"' }).end('{"errors":[]}');
     if (req.headers.authorization === `Bearer ${TOKEN}`) return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"manifest":true}');
     // The realm of repository "unreachable" is a port nobody listens on.
     const realm = pull[1] === 'unreachable' ? 'http://127.0.0.1:1/token' : `http://127.0.0.1:${port}/token/${pull[1]}`;
@@ -184,6 +186,18 @@ test('SIGHUP reads --registry-auth again: new credentials, tokens got with the o
   // Nothing changed: the token got with the rotated credentials still serves.
   assert.equal((await pull('rotated')).status, 200);
   assert.equal(tokenRequests.get('rotated')?.length, 2);
+});
+
+test("credentials the token realm or the registry refuses: the client gets the registry's 401, and the operations log says whose and why", async () => {
+  realms.set('refused', (_req, res) => res.writeHead(401).end());
+  const refused = await pull('refused');
+  assert.equal(refused.status, 401);
+  assert.match(String(refused.headers['www-authenticate']), /^Bearer realm=/);
+  const byRealm = await gw.waitForLog((l) => l.msg === 'upstream failed' && l.code === 'UNAUTHORIZED' && l.backend === `http://127.0.0.1:${port}`);
+  assert.equal(byRealm.reason, "the token realm answered 401 to the gateway's credentials");
+  const basic = await pull('basicrefused');
+  assert.equal(basic.status, 401);
+  await gw.waitForLog((l) => l.msg === 'upstream failed' && l.code === 'UNAUTHORIZED' && l.reason === "the registry answered 401 to the gateway's credentials");
 });
 
 test('--registry-auth: auth and username/password entries are read; a file docker could not use is refused with where and why', () => {

@@ -75,13 +75,15 @@ interface Token {
   readonly expiresIn: number;
 }
 
-/** Fetches a token from `url` with Basic credentials; null when the realm refuses them. `signal` ends the fetch. */
-export type TokenFetcher = (url: string, basic: string, signal: AbortSignal) => Promise<Token | null>;
+/** Fetches a token from `url` with Basic credentials; when the realm gives none, why. `signal` ends the fetch. */
+export type TokenFetcher = (url: string, basic: string, signal: AbortSignal) => Promise<Token | string>;
 
 export interface RegistryAuthOptions {
   /** The whole token exchange's deadline, in ms: past it the request fails as an upstream timeout. */
   readonly timeout: number;
   readonly maxTokens?: number;
+  /** Called when a realm gives no token for the gateway's credentials (the client then gets the registry's challenge): the realm's origin, and why. */
+  readonly onRefused?: (realm: string, reason: string) => void;
 }
 
 export class RegistryAuth {
@@ -89,6 +91,7 @@ export class RegistryAuth {
   readonly #tokens: LRUCache<string, string>;
   readonly #fetchToken: TokenFetcher;
   readonly #timeout: number;
+  readonly #onRefused: (realm: string, reason: string) => void;
   /** Token fetches in flight, by realm URL (service and scope included) and registry. */
   readonly #inflight = new Map<string, Promise<Token | null>>();
   readonly stats: TokenCacheStats = { hits: 0, misses: 0 };
@@ -97,6 +100,7 @@ export class RegistryAuth {
     this.#creds = creds;
     this.#fetchToken = fetchToken;
     this.#timeout = options.timeout;
+    this.#onRefused = options.onRefused ?? (() => undefined);
     this.#tokens = new LRUCache<string, string>({ max: options.maxTokens ?? 1000, ttlAutopurge: false });
   }
 
@@ -149,15 +153,21 @@ export class RegistryAuth {
 
   /** One fetch, to its deadline; the token is cached under `cacheKey`. */
   async #fetch(url: string, basic: string, cacheKey: string): Promise<Token | null> {
-    let got: Token | null;
+    let got: Token | string;
     try {
       got = await this.#fetchToken(url, basic, AbortSignal.timeout(this.#timeout));
     } catch (e) {
       const timedOut = e instanceof DOMException && e.name === 'TimeoutError';
-      throw new BackendError(timedOut ? 'timeout' : 'unreachable', `token realm ${new URL(url).origin}: ${timedOut ? 'no answer in time' : (e as Error).message}`, e);
+      // fetch says only "fetch failed"; why is its cause.
+      const cause = (e as Error).cause instanceof Error ? `: ${((e as Error).cause as Error).message}` : '';
+      throw new BackendError(timedOut ? 'timeout' : 'unreachable', `token realm ${new URL(url).origin}: ${timedOut ? 'no answer in time' : (e as Error).message + cause}`, e);
+    }
+    if (typeof got === 'string') {
+      this.#onRefused(new URL(url).origin, got);
+      return null;
     }
     // Expire a little early so a token is never used as it runs out.
-    if (got !== null) this.#tokens.set(cacheKey, got.token, { ttl: Math.max(1, got.expiresIn - 5) * 1000 });
+    this.#tokens.set(cacheKey, got.token, { ttl: Math.max(1, got.expiresIn - 5) * 1000 });
     return got;
   }
 }
@@ -180,10 +190,10 @@ function untilLeft<T>(pending: Promise<T>, left: AbortSignal): Promise<T> {
 /** Token endpoint client (GET realm with Basic credentials). */
 export const fetchRegistryToken: TokenFetcher = async (url, basic, signal) => {
   const res = await fetch(url, { headers: { authorization: `Basic ${basic}` }, signal });
-  if (!res.ok) return null;
+  if (!res.ok) return `the token realm answered ${res.status} to the gateway's credentials`;
   const body = (await res.json()) as { token?: string; access_token?: string; expires_in?: number };
   const token = body.token ?? body.access_token;
-  if (token === undefined) return null;
+  if (token === undefined) return 'the token realm answered without a token';
   // The spec's default lifetime is 60 seconds.
   return { token, expiresIn: body.expires_in ?? 60 };
 };

@@ -47,6 +47,8 @@ export interface RegistryProxyOptions {
   readonly auth: RegistryAuth | null;
   /** Called for each upstream failure (metrics, the operations log): the answer's code, the origin asked and why it failed. */
   readonly onUpstreamError?: (code: ErrorCode, backend: string, reason: string) => void;
+  /** Called when a registry answers 401 to the gateway's own credentials or token (the operations log); the client gets that 401. */
+  readonly onCredentialsRefused?: (backend: string) => void;
 }
 
 /** RFC 9110 §7.6.1 hop-by-hop fields, plus those a proxy must not forward. */
@@ -135,6 +137,7 @@ export class RegistryProxy {
             authorization = answered ?? undefined;
             continue;
           }
+          if (status === 401 && triedAuth && authorization !== undefined) this.#options.onCredentialsRefused?.(url.origin);
           return await this.#relay(res, upstream, null);
         } finally {
           // Whatever went wrong on the way, the connection is not left waiting.
