@@ -18,6 +18,8 @@ import { startGateway, type Gateway } from './server.ts';
 import { startPrimary, type Primary } from './cluster-primary.ts';
 
 const EXAMPLE_MANIFEST = fileURLToPath(new URL('../config/manifest.json', import.meta.url));
+/** How long a process ending on an unexpected error waits for its analytics lines to be written, in ms. */
+const FATAL_FLUSH_MS = 2000;
 
 async function validate(file: string): Promise<number> {
   const { table, problems } = await loadManifestFile(file);
@@ -44,6 +46,15 @@ async function serve(options: GatewayOptions): Promise<void> {
   // signals the whole process group), and the second must not end it
   // before its requests and analytics lines are done.
   let stopping = false;
+  // A fault the code did not expect (a bug): said in the operations log, as JSON like the rest, and the
+  // analytics lines the process holds are written before it ends (up to 100 ms of them, else lost).
+  let running: Primary | Gateway | null = null;
+  void starting.then((gateway) => (running = gateway), () => undefined);
+  process.on('uncaughtException', (error) => {
+    log.fatal({ err: error }, 'unexpected error: the process ends, once the analytics lines it holds are written');
+    running?.flushAnalytics(FATAL_FLUSH_MS);
+    process.exit(1);
+  });
   const stop = (signal: string) => {
     if (stopping) {
       log.info({ signal }, 'already stopping: in-flight requests finish and the analytics lines are written first (SIGKILL ends it at once, losing them)');

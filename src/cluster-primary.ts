@@ -32,6 +32,8 @@ export interface Primary {
   reopenAnalytics(): void;
   /** Each worker reads `--tls-cert`, `--tls-key` and `--registry-auth` again (SIGHUP is passed on). */
   rereadFiles(): void;
+  /** Writes the lines relayed so far, blocking, at most `timeoutMs` (Gateway.flushAnalytics); without a relay, nothing to write. */
+  flushAnalytics(timeoutMs: number): boolean;
   close(): Promise<void>;
 }
 
@@ -170,6 +172,7 @@ export async function startPrimary(options: GatewayOptions, log: Logger): Promis
     reload: (reason, force = false) => reloader.check(reason, force),
     reopenAnalytics: () => signalWorkers('SIGUSR2'),
     rereadFiles: () => signalWorkers('SIGHUP'),
+    flushAnalytics: (timeoutMs) => relay?.flushSync(timeoutMs) ?? true,
     async close() {
       stopping = true;
       await watcher.close();

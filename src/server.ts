@@ -53,6 +53,8 @@ export interface Gateway {
   reopenAnalytics(): void;
   /** Read `--tls-cert`, `--tls-key` and `--registry-auth` again (SIGHUP); a file that is now bad is logged, and the old content kept. */
   rereadFiles(): void;
+  /** Write the analytics lines held, blocking, at most `timeoutMs`: the process is about to end on an unexpected error. */
+  flushAnalytics(timeoutMs: number): boolean;
   /** Stop accepting, drain in-flight requests, flush analytics. */
   close(): Promise<void>;
 }
@@ -268,6 +270,7 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
     state,
     reload: async (reason, force = false) => reloader?.check(reason, force),
     reopenAnalytics,
+    flushAnalytics: (timeoutMs) => analytics.flushSync(timeoutMs),
     rereadFiles: () => {
       tls?.reload();
       rereadCredentials();

@@ -4,8 +4,8 @@
 // room makes lines wait, not the gateway stop.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -191,4 +191,28 @@ test('a full disk: requests are still answered, the lines wait and reach the fil
   assert.deepEqual(paths, Array.from({ length: 20 }, (_, i) => [`/f/full${i}`, `/f/waiting${i}`]).flat().sort());
   assert.equal(await gw.stop(), 0);
   assert.equal((await pathsIn(file, 40)).length, 40);
+});
+
+test('a destination that fails for good (a FIFO whose reader left): the gateway ends, exit 1, saying why in its JSON log', { timeout: 30_000 }, async () => {
+  const fifo = join(tempDir(), 'feed.fifo');
+  execFileSync('mkfifo', [fifo]);
+  // The reader opens first: the gateway's open of the FIFO waits for one.
+  const reader = createReadStream(fifo);
+  let read = '';
+  reader.on('data', (chunk) => (read += chunk));
+  const gw = await startGateway({ manifest, args: ['--analytics', fifo] });
+  const exited = new Promise<number | null>((resolve) => gw.child.once('exit', resolve));
+  assert.equal((await request(gw.port, { path: '/f/before', host: D })).status, 307);
+  for (let i = 0; i < 50 && !read.includes('/f/before'); i++) await new Promise((r) => setTimeout(r, 100));
+  assert.match(read, /"path":"\/f\/before"/);
+  reader.destroy();
+  // Each request's line is another write into the FIFO nobody reads: EPIPE.
+  for (let i = 0; i < 100 && gw.child.exitCode === null; i++) {
+    await request(gw.port, { path: `/f/after${i}`, host: D }).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(await exited, 1);
+  const fatal = await gw.waitForLog((l) => l.level === 60);
+  assert.equal(fatal.msg, 'unexpected error: the process ends, once the analytics lines it holds are written');
+  assert.match(String((fatal.err as { message?: string }).message), /^analytics feed: .*EPIPE/);
 });

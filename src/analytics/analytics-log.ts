@@ -31,6 +31,8 @@ export interface AnalyticsLog {
   readonly full: boolean;
   /** Opens the file again by its path (after a rotation); false when the destination is a file descriptor. */
   reopen(): boolean;
+  /** Write every buffered line, blocking, at most `timeoutMs` (a process about to end on an unexpected error). */
+  flushSync(timeoutMs: number): boolean;
   /** Write every buffered line, then close the destination. */
   close(): Promise<void>;
 }
@@ -123,6 +125,7 @@ export function analyticsLog(destination: number | string = 1, onFull?: (code: s
       return writer.full;
     },
     reopen: () => writer.reopen(),
+    flushSync: (timeoutMs) => writer.flushSync(timeoutMs),
     close: () => writer.close(),
   };
 }

@@ -66,6 +66,11 @@ export class LineRelay {
     this.#ended.add(ended);
   }
 
+  /** Writes the lines relayed so far, blocking, at most `timeoutMs` (LineWriter.flushSync). */
+  flushSync(timeoutMs: number): boolean {
+    return this.#writer.flushSync(timeoutMs);
+  }
+
   /** Once every pipe has ended (the workers exited), writes what is left and closes the destination. */
   async close(): Promise<void> {
     await Promise.all(this.#ended);

@@ -249,6 +249,22 @@ export class LineWriter {
     return this.#full !== null;
   }
 
+  /**
+   * For a process about to end on an error it did not expect: hands the
+   * current batch to the thread and blocks until everything is written, at
+   * most `timeoutMs`. True when it all was.
+   */
+  flushSync(timeoutMs: number): boolean {
+    this.#seal();
+    const deadline = performance.now() + timeoutMs;
+    for (let backlog = Atomics.load(this.#counters, BACKLOG); backlog > 0; backlog = Atomics.load(this.#counters, BACKLOG)) {
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      Atomics.wait(this.#counters, BACKLOG, backlog, left);
+    }
+    return true;
+  }
+
   /** Resolves once every line is written (and a file it opened is closed). */
   async close(): Promise<void> {
     clearInterval(this.#timer);

@@ -5,7 +5,7 @@
 // sharing one pipe through it: test/analytics.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync, readFileSync, readSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -51,6 +51,24 @@ test('a line written alone is on disk within the flush delay, before close', asy
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(readFileSync(file, 'utf8'), line(1, 5));
   await writer.close();
+});
+
+test('flushSync: a process that exits at once after it (an unexpected error) has written every line; without it, the batch not yet sealed is lost', () => {
+  for (const flush of [true, false]) {
+    const file = join(tempDir('gw-writer-'), 'feed.jsonl');
+    const script = `
+      import { LineWriter } from ${JSON.stringify(WRITER)};
+      const writer = new LineWriter(${JSON.stringify(file)}, { batchBytes: 4096, maxDelayMs: 60000 });
+      for (let i = 0; i < 1000; i++) writer.write(JSON.stringify({ i, payload: 'x'.repeat(50) }) + '\\n');
+      ${flush ? 'if (!writer.flushSync(5000)) process.exit(2);' : ''}
+      process.exit(1);
+    `;
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.status, 1, child.stderr);
+    const written = parsed(readFileSync(file, 'utf8')).map((l) => l.i);
+    if (flush) assert.deepEqual(written, Array.from({ length: 1000 }, (_, i) => i));
+    else assert.ok(written.length < 1000, `without flushSync ${written.length} of 1000 lines were written`);
+  }
 });
 
 /** Runs `count` lines of `size` through a LineWriter on stdout in a child process. */
