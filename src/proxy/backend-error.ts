@@ -10,6 +10,13 @@ export class BackendError extends Error {
   }
 }
 
+/** An error's message, with its cause's: node's fetch says only "fetch failed", and why (refused, not resolved, a certificate) is its cause. */
+export function withCause(e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  const cause = e instanceof Error ? e.cause : undefined;
+  return cause instanceof Error ? `${message}: ${cause.message}` : message;
+}
+
 /** The client left before the backend's answer began: the request to the backend is given up. */
 export class ClientLeft extends Error {
   constructor() {

@@ -14,7 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { LRUCache } from 'lru-cache';
 import { normalizeRegistry } from '../rules/docker.ts';
-import { BackendError, ClientLeft } from './backend-error.ts';
+import { BackendError, ClientLeft, withCause } from './backend-error.ts';
 
 /** A parsed `WWW-Authenticate` challenge (RFC 9110 §11.6.1). */
 export interface Challenge {
@@ -158,9 +158,7 @@ export class RegistryAuth {
       got = await this.#fetchToken(url, basic, AbortSignal.timeout(this.#timeout));
     } catch (e) {
       const timedOut = e instanceof DOMException && e.name === 'TimeoutError';
-      // fetch says only "fetch failed"; why is its cause.
-      const cause = (e as Error).cause instanceof Error ? `: ${((e as Error).cause as Error).message}` : '';
-      throw new BackendError(timedOut ? 'timeout' : 'unreachable', `token realm ${new URL(url).origin}: ${timedOut ? 'no answer in time' : (e as Error).message + cause}`, e);
+      throw new BackendError(timedOut ? 'timeout' : 'unreachable', `token realm ${new URL(url).origin}: ${timedOut ? 'no answer in time' : withCause(e)}`, e);
     }
     if (typeof got === 'string') {
       this.#onRefused(new URL(url).origin, got);

@@ -13,6 +13,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { gzipVariant } from '../http/content-coding.ts';
+import { withCause } from '../proxy/backend-error.ts';
 
 const PLACEHOLDER = 'https://gateway-origin.invalid';
 
@@ -91,9 +92,7 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
     text.add('}');
     return { kind: 'document', etag: res.headers.get('etag'), contentType: res.headers.get('content-type'), text: text.shared(), versions, tags, tarballs };
   } catch (e) {
-    // fetch says only "fetch failed"; why (refused, not resolved, a certificate) is its cause.
-    const cause = (e as Error).cause;
-    return { kind: 'failed', reason: cause instanceof Error ? `${(e as Error).message}: ${cause.message}` : (e as Error).message };
+    return { kind: 'failed', reason: withCause(e) };
   }
 }
 
