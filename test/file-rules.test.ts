@@ -7,6 +7,7 @@ import { jsonBodyOf, rawRequest, request, statusOf } from './helpers/http-client
 
 const D = 'files.test';
 const R = 'regex.test';
+const S = 'shadow.test';
 const rule = (incoming: string, outgoing: string | null, id = 'p') => ({
   type: 'file-v1', domain: D, 'package-id': id, 'incoming-path': incoming, 'outgoing-url': outgoing,
 });
@@ -29,6 +30,12 @@ before(async () => {
         { type: 'file-v2', domain: R, 'package-id': 're-opt', 'incoming-path': '^/opt/(?<a>x)?(?<b>y)?$', 'outgoing-url': 'https://h.example/{b}' },
         { type: 'file-v2', domain: R, 'package-id': 're-z', 'incoming-path': 'z*', 'outgoing-url': 'https://h.example/z' },
         { type: 'file-v2', domain: R, 'package-id': 're-any', 'incoming-path': '^/any/(?<rest>.+)$', 'outgoing-url': 'https://h.example/any/{rest}' },
+        // Rules 13 to 18: templates of one shape (see the shadowing test).
+        ...[
+          ['/a/{v}', 'https://first.example/{v}'], ['/a/{w}', 'https://second.example/{w}'],
+          ['/b/{v}/{v}', 'https://same.example/{v}'], ['/b/{x}/{y}', 'https://pair.example/{x}/{y}'],
+          ['/c/{x}/{y}', 'https://pair.example/{x}/{y}'], ['/c/{v}/{v}', 'https://same.example/{v}'],
+        ].map(([incoming, outgoing]) => ({ type: 'file-v1', domain: S, 'package-id': 's', 'incoming-path': incoming, 'outgoing-url': outgoing })),
       ],
     },
   });
@@ -52,6 +59,17 @@ test('the spec example table', async () => {
     assert.equal(res.headers.location, location ?? undefined, path);
     assert.equal(res.body.length, 0);
   }
+});
+
+test('a template of the shape of one before it is never used, and a warning says so, unless the first names a variable twice', async () => {
+  const warnings = gw.logs.filter((l) => l.msg === 'manifest warning').map((l) => l.problem);
+  assert.deepEqual(warnings, ['/rules/14: never used: /rules/13 on the same domain answers first', '/rules/18: never used: /rules/17 on the same domain answers first']);
+  const at = async (path: string) => (await get(path, {}, S)).headers.location;
+  assert.equal(await at('/a/1'), 'https://first.example/1');
+  // /b/{v}/{v} matches equal values only; the rule after it answers the others.
+  assert.equal(await at('/b/1/1'), 'https://same.example/1');
+  assert.equal(await at('/b/1/2'), 'https://pair.example/1/2');
+  assert.equal(await at('/c/1/1'), 'https://pair.example/1/1');
 });
 
 test('a query template must match literally and in order', async () => {

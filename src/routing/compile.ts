@@ -50,12 +50,16 @@ class DomainBuilder {
   readonly claimed = new Map<string, string>();
 
   claim(key: string, at: string, problems: ProblemSink): boolean {
-    const first = this.claimed.get(key);
-    if (first !== undefined) {
-      problems.warn(at, `never used: ${first} on the same domain answers first`);
-      return false;
-    }
+    if (this.shadowed(key, at, problems)) return false;
     this.claimed.set(key, at);
+    return true;
+  }
+
+  /** Whether a rule that claimed `key` answers first (a warning says so); claims nothing. */
+  shadowed(key: string, at: string, problems: ProblemSink): boolean {
+    const first = this.claimed.get(key);
+    if (first === undefined) return false;
+    problems.warn(at, `never used: ${first} on the same domain answers first`);
     return true;
   }
 
@@ -194,8 +198,12 @@ function addRule(d: DomainBuilder, rule: ManifestRule, at: string, problems: Pro
       const result = compileFileV1(rule, at, problems, d.pool);
       if (result === null) return;
       const { compiled, incoming } = result;
-      // A template without variables matches one path: a second rule for it is never used.
-      if (incoming.variables.length === 0 && !d.claim(`file-v1 ${incoming.units.map((u) => u.shape).join('/')}`, at, problems)) return;
+      // Templates of one shape (`/a/{v}`, `/a/{w}`) match the same paths, and the first in the manifest answers:
+      // a later one is never used. Unless the first names a variable twice (`/{v}/{v}`): it matches only equal values.
+      const shape = `file-v1 ${incoming.units.map((u) => u.shape).join('/')}`;
+      const names = incoming.variables.map((v) => v.name);
+      const unconditional = new Set(names).size === names.length;
+      if (unconditional ? !d.claim(shape, at, problems) : d.shadowed(shape, at, problems)) return;
       d.fileV1.add(incoming, compiled);
       return;
     }
