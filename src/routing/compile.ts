@@ -50,18 +50,17 @@ class DomainBuilder {
   readonly claimed = new Map<string, string>();
 
   claim(key: string, at: string, problems: ProblemSink): boolean {
-    if (this.shadowed(key, at, problems)) return false;
+    const first = this.claimed.get(key);
+    if (first !== undefined) {
+      problems.warn(at, `never used: ${first} on the same domain answers first`);
+      return false;
+    }
     this.claimed.set(key, at);
     return true;
   }
 
-  /** Whether a rule that claimed `key` answers first (a warning says so); claims nothing. */
-  shadowed(key: string, at: string, problems: ProblemSink): boolean {
-    const first = this.claimed.get(key);
-    if (first === undefined) return false;
-    problems.warn(at, `never used: ${first} on the same domain answers first`);
-    return true;
-  }
+  /** Pointer of each file-v1 rule in the trie, to name it when it shadows a later one. */
+  readonly fileV1At = new Map<CompiledFileV1, string>();
 
   build(): CompiledDomain {
     return Object.freeze({ table: this.#table(), counts: Object.freeze(this.counts), warnings: Object.freeze(this.warnings) });
@@ -198,13 +197,9 @@ function addRule(d: DomainBuilder, rule: ManifestRule, at: string, problems: Pro
       const result = compileFileV1(rule, at, problems, d.pool);
       if (result === null) return;
       const { compiled, incoming } = result;
-      // Templates of one shape (`/a/{v}`, `/a/{w}`) match the same paths, and the first in the manifest answers:
-      // a later one is never used. Unless the first names a variable twice (`/{v}/{v}`): it matches only equal values.
-      const shape = `file-v1 ${incoming.units.map((u) => u.shape).join('/')}`;
-      const names = incoming.variables.map((v) => v.name);
-      const unconditional = new Set(names).size === names.length;
-      if (unconditional ? !d.claim(shape, at, problems) : d.shadowed(shape, at, problems)) return;
-      d.fileV1.add(incoming, compiled);
+      const first = d.fileV1.add(incoming, compiled);
+      if (first === null) d.fileV1At.set(compiled, at);
+      else problems.warn(at, `never used: ${d.fileV1At.get(first)} on the same domain answers first`);
       return;
     }
     case 'docker-v1': {

@@ -53,9 +53,9 @@ export class FileIndexBuilder<R extends TrieRule> {
     this.#query = new FileTrieBuilder<R>(pool);
   }
 
-  /** Rules are added in manifest order. */
-  add(template: IncomingTemplate, rule: R): void {
-    (template.withQuery ? this.#query : this.#path).add(template, rule);
+  /** Rules are added in manifest order; a rule that one before it always answers for is left out, and that one returned (FileTrieBuilder.add). */
+  add(template: IncomingTemplate, rule: R): R | null {
+    return (template.withQuery ? this.#query : this.#path).add(template, rule);
   }
 
   build(): FileIndex<R> {

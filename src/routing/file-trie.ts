@@ -143,6 +143,11 @@ function firstRule<R extends TrieRule>(rules: OneOrMore<R>, values: readonly str
   return null;
 }
 
+/** A rule that names no variable twice matches every path of its shape (`consistent` always holds). */
+function namesEachOnce(vars: IncomingTemplate['variables']): boolean {
+  return new Set(vars.map((v) => v.name)).size === vars.length;
+}
+
 function consistent(vars: IncomingTemplate['variables'], values: readonly string[]): boolean {
   for (let i = 1; i < vars.length; i++) {
     for (let j = 0; j < i; j++) if (vars[j].name === vars[i].name && values[j] !== values[i]) return false;
@@ -168,10 +173,14 @@ export class FileTrieBuilder<R extends TrieRule> {
   }
 
   /**
-   * Index one template, after those of the rules before it in the manifest.
-   * `rule.variables` names the template's variables, by position.
+   * Index one template, after those of the rules before it in the manifest,
+   * and return null. `rule.variables` names the template's variables, by
+   * position. A rule before it with the same shape (`/a/{v}` for `/a/{w}`)
+   * answers every path this one matches, unless it names a variable twice
+   * (`/a/{v}/{v}` matches equal values only): then this one is left out,
+   * and that rule returned.
    */
-  add(template: IncomingTemplate, rule: R): void {
+  add(template: IncomingTemplate, rule: R): R | null {
     if (this.#root === null) throw new Error('FileTrieBuilder: add() after build()');
     let node = this.#root;
     for (const u of template.units) {
@@ -188,15 +197,18 @@ export class FileTrieBuilder<R extends TrieRule> {
         edge = trieNode<R>(this.#matcher(u), u.kind === 'tail', u.shape);
         this.#addEdge(node, edge);
       }
-      if (edge.tail) {
-        edge.leaves = append(edge.leaves, rule);
-        this.#size++;
-        return;
-      }
+      if (edge.tail) return this.#addLeaf(edge, rule);
       node = edge;
     }
+    return this.#addLeaf(node, rule);
+  }
+
+  #addLeaf(node: TrieNode<R>, rule: R): R | null {
+    const first = find(node.leaves, (r) => namesEachOnce(r.variables));
+    if (first !== undefined) return first;
     node.leaves = append(node.leaves, rule);
     this.#size++;
+    return null;
   }
 
   #edgeOf(node: TrieNode<R>, shape: string): TrieNode<R> | undefined {
