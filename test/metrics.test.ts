@@ -52,6 +52,9 @@ async function checkExposition(args: string[]): Promise<void> {
     assert.deepEqual(samples(text, 'gateway_proxy_read_buffer_bytes'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_send_timeouts_total'), [['', 0]]);
     assert.deepEqual(samples(text, 'gateway_npm_cache_bytes'), [['', 0]]);
+    // One series, from the primary with --workers.
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    assert.deepEqual(samples(text, 'gateway_build_info'), [[`{version="${version}",node="${process.version}"}`, 1]]);
   } finally {
     assert.equal(await gw.stop(), 0);
   }

@@ -3,15 +3,20 @@
  * at /metrics. Requests are counted in plain numbers on the hot path and
  * handed to prom-client when /metrics is scraped.
  */
+import { readFileSync } from 'node:fs';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Histogram } from 'prom-client';
 import type { Outcome } from '../analytics/capture.ts';
 import type { RoutingTable } from '../routing/routing-table.ts';
 import type { TokenCacheStats } from '../proxy/registry-auth.ts';
 
+/** The gateway's version, from its package.json. */
+const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
 /**
- * Manifest metrics: reloads, rules, the active manifest. Kept apart from the
- * request metrics because with `--workers` the primary owns them (it alone
- * decides reloads) while the workers count requests.
+ * Manifest metrics: reloads, rules, the active manifest; and which build
+ * serves it. Kept apart from the request metrics because with `--workers`
+ * the primary owns them (it alone decides reloads) while the workers count
+ * requests.
  */
 export class ManifestMetrics {
   readonly registry: Registry;
@@ -29,6 +34,8 @@ export class ManifestMetrics {
     this.#loadedAt = new Gauge({ name: 'gateway_manifest_loaded_timestamp_seconds', help: 'When the active manifest was compiled.', registers });
     this.#reloads.inc({ result: 'success' }, 0);
     this.#reloads.inc({ result: 'rejected' }, 0);
+    // The Prometheus convention for what is running: value 1, the facts as labels.
+    new Gauge({ name: 'gateway_build_info', help: "The gateway's version and Node's, as labels; value 1.", labelNames: ['version', 'node'], registers }).set({ version: VERSION, node: process.version }, 1);
   }
 
   reload(result: 'success' | 'rejected'): void {
