@@ -285,8 +285,11 @@ test('packument details: rewritten tarballs, integrity untouched, version docume
     assert.equal(res.status, 404, name);
     assert.deepEqual(JSON.parse(res.text), { error: 'Not found' }, name);
   }
-  const encoded = JSON.parse((await request(gw.port, { path: '/@gwtest%2fscoped', host: `127.0.0.1:${gw.port}` })).text);
-  assert.equal(encoded.name, '@gwtest/scoped');
+  // The scoped name as clients write it: its slash encoded, and all of it (encodeURIComponent).
+  for (const path of ['/@gwtest%2fscoped', '/%40gwtest%2Fscoped']) {
+    const encoded = JSON.parse((await request(gw.port, { path, host: `127.0.0.1:${gw.port}` })).text);
+    assert.equal(encoded.name, '@gwtest/scoped', path);
+  }
   const head = await request(gw.port, { method: 'HEAD', path: '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', host: `127.0.0.1:${gw.port}` });
   assert.equal(head.status, 307);
   assert.equal((await request(gw.port, { path: '/tiny-gw-pkg/-/tiny-gw-pkg-6.6.6.tgz', host: `127.0.0.1:${gw.port}` })).status, 404);

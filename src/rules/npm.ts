@@ -73,10 +73,15 @@ export function npmNotFound(): Answer {
   return npmError(404, 'Not found');
 }
 
-/** Splits `/<name>[/<rest>]` where name may be `@scope/tool` or `@scope%2ftool`. */
+/**
+ * Splits `/<name>[/<rest>]` where name may be `@scope/tool`, `@scope%2ftool`,
+ * or `%40scope%2ftool`: `encodeURIComponent` of the name, as scripts and
+ * some clients write it (the npm registry takes all three).
+ */
 function splitPath(path: string): { name: string; rest: string[] } | null {
   const segments = path.slice(1).split('/');
   let name = segments.shift() ?? '';
+  if (name.charCodeAt(0) === 0x25 && /^%40/i.test(name)) name = `@${name.slice(3)}`;
   if (name.startsWith('@')) {
     const encoded = /^(@[^%]+)%2f(.+)$/i.exec(name);
     if (encoded !== null) name = `${encoded[1]}/${encoded[2]}`;
