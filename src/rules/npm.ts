@@ -76,7 +76,7 @@ export function npmNotFound(): Answer {
 /**
  * Splits `/<name>[/<rest>]` where name may be `@scope/tool`, `@scope%2ftool`,
  * or `%40scope%2ftool`: `encodeURIComponent` of the name, as scripts and
- * some clients write it (the npm registry takes all three).
+ * some clients write it.
  */
 function splitPath(path: string): { name: string; rest: string[] } | null {
   const segments = path.slice(1).split('/');
