@@ -106,6 +106,24 @@ test('validate: unknown fields are warnings, Scarf fields are accepted', () => {
   assert.doesNotMatch(r.stdout, /owner|package-name/);
 });
 
+test('validate: a Python digest of the wrong length for its type is a warning (the manifest still loads, as under Scarf)', () => {
+  const py = (file: string, hash: Record<string, unknown>, extra: Record<string, unknown> = {}) => ({
+    type: 'python-v1', domain: 'py.test', 'package-id': 'p', 'package-name': 'tool', version: '1', 'file-name': file, 'backend-url': `https://x.example/${file}`, 'hash-value': hash, ...extra,
+  });
+  const r = run(['validate', writeManifest({
+    rules: [
+      py('tool-1.tar.gz', { type: 'sha256', hash: 'ab'.repeat(32) }, { 'core-metadata': { type: 'sha256', hash: 'ab'.repeat(31) } }),
+      py('tool-1-py3-none-any.whl', { type: 'md5', hash: 'AB'.repeat(16) }),
+      py('tool-1.zip', { type: 'sha512', hash: 'ab'.repeat(32) }),
+    ],
+  })]);
+  assert.equal(r.code, 0, r.stdout);
+  assert.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('warning:')), [
+    'warning: /rules/0/core-metadata/hash: a sha256 digest has 64 hex digits, this one 62: clients will find that the file does not match it, and refuse it',
+    'warning: /rules/2/hash-value/hash: a sha512 digest has 128 hex digits, this one 64: clients will find that the file does not match it, and refuse it',
+  ]);
+});
+
 test('an invalid manifest at start-up: exit non-zero with the same messages', () => {
   const r = run(['--manifest', writeManifest(BAD), '--port', '0', '--admin-port', '-1']);
   assert.equal(r.code, 1);

@@ -6,7 +6,7 @@
 import { pointerToken, type ManifestProblem } from '../errors.ts';
 import type { ManifestRule, PythonRule, RuleType } from '../manifest/types.ts';
 import { checkRule } from '../manifest/schema-check.ts';
-import { compilePythonIndex, normalizeProject } from '../rules/python.ts';
+import { checkPythonRule, compilePythonIndex, normalizeProject } from '../rules/python.ts';
 import { compileNpm, type NpmTarget } from '../rules/npm.ts';
 import { ProblemSink } from '../manifest/problems.ts';
 import { FileIndexBuilder } from './file-index.ts';
@@ -216,6 +216,7 @@ function addRule(d: DomainBuilder, rule: ManifestRule, at: string, problems: Pro
       return;
     }
     case 'python-v1': {
+      checkPythonRule(rule, at, problems);
       const key = `python ${normalizeProject(rule['package-name'])} ${rule['file-name']}`;
       if (d.claim(key, at, problems)) d.python.push(rule);
       return;

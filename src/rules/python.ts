@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import type { PythonCapture } from '../analytics/capture.ts';
 import { errorAnswer, servedBody, type Answer } from '../http/answer.ts';
 import { acceptsGzip, gzipVariant, type Gzipped } from '../http/content-coding.ts';
+import type { ProblemSink } from '../manifest/problems.ts';
 import type { PythonHash, PythonRule } from '../manifest/types.ts';
 import type { RouteRequest } from '../routing/route.ts';
 import { percentDecode } from '../templates/percent.ts';
@@ -58,6 +59,24 @@ const HTML_ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]);
+}
+
+/** Hex digits of each hashlib digest the schema allows. */
+const DIGEST_LENGTHS: Readonly<Record<string, number | undefined>> = { md5: 32, sha1: 40, sha224: 56, sha256: 64, sha384: 96, sha512: 128 };
+
+/**
+ * Warnings for a digest of the wrong length for its type (a copy cut
+ * short): clients compare it with the file's and refuse the file. A
+ * warning, not an error: Scarf serves such a rule, and manifests written
+ * for it must load here.
+ */
+export function checkPythonRule(rule: PythonRule, at: string, problems: ProblemSink): void {
+  for (const field of ['hash-value', 'core-metadata'] as const) {
+    const h = rule[field];
+    if (h == null || typeof h === 'boolean') continue;
+    const expected = DIGEST_LENGTHS[h.type];
+    if (expected !== undefined && h.hash.length !== expected) problems.warn(`${at}/${field}/hash`, `a ${h.type} digest has ${expected} hex digits, this one ${h.hash.length}: clients will find that the file does not match it, and refuse it`);
+  }
 }
 
 function hashOf(h: PythonHash | boolean | null | undefined): Record<string, string> | null {
