@@ -61,9 +61,12 @@ function message(e: ErrorObject): string {
       return `missing required field "${(e.params as { missingProperty: string }).missingProperty}"`;
     case 'enum':
       return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'pattern':
+    case 'pattern': {
       if (e.instancePath.endsWith('/domain')) return `must be a host name (letters, digits, "-" and "."), without a port${asciiHint(e.data)}`;
-      return `must match the pattern ${(e.params as { pattern: string }).pattern}`;
+      // The field's own description says what it takes, better than its pattern.
+      const description = (e.parentSchema as { description?: string } | undefined)?.description;
+      return description === undefined ? `must match the pattern ${(e.params as { pattern: string }).pattern}` : `got ${JSON.stringify(e.data)}; expected: ${description}`;
+    }
     case 'oneOf':
       return 'has the wrong shape (see the schema)';
     default:
