@@ -303,6 +303,24 @@ test('reopen: after a rename, lines go to a new file at the path, none lost; a f
   assert.equal(onFd.reopen(), false);
 });
 
+test('reopen: lines written before it go to the old file once written (flushSync), and to the new one while they wait in the batch', async () => {
+  for (const flushed of [true, false]) {
+    const file = join(tempDir('gw-reopen-'), 'feed.jsonl');
+    // A batch that neither fills nor times out before the reopen.
+    const writer = new LineWriter(file, { batchBytes: 64 * 1024, maxDelayMs: 60_000 });
+    for (let i = 0; i < 100; i++) writer.write(line(i, 50));
+    if (flushed) assert.equal(writer.flushSync(5000), true);
+    renameSync(file, `${file}.1`);
+    assert.equal(writer.reopen(), true);
+    for (let i = 100; i < 200; i++) writer.write(line(i, 50));
+    await writer.close();
+    const old = parsed(readFileSync(`${file}.1`, 'utf8')).map((l) => l.i);
+    const now = parsed(readFileSync(file, 'utf8')).map((l) => l.i);
+    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+    assert.deepEqual([old, now], flushed ? [range(0, 100), range(100, 200)] : [[], range(0, 200)], flushed ? 'flushed' : 'waiting');
+  }
+});
+
 test('reopen onto a FIFO while a write to the file is in flight: the rest goes to the FIFO in order, and close does not hang', { timeout: 10_000 }, async () => {
   const dir = tempDir('gw-reopen-fifo-');
   const file = join(dir, 'feed.jsonl');
