@@ -41,7 +41,6 @@ before(async () => {
         { type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: REG },
         { type: 'docker-v1', domain: D, 'package-id': 'deep', 'repository-name': 'org/team/sub/app', registry: REG },
         { type: 'docker-v1', domain: D, 'package-id': 'hub', 'repository-name': 'library/hello', registry: 'docker.io' },
-        { type: 'docker-v1', domain: D, 'package-id': 'official', 'repository-name': 'solo', registry: 'docker.io' },
         { type: 'docker-v1', domain: D, 'package-id': 'always', 'repository-name': 'org/always', registry: REG, 'always-proxy': true },
         { type: 'docker-v2', domain: D, 'rule-id': 'glob-1', pattern: 'tools/{cli,srv-*}', registry: 'ghcr.io' },
         { type: 'docker-v2', domain: D, 'rule-id': 'glob-2', pattern: 'lit/a\\*b', registry: REG },
@@ -52,7 +51,6 @@ before(async () => {
     },
     args: [
       '--upstream', `${REG}=${base}`,
-      '--upstream', `registry-1.docker.io=${base}`,
       '--upstream', `dead.registry=http://127.0.0.1:1`,
       '--upstream', `slow.registry=${base}`,
       '--upstream-timeout', '500',
@@ -82,17 +80,6 @@ test('clients that follow redirects are redirected, query kept', async () => {
     assert.equal(line.outcome, 'redirect');
     assert.deepEqual(line.capture, { type: 'docker', package: 'app', rule: null, image: 'org/app', reference: '1.2', registry: REG });
   }
-});
-
-test('an image of one segment on Docker Hub is asked for under library/, where docker pull looks for official images; the line keeps the name pulled', async () => {
-  const { res, line } = await pull('/v2/solo/manifests/1?x=1', { 'user-agent': DOCKER_UA });
-  assert.equal(res.headers.location, 'https://registry-1.docker.io/v2/library/solo/manifests/1?x=1');
-  assert.equal(line.capture?.image, 'solo');
-  routes.set('/v2/library/solo/manifests/1', (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"official":true}'));
-  const proxied = await pull('/v2/solo/manifests/1');
-  assert.equal(proxied.res.status, 200);
-  assert.equal(proxied.res.text, '{"official":true}');
-  assert.equal(proxied.line.capture?.image, 'solo');
 });
 
 test('Docker Hub aliases mean registry-1.docker.io', async () => {

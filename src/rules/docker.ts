@@ -33,13 +33,12 @@ export interface DockerIndex {
   readonly first: DockerTarget;
 }
 
-/** Docker Hub's registry API host, and the names that mean it. */
-const HUB = 'registry-1.docker.io';
-const HUB_ALIASES = new Set(['docker.io', 'registry.hub.docker.com', 'index.docker.io', HUB]);
+/** Docker Hub's aliases all mean the registry API host. */
+const HUB_ALIASES = new Set(['docker.io', 'registry.hub.docker.com', 'index.docker.io', 'registry-1.docker.io']);
 
 export function normalizeRegistry(registry: string): string {
   const r = registry.toLowerCase();
-  return HUB_ALIASES.has(r) ? HUB : r;
+  return HUB_ALIASES.has(r) ? 'registry-1.docker.io' : r;
 }
 
 function target(rule: DockerV1Rule | DockerV2Rule, packageId: string | null, ruleId: string | null): DockerTarget {
@@ -128,11 +127,7 @@ export function answerDocker(index: DockerIndex, r: RouteRequest, services: Rout
 
 function pull(t: DockerTarget, image: string, reference: string | null, r: RouteRequest, services: RouteServices): Answer {
   const capture: DockerCapture = { type: 'docker', package: t.packageId, rule: t.ruleId, image, reference, registry: t.registry };
-  // Docker Hub keeps official images under library/, where `docker pull nginx` looks: an image of one segment is asked for there.
-  const official = t.registry === HUB && image !== '' && !image.includes('/');
-  const path = official ? `/v2/library/${r.path.slice(4)}` : r.path;
-  const upstreamImage = official ? `library/${image}` : image;
-  const pathAndQuery = r.query === '' ? path : `${path}?${r.query}`;
+  const pathAndQuery = r.query === '' ? r.path : `${r.path}?${r.query}`;
   const basic = r.authorization !== undefined && /^basic\s/i.test(r.authorization);
   if (!t.alwaysProxy && !basic && services.followsRegistryRedirects(r.userAgent)) {
     return redirect(t.origin + pathAndQuery, capture);
@@ -141,6 +136,6 @@ function pull(t: DockerTarget, image: string, reference: string | null, r: Route
     status: 200,
     outcome: 'proxy',
     capture,
-    stream: (req, res, clientIp) => services.registryProxy.forward(req, res, t.registry, upstreamImage, pathAndQuery, clientIp),
+    stream: (req, res, clientIp) => services.registryProxy.forward(req, res, t.registry, image, pathAndQuery, clientIp),
   };
 }
