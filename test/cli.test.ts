@@ -124,7 +124,7 @@ test('validate: a Python digest of the wrong length for its type is a warning (t
   ]);
 });
 
-test('validate: a value that does not fit its field is reported with the value and what the field takes; a file-v1 path that cannot match is a warning', () => {
+test('validate: a value that does not fit its field is reported with the value and what the field takes; a file-v1 path that cannot match, or a Docker Hub image without its library/, is a warning', () => {
   const r = run(['validate', writeManifest({
     rules: [
       { type: 'docker-v1', domain: 'a.test', 'package-id': 'a', 'repository-name': 'org/a', registry: 'https://ghcr.io' },
@@ -135,11 +135,16 @@ test('validate: a value that does not fit its field is reported with the value a
   assert.match(r.stdout, /^\/rules\/0\/registry: got "https:\/\/ghcr\.io"; expected: Backend registry host, without scheme or path, /m);
   assert.match(r.stdout, /^\/rules\/1\/package-name: got "Tool"; expected: npm package name, in lower case: tool or @scope\/tool\.$/m);
   const file = (path: string) => ({ type: 'file-v1', domain: 'c.test', 'package-id': 'c', 'incoming-path': path, 'outgoing-url': null });
-  const warned = run(['validate', writeManifest({ rules: [file('tool.tgz'), file('{v}.tgz'), file('{+path}'), file('/ok')] })]);
+  const hub = (name: string, registry = 'docker.io') => ({ type: 'docker-v1', domain: 'get.test', 'package-id': 'd', 'repository-name': name, registry });
+  const warned = run(['validate', writeManifest({
+    rules: [file('tool.tgz'), file('{v}.tgz'), file('{+path}'), file('/ok'), hub('nginx'), hub('library/nginx'), hub('tool', 'ghcr.io')],
+  })]);
   assert.equal(warned.code, 0);
   assert.deepEqual(warned.stdout.split('\n').filter((l) => l.startsWith('warning:')), [
     'warning: /rules/0/incoming-path: never matches: a request path starts with "/", and "tool.tgz" does not',
     'warning: /rules/1/incoming-path: never matches: a request path starts with "/", and "{v}.tgz" does not',
+    // Docker Hub keeps official images under library/.
+    'warning: /rules/4/repository-name: Docker Hub has no image "nginx": official images are "library/nginx", which is the name to write here and to pull (get.test/library/nginx)',
   ]);
 });
 

@@ -203,7 +203,7 @@ function addRule(d: DomainBuilder, rule: ManifestRule, at: string, problems: Pro
       return;
     }
     case 'docker-v1': {
-      const t = compileDockerV1(rule);
+      const t = compileDockerV1(rule, at, problems);
       d.dockerFirst ??= t;
       if (d.claim(`docker ${rule['repository-name']}`, at, problems)) d.dockerByName.set(rule['repository-name'], t);
       return;

@@ -33,12 +33,13 @@ export interface DockerIndex {
   readonly first: DockerTarget;
 }
 
-/** Docker Hub's aliases all mean the registry API host. */
-const HUB_ALIASES = new Set(['docker.io', 'registry.hub.docker.com', 'index.docker.io', 'registry-1.docker.io']);
+/** Docker Hub's registry API host, and the names that mean it. */
+const HUB = 'registry-1.docker.io';
+const HUB_ALIASES = new Set(['docker.io', 'registry.hub.docker.com', 'index.docker.io', HUB]);
 
 export function normalizeRegistry(registry: string): string {
   const r = registry.toLowerCase();
-  return HUB_ALIASES.has(r) ? 'registry-1.docker.io' : r;
+  return HUB_ALIASES.has(r) ? HUB : r;
 }
 
 function target(rule: DockerV1Rule | DockerV2Rule, packageId: string | null, ruleId: string | null): DockerTarget {
@@ -46,8 +47,18 @@ function target(rule: DockerV1Rule | DockerV2Rule, packageId: string | null, rul
   return { packageId, ruleId, registry, alwaysProxy: rule['always-proxy'] === true, origin: `https://${registry}` };
 }
 
-export function compileDockerV1(rule: DockerV1Rule): DockerTarget {
-  return target(rule, rule['package-id'], null);
+/**
+ * `problems` warns about an image of one segment on Docker Hub: Hub keeps
+ * official images under `library/` (`docker pull nginx` asks for
+ * library/nginx), and has nothing under the bare name.
+ */
+export function compileDockerV1(rule: DockerV1Rule, at: string, problems: ProblemSink): DockerTarget {
+  const t = target(rule, rule['package-id'], null);
+  const name = rule['repository-name'];
+  if (t.registry === HUB && !name.includes('/')) {
+    problems.warn(`${at}/repository-name`, `Docker Hub has no image "${name}": official images are "library/${name}", which is the name to write here and to pull (${rule.domain}/library/${name})`);
+  }
+  return t;
 }
 
 export function compileDockerV2(rule: DockerV2Rule, at: string, problems: ProblemSink): { regex: RegExp; target: DockerTarget } | null {
