@@ -10,7 +10,7 @@ import { closeSync, constants, openSync, readFileSync, readSync, renameSync } fr
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { LineRelay } from '../../src/analytics/line-relay.ts';
-import { LineWriter } from '../../src/analytics/line-writer.ts';
+import { LineWriter, type LineWriterOptions } from '../../src/analytics/line-writer.ts';
 import { tempDir } from '../helpers/gateway-process.ts';
 
 const WRITER = new URL('../../src/analytics/line-writer.ts', import.meta.url).pathname;
@@ -285,17 +285,22 @@ test('the relay, behind a slow reader: it waits for it (counted for /metrics) an
   assert.ok(JSON.parse(stderr).blockingWrites > 0, `the writer waited for the reader: ${stderr}`);
 });
 
-test('reopen: after a rename, lines go to a new file at the path, none lost; a file descriptor is kept', async () => {
+/** 100 lines, a rename and a reopen, 100 more, then close: the line numbers in the renamed file and in the new one. */
+async function aroundReopen(options: LineWriterOptions, beforeRename: (writer: LineWriter) => void = () => undefined): Promise<{ old: number[]; now: number[] }> {
   const file = join(tempDir('gw-reopen-'), 'feed.jsonl');
-  const writer = new LineWriter(file, { batchBytes: 1024 });
+  const writer = new LineWriter(file, options);
   for (let i = 0; i < 100; i++) writer.write(line(i, 50));
+  beforeRename(writer);
   renameSync(file, `${file}.1`);
-  // Batches already sealed may be written to the renamed file, or to the new one.
   assert.equal(writer.reopen(), true);
   for (let i = 100; i < 200; i++) writer.write(line(i, 50));
   await writer.close();
-  const old = parsed(readFileSync(`${file}.1`, 'utf8')).map((l) => l.i);
-  const now = parsed(readFileSync(file, 'utf8')).map((l) => l.i);
+  return { old: parsed(readFileSync(`${file}.1`, 'utf8')).map((l) => l.i), now: parsed(readFileSync(file, 'utf8')).map((l) => l.i) };
+}
+
+test('reopen: after a rename, lines go to a new file at the path, none lost; a file descriptor is kept', async () => {
+  // Batches already sealed may be written to the renamed file, or to the new one.
+  const { old, now } = await aroundReopen({ batchBytes: 1024 });
   assert.deepEqual([...old, ...now].sort((a, b) => a - b), Array.from({ length: 200 }, (_, i) => i));
   assert.ok(now.every((i) => i >= old.length), 'the new file starts where the old one ends');
   assert.ok(now.includes(100) && now.includes(199));
@@ -304,21 +309,13 @@ test('reopen: after a rename, lines go to a new file at the path, none lost; a f
 });
 
 test('reopen: lines written before it go to the old file once written (flushSync), and to the new one while they wait in the batch', async () => {
-  for (const flushed of [true, false]) {
-    const file = join(tempDir('gw-reopen-'), 'feed.jsonl');
-    // A batch that neither fills nor times out before the reopen.
-    const writer = new LineWriter(file, { batchBytes: 64 * 1024, maxDelayMs: 60_000 });
-    for (let i = 0; i < 100; i++) writer.write(line(i, 50));
-    if (flushed) assert.equal(writer.flushSync(5000), true);
-    renameSync(file, `${file}.1`);
-    assert.equal(writer.reopen(), true);
-    for (let i = 100; i < 200; i++) writer.write(line(i, 50));
-    await writer.close();
-    const old = parsed(readFileSync(`${file}.1`, 'utf8')).map((l) => l.i);
-    const now = parsed(readFileSync(file, 'utf8')).map((l) => l.i);
-    const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
-    assert.deepEqual([old, now], flushed ? [range(0, 100), range(100, 200)] : [[], range(0, 200)], flushed ? 'flushed' : 'waiting');
-  }
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, k) => from + k);
+  // A batch that neither fills nor times out before the reopen.
+  const options = { batchBytes: 64 * 1024, maxDelayMs: 60_000 };
+  const flushed = await aroundReopen(options, (writer) => assert.equal(writer.flushSync(5000), true));
+  assert.deepEqual([flushed.old, flushed.now], [range(0, 100), range(100, 200)]);
+  const waiting = await aroundReopen(options);
+  assert.deepEqual([waiting.old, waiting.now], [[], range(0, 200)]);
 });
 
 test('reopen onto a FIFO while a write to the file is in flight: the rest goes to the FIFO in order, and close does not hang', { timeout: 10_000 }, async () => {
