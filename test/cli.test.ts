@@ -137,14 +137,19 @@ test('validate: a value that does not fit its field is reported with the value a
   const file = (path: string) => ({ type: 'file-v1', domain: 'c.test', 'package-id': 'c', 'incoming-path': path, 'outgoing-url': null });
   const hub = (name: string, registry = 'docker.io') => ({ type: 'docker-v1', domain: 'get.test', 'package-id': 'd', 'repository-name': name, registry });
   const warned = run(['validate', writeManifest({
-    rules: [file('tool.tgz'), file('{v}.tgz'), file('{+path}'), file('/ok'), hub('nginx'), hub('library/nginx'), hub('tool', 'ghcr.io')],
+    rules: [
+      file('tool.tgz'), file('{v}.tgz'), file('{+path}'), file('/ok'), hub('nginx'), hub('library/nginx'), hub('tool', 'ghcr.io'),
+      { type: 'docker-v2', domain: 'get.test', 'rule-id': 'r', pattern: '{nginx,redis}', registry: 'docker.io' },
+      { type: 'docker-v2', domain: 'get.test', 'rule-id': 's', pattern: 'library/*', registry: 'docker.io' },
+    ],
   })]);
   assert.equal(warned.code, 0);
   assert.deepEqual(warned.stdout.split('\n').filter((l) => l.startsWith('warning:')), [
     'warning: /rules/0/incoming-path: never matches: a request path starts with "/", and "tool.tgz" does not',
     'warning: /rules/1/incoming-path: never matches: a request path starts with "/", and "{v}.tgz" does not',
     // Docker Hub keeps official images under library/.
-    'warning: /rules/4/repository-name: Docker Hub has no image "nginx": official images are "library/nginx", which is the name to write here and to pull (get.test/library/nginx)',
+    'warning: /rules/4/repository-name: Docker Hub has no image "nginx": official images are under library/; write "library/nginx" and pull get.test/library/nginx',
+    'warning: /rules/7/pattern: Docker Hub has no image of one segment, which this pattern matches: official images are under library/; write "library/{nginx,redis}" and pull get.test/library/<image>',
   ]);
 });
 

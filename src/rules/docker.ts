@@ -48,26 +48,35 @@ function target(rule: DockerV1Rule | DockerV2Rule, packageId: string | null, rul
 }
 
 /**
- * `problems` warns about an image of one segment on Docker Hub: Hub keeps
- * official images under `library/` (`docker pull nginx` asks for
- * library/nginx), and has nothing under the bare name.
+ * Docker Hub keeps official images under `library/` (`docker pull nginx`
+ * asks it for library/nginx) and has nothing under a bare name, while a
+ * client pulling from the gateway's domain adds no `library/`: a rule for
+ * a name of one segment on Hub never serves. A warning, as Scarf loads it.
  */
+function warnOneSegmentOnHub(t: DockerTarget, field: 'repository-name' | 'pattern', value: string, at: string, domain: string, problems: ProblemSink): void {
+  if (t.registry !== HUB || value.includes('/')) return;
+  const none = field === 'pattern' ? 'no image of one segment, which this pattern matches' : `no image "${value}"`;
+  const pulled = field === 'pattern' ? '<image>' : value;
+  problems.warn(`${at}/${field}`, `Docker Hub has ${none}: official images are under library/; write "library/${value}" and pull ${domain}/library/${pulled}`);
+}
+
 export function compileDockerV1(rule: DockerV1Rule, at: string, problems: ProblemSink): DockerTarget {
   const t = target(rule, rule['package-id'], null);
-  const name = rule['repository-name'];
-  if (t.registry === HUB && !name.includes('/')) {
-    problems.warn(`${at}/repository-name`, `Docker Hub has no image "${name}": official images are "library/${name}", which is the name to write here and to pull (${rule.domain}/library/${name})`);
-  }
+  warnOneSegmentOnHub(t, 'repository-name', rule['repository-name'], at, rule.domain, problems);
   return t;
 }
 
 export function compileDockerV2(rule: DockerV2Rule, at: string, problems: ProblemSink): { regex: RegExp; target: DockerTarget } | null {
+  let regex: RegExp;
   try {
-    return { regex: compileImagePattern(rule.pattern), target: target(rule, null, rule['rule-id']) };
+    regex = compileImagePattern(rule.pattern);
   } catch (e) {
     problems.error(`${at}/pattern`, (e as Error).message);
     return null;
   }
+  const t = target(rule, null, rule['rule-id']);
+  warnOneSegmentOnHub(t, 'pattern', rule.pattern, at, rule.domain, problems);
+  return { regex, target: t };
 }
 
 const KINDS = new Set(['manifests', 'blobs', 'tags']);
