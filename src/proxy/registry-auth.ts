@@ -56,10 +56,12 @@ export function readCredentials(file: string): Map<string, string> {
     if (typeof entry?.auth === 'string') {
       // As docker reads it: base64 of user:password.
       const decoded = Buffer.from(entry.auth, 'base64');
-      if (decoded.toString('base64').replace(/=+$/, '') !== entry.auth.replace(/=+$/, '') || !decoded.includes(':')) {
+      // Node skips what is not base64: encoded again, it is the same text, padded.
+      const padded = decoded.toString('base64');
+      if (padded.replace(/=+$/, '') !== entry.auth.replace(/=+$/, '') || !decoded.includes(':')) {
         throw new Error(`${where}.auth is not the base64 of user:password`);
       }
-      creds.set(host, decoded.toString('base64'));
+      creds.set(host, padded);
     } else if (typeof entry?.username === 'string') {
       creds.set(host, Buffer.from(`${entry.username}:${typeof entry.password === 'string' ? entry.password : ''}`).toString('base64'));
     } else {

@@ -31,7 +31,7 @@ export function compileFileV1(rule: FileV1Rule, at: string, problems: ProblemSin
     return null;
   }
   // A request path starts with "/": only a {+var}, which may hold one, can stand before it.
-  const source = rule['incoming-path'];
+  const { source } = incoming;
   if (!source.startsWith('/') && !source.startsWith('{+')) problems.warn(`${at}/incoming-path`, `never matches: a request path starts with "/", and "${source}" does not`);
   if (rule['outgoing-url'] != null) {
     try {
