@@ -8,9 +8,10 @@
  */
 import cluster from 'node:cluster';
 import { fileURLToPath } from 'node:url';
-import yargs from 'yargs';
+import yargs, { type Options } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { operationsLog } from './analytics/analytics-log.ts';
+import { withEnvironment } from './env-options.ts';
 import { formatProblem, ManifestError } from './errors.ts';
 import { loadManifestFile } from './manifest/load-manifest.ts';
 import { DEFAULTS, LOG_LEVELS, numberProblem, NUMBER_FLAGS, parseUpstreams, type GatewayOptions } from './options.ts';
@@ -20,6 +21,41 @@ import { startPrimary, type Primary } from './cluster-primary.ts';
 const EXAMPLE_MANIFEST = fileURLToPath(new URL('../config/manifest.json', import.meta.url));
 /** How long a process ending on an unexpected error waits for its analytics lines to be written, in ms. */
 const FATAL_FLUSH_MS = 2000;
+
+/** The serve command's flags; each can also be set by its GATEWAY_* variable (env-options.ts). */
+const SERVE_OPTIONS = {
+  manifest: { alias: 'm', type: 'string', default: EXAMPLE_MANIFEST, defaultDescription: 'config/manifest.json', describe: 'Manifest file (watched; reloaded on change and on SIGHUP)' },
+  host: { type: 'string', default: DEFAULTS.host, describe: 'Address of the public listener (0.0.0.0 or :: for all)' },
+  port: { alias: 'p', type: 'number', default: DEFAULTS.port, describe: 'Public port' },
+  'admin-host': { type: 'string', default: DEFAULTS.adminHost, describe: 'Address of the admin listener' },
+  'admin-port': { type: 'number', default: DEFAULTS.adminPort, describe: 'Admin port: /healthz, /readyz, /metrics (-1 disables)' },
+  'trust-proxy': { type: 'array', string: true, default: [...DEFAULTS.trustProxy], describe: 'Peers allowed to set X-Forwarded-Host/For: addresses, CIDRs, "loopback", "all" or "none"' },
+  'anonymize-ip': { type: 'boolean', default: DEFAULTS.anonymizeIp, describe: 'Write client addresses truncated to IPv4 /24 and IPv6 /48 in analytics lines (a proxied request still sends the whole address in X-Forwarded-For)' },
+  upstream: { type: 'array', string: true, default: [], describe: 'HOST=URL: send proxied traffic for backend HOST to URL instead (repeatable)' },
+  'registry-auth': { type: 'string', describe: 'Docker config.json whose "auths" the gateway uses to pull from backends that need a login' },
+  'redirect-agent': { type: 'array', string: true, default: [...DEFAULTS.redirectAgents], describe: 'User agents redirected to the registry (others are proxied): prefix:TEXT, contains:TEXT or equals:TEXT; repeatable' },
+  'upstream-connect-timeout': { type: 'number', default: DEFAULTS.upstreamConnectTimeout, describe: 'Time to connect to a backend, in ms (504 beyond)' },
+  'upstream-timeout': { type: 'number', default: DEFAULTS.upstreamTimeout, describe: 'Time a backend may stay silent (first byte, between chunks), in ms (504 beyond)' },
+  'send-timeout': { type: 'number', default: DEFAULTS.sendTimeout, describe: 'Time a write of a proxied body, an npm package document or a large Python page waits for the client to take it, in ms; past it the response is cut off (nginx\'s send_timeout)' },
+  'proxy-buffer-memory': { type: 'number', default: DEFAULTS.proxyBufferMemory, describe: 'MiB of read buffers the registry proxy may hold at 256 KiB per read (per process); past them, reads take 16 KiB' },
+  'npm-cache-ttl': { type: 'number', default: DEFAULTS.npmCacheTtl, describe: 'How long an npm package document is served from cache before it is revalidated with the backend, in ms' },
+  'npm-cache-memory': { type: 'number', default: DEFAULTS.npmCacheMemory, describe: 'MiB the cached npm package documents and their renderings may hold (per process); the least recently used go first' },
+  analytics: { type: 'string', default: DEFAULTS.analytics, describe: 'Where analytics lines go: "-" for stdout, or a file to append to' },
+  'max-url-length': { type: 'number', default: DEFAULTS.maxUrlLength, describe: 'Longest request target in bytes (414 beyond)' },
+  'max-header-size': { type: 'number', default: DEFAULTS.maxHeaderSize, describe: 'Largest request head in bytes (431 beyond)' },
+  'max-body-size': { type: 'number', default: DEFAULTS.maxBodySize, describe: 'Largest request body read for events, in bytes (413 beyond)' },
+  'max-body-events': { type: 'number', default: DEFAULTS.maxBodyEvents, describe: 'Events kept from one request body' },
+  'headers-timeout': { type: 'number', default: DEFAULTS.headersTimeout, describe: 'Time to receive the request head, in ms' },
+  'request-timeout': { type: 'number', default: DEFAULTS.requestTimeout, describe: 'Time to receive the whole request, in ms' },
+  'keep-alive-timeout': { type: 'number', default: DEFAULTS.keepAliveTimeout, describe: 'Idle keep-alive connections close after this many ms' },
+  'drain-timeout': { type: 'number', default: DEFAULTS.drainTimeout, describe: 'On SIGTERM/SIGINT, in-flight requests get this many ms to finish' },
+  'watch-interval': { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' },
+  'watch-debounce': { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' },
+  workers: { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' },
+  'tls-cert': { type: 'array', string: true, default: [], describe: 'PEM certificate chain (leaf first) for the public listener, which then speaks HTTPS; read again when it changes. Repeatable: each serves the names it lists, the first any other' },
+  'tls-key': { type: 'array', string: true, default: [], describe: 'PEM private key of the --tls-cert in the same place' },
+  'log-level': { type: 'string', choices: LOG_LEVELS, default: DEFAULTS.logLevel, describe: 'Operational log level (stderr)' },
+} as const satisfies Record<string, Options>;
 
 async function validate(file: string): Promise<number> {
   const { table, problems } = await loadManifestFile(file);
@@ -34,8 +70,10 @@ async function validate(file: string): Promise<number> {
   return 0;
 }
 
-async function serve(options: GatewayOptions): Promise<void> {
+/** `unused`: GATEWAY_* variables that name no flag, said once (by the primary with --workers). */
+async function serve(options: GatewayOptions, unused: readonly string[]): Promise<void> {
   const log = operationsLog(options.logLevel);
+  if (unused.length > 0 && !cluster.isWorker) log.warn({ variables: unused }, 'GATEWAY_* variables that name no flag are ignored');
   const starting: Promise<Primary | Gateway> =
     options.workers > 1 && cluster.isPrimary ? startPrimary(options, log) : startGateway(options, log, cluster.isWorker ? 'worker' : 'single');
   // Signals are handled from the first moment: one that arrives while the
@@ -94,51 +132,27 @@ async function serve(options: GatewayOptions): Promise<void> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  const environment = withEnvironment(SERVE_OPTIONS, process.env);
+  /** ` (from GATEWAY_PORT="...")` when a flag's value is the one its variable gave, for a message about it. */
+  const from = (flag: string, value: unknown): string => {
+    const source = environment.sources.get(flag);
+    return source !== undefined && Object.is(value, source.value) ? ` (from ${source.variable})` : '';
+  };
   await yargs(argv)
     .scriptName('scarf-gateway')
-    .env('GATEWAY')
     .usage('$0 [serve] [options]\n$0 validate FILE\n\nServes artifacts from your domains by redirecting (or proxying) to where they are hosted.')
     .command(
       ['serve', '$0'],
       'Serve the manifest (default command)',
       (y) =>
         y
-          .option('manifest', { alias: 'm', type: 'string', default: EXAMPLE_MANIFEST, defaultDescription: 'config/manifest.json', describe: 'Manifest file (watched; reloaded on change and on SIGHUP)' })
-          .option('host', { type: 'string', default: DEFAULTS.host, describe: 'Address of the public listener (0.0.0.0 or :: for all)' })
-          .option('port', { alias: 'p', type: 'number', default: DEFAULTS.port, describe: 'Public port' })
-          .option('admin-host', { type: 'string', default: DEFAULTS.adminHost, describe: 'Address of the admin listener' })
-          .option('admin-port', { type: 'number', default: DEFAULTS.adminPort, describe: 'Admin port: /healthz, /readyz, /metrics (-1 disables)' })
-          .option('trust-proxy', { type: 'array', string: true, default: [...DEFAULTS.trustProxy], describe: 'Peers allowed to set X-Forwarded-Host/For: addresses, CIDRs, "loopback", "all" or "none"' })
-          .option('anonymize-ip', { type: 'boolean', default: DEFAULTS.anonymizeIp, describe: 'Write client addresses truncated to IPv4 /24 and IPv6 /48 in analytics lines (a proxied request still sends the whole address in X-Forwarded-For)' })
-          .option('upstream', { type: 'array', string: true, default: [], describe: 'HOST=URL: send proxied traffic for backend HOST to URL instead (repeatable)' })
-          .option('registry-auth', { type: 'string', describe: 'Docker config.json whose "auths" the gateway uses to pull from backends that need a login' })
-          .option('redirect-agent', { type: 'array', string: true, default: [...DEFAULTS.redirectAgents], describe: 'User agents redirected to the registry (others are proxied): prefix:TEXT, contains:TEXT or equals:TEXT; repeatable' })
-          .option('upstream-connect-timeout', { type: 'number', default: DEFAULTS.upstreamConnectTimeout, describe: 'Time to connect to a backend, in ms (504 beyond)' })
-          .option('upstream-timeout', { type: 'number', default: DEFAULTS.upstreamTimeout, describe: 'Time a backend may stay silent (first byte, between chunks), in ms (504 beyond)' })
-          .option('send-timeout', { type: 'number', default: DEFAULTS.sendTimeout, describe: 'Time a write of a proxied body, an npm package document or a large Python page waits for the client to take it, in ms; past it the response is cut off (nginx\'s send_timeout)' })
-          .option('proxy-buffer-memory', { type: 'number', default: DEFAULTS.proxyBufferMemory, describe: 'MiB of read buffers the registry proxy may hold at 256 KiB per read (per process); past them, reads take 16 KiB' })
-          .option('npm-cache-ttl', { type: 'number', default: DEFAULTS.npmCacheTtl, describe: 'How long an npm package document is served from cache before it is revalidated with the backend, in ms' })
-          .option('npm-cache-memory', { type: 'number', default: DEFAULTS.npmCacheMemory, describe: 'MiB the cached npm package documents and their renderings may hold (per process); the least recently used go first' })
-          .option('analytics', { type: 'string', default: DEFAULTS.analytics, describe: 'Where analytics lines go: "-" for stdout, or a file to append to' })
-          .option('max-url-length', { type: 'number', default: DEFAULTS.maxUrlLength, describe: 'Longest request target in bytes (414 beyond)' })
-          .option('max-header-size', { type: 'number', default: DEFAULTS.maxHeaderSize, describe: 'Largest request head in bytes (431 beyond)' })
-          .option('max-body-size', { type: 'number', default: DEFAULTS.maxBodySize, describe: 'Largest request body read for events, in bytes (413 beyond)' })
-          .option('max-body-events', { type: 'number', default: DEFAULTS.maxBodyEvents, describe: 'Events kept from one request body' })
-          .option('headers-timeout', { type: 'number', default: DEFAULTS.headersTimeout, describe: 'Time to receive the request head, in ms' })
-          .option('request-timeout', { type: 'number', default: DEFAULTS.requestTimeout, describe: 'Time to receive the whole request, in ms' })
-          .option('keep-alive-timeout', { type: 'number', default: DEFAULTS.keepAliveTimeout, describe: 'Idle keep-alive connections close after this many ms' })
-          .option('drain-timeout', { type: 'number', default: DEFAULTS.drainTimeout, describe: 'On SIGTERM/SIGINT, in-flight requests get this many ms to finish' })
-          .option('watch-interval', { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' })
-          .option('watch-debounce', { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' })
-          .option('workers', { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' })
-          .option('tls-cert', { type: 'array', string: true, default: [], describe: 'PEM certificate chain (leaf first) for the public listener, which then speaks HTTPS; read again when it changes. Repeatable: each serves the names it lists, the first any other' })
-          .option('tls-key', { type: 'array', string: true, default: [], describe: 'PEM private key of the --tls-cert in the same place' })
-          .option('log-level', { type: 'string', choices: LOG_LEVELS, default: DEFAULTS.logLevel, describe: 'Operational log level (stderr)' })
+          .options(environment.options)
           // yargs reads `--port abc` as NaN: refused here, not found later as a timer that fires at once.
           .check((args) => {
+            if (environment.problems.length > 0) throw new Error(environment.problems.join('\n'));
             for (const flag of Object.keys(NUMBER_FLAGS)) {
               const problem = numberProblem(flag, args[flag] as number);
-              if (problem !== null) throw new Error(problem);
+              if (problem !== null) throw new Error(problem + from(flag, args[flag]));
             }
             // node refuses a head timeout longer than the request's (it could never fire).
             const [head, whole] = [args['headers-timeout'] as number, args['request-timeout'] as number];
@@ -189,6 +203,7 @@ export async function main(argv: string[]): Promise<void> {
             logLevel: args.logLevel,
             tls: args.tlsCert.map((cert, i) => ({ cert, key: args.tlsKey[i] })),
           }),
+          environment.unused,
         );
       },
     )

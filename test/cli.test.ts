@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startGateway, tempDir } from './helpers/gateway-process.ts';
@@ -235,6 +236,86 @@ test('flags come from GATEWAY_* environment variables', async () => {
     const long = await request(gw.port, { path: '/' + 'a'.repeat(150), host: 'env.test' });
     assert.equal(long.status, 414);
     const ok = await request(gw.port, { path: '/short', host: 'env.test' });
+    assert.equal(ok.status, 307);
+    const [line] = await gw.linesFor(ok.headers['x-request-id'] as string);
+    assert.equal(line.client.ip, '127.0.0.0');
+  } finally {
+    await gw.stop();
+  }
+});
+
+test('a repeatable flag takes several values from its variable: addresses, upstreams, user agents (which hold spaces)', async (t) => {
+  // Two registries, each answering with its own name.
+  const registries = await Promise.all(['a', 'b'].map(async (name) => {
+    const server = createHttpServer((req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ from: name, path: req.url })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => server.close());
+    return server;
+  }));
+  const [a, b] = registries.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+  const gw = await startGateway({
+    manifest: {
+      rules: [
+        { type: 'docker-v1', domain: 'a.test', 'package-id': 'a', 'repository-name': 'org/a', registry: 'a.registry' },
+        { type: 'docker-v1', domain: 'b.test', 'package-id': 'b', 'repository-name': 'org/b', registry: 'b.registry' },
+      ],
+    },
+    env: {
+      GATEWAY_TRUST_PROXY: '10.0.0.0/8 loopback',
+      GATEWAY_UPSTREAM: `a.registry=${a}\n b.registry=${b}`,
+      GATEWAY_REDIRECT_AGENT: 'prefix:foo/ equals:Watchtower (Docker)',
+    },
+  });
+  t.after(() => gw.stop());
+  const pull = async (host: string, userAgent: string) => {
+    const res = await request(gw.port, { path: `/v2/org/${host[0]}/manifests/1`, host, headers: { 'user-agent': userAgent, 'x-forwarded-for': '203.0.113.9' } });
+    const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+    return { res, line };
+  };
+  // Each upstream serves its own registry.
+  for (const host of ['a.test', 'b.test']) {
+    const { res, line } = await pull(host, 'docker/27.3.1');
+    assert.equal(res.status, 200, host);
+    assert.deepEqual(JSON.parse(res.text), { from: host[0], path: `/v2/org/${host[0]}/manifests/1` });
+    // Loopback is trusted as the variable's second value.
+    assert.equal(line.client.ip, '203.0.113.9');
+  }
+  // The two user agents replace the default list.
+  for (const ua of ['foo/1.0', 'Watchtower (Docker)']) {
+    const { res } = await pull('a.test', ua);
+    assert.equal(res.status, 307, ua);
+    assert.equal(res.headers.location, 'https://a.registry/v2/org/a/manifests/1');
+  }
+  // Certificates and keys are counted in pairs as they are on the command line.
+  const pairs = run(['--manifest', EXAMPLE, '--port', '0', '--admin-port', '-1'], { GATEWAY_TLS_CERT: '/etc/a.pem /etc/b.pem', GATEWAY_TLS_KEY: '/etc/a.key' });
+  assert.equal(pairs.code, 1);
+  assert.match(pairs.stderr, /in pairs: 2 certificate\(s\), 1 key\(s\)/);
+});
+
+test('GATEWAY_* variables: validate reads none; one that names no flag (Kubernetes service links) is ignored with a warning; a bad value names its variable; an empty one is not set', async () => {
+  // The variables Kubernetes sets in every pod of a namespace with a Service named "gateway".
+  const serviceLinks = { GATEWAY_SERVICE_HOST: '10.96.0.12', GATEWAY_SERVICE_PORT: '80', GATEWAY_PORT: 'tcp://10.96.0.12:80', GATEWAY_PORT_80_TCP_ADDR: '10.96.0.12' };
+  const checked = run(['validate', EXAMPLE], { ...serviceLinks, GATEWAY_TRUST_PROXY: 'loopback' });
+  assert.equal(checked.code, 0, checked.stderr);
+  assert.match(checked.stdout, /: ok \(/);
+
+  const refused = run(['--manifest', EXAMPLE, '--admin-port', '-1'], serviceLinks);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /--port: expected a whole number from 0 to 65535, got something else \(from GATEWAY_PORT="tcp:\/\/10\.96\.0\.12:80"\)/);
+  const notBoolean = run(['--manifest', EXAMPLE, '--port', '0', '--admin-port', '-1'], { GATEWAY_ANONYMIZE_IP: 'maybe' });
+  assert.equal(notBoolean.code, 1);
+  assert.match(notBoolean.stderr, /GATEWAY_ANONYMIZE_IP="maybe": expected true or false/);
+
+  // The command line's --port wins over the Service's GATEWAY_PORT.
+  const gw = await startGateway({
+    manifest: { rules: [{ type: 'file-v1', domain: 'env.test', 'package-id': 'p', 'incoming-path': '/{+p}', 'outgoing-url': 'https://x.example/{+p}' }] },
+    env: { ...serviceLinks, GATEWAY_ANONYMIZE_IP: 'yes', GATEWAY_ANALYTICS: '', GATEWAY_MAX_URL_LENGTH: ' ' },
+  });
+  try {
+    const warning = await gw.waitForLog((l) => l.msg === 'GATEWAY_* variables that name no flag are ignored');
+    assert.deepEqual(warning.variables, ['GATEWAY_PORT_80_TCP_ADDR', 'GATEWAY_SERVICE_HOST', 'GATEWAY_SERVICE_PORT']);
+    // Empty: the lines go to stdout, and URLs are as long as by default.
+    const ok = await request(gw.port, { path: '/' + 'a'.repeat(5000), host: 'env.test' });
     assert.equal(ok.status, 307);
     const [line] = await gw.linesFor(ok.headers['x-request-id'] as string);
     assert.equal(line.client.ip, '127.0.0.0');
