@@ -30,9 +30,10 @@ export function stringEnd(text: string, i: number): number {
 
 /**
  * Offset just after the JSON value starting at `i`, or -1 if it is not
- * closed. A scalar (number, literal) runs to the first of `scalarEnds`.
+ * closed or nests more than `maxDepth` objects and arrays deep. A scalar
+ * (number, literal) runs to the first of `scalarEnds`.
  */
-export function valueEnd(text: string, i: number, scalarEnds: string): number {
+export function valueEnd(text: string, i: number, scalarEnds: string, maxDepth = Infinity): number {
   const c = text[i];
   if (c === '"') return stringEnd(text, i);
   if (c !== '{' && c !== '[') {
@@ -46,8 +47,9 @@ export function valueEnd(text: string, i: number, scalarEnds: string): number {
     if (ch === QUOTE) {
       k = stringEnd(text, k) - 1;
       if (k < 0) return -1;
-    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) depth++;
-    else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) {
+    } else if (ch === OPEN_BRACE || ch === OPEN_BRACKET) {
+      if (++depth > maxDepth) return -1;
+    } else if (ch === CLOSE_BRACE || ch === CLOSE_BRACKET) {
       depth--;
       if (depth === 0) return k + 1;
     }

@@ -46,6 +46,21 @@ test('--max-body-events keeps the first N events', async () => {
   assert.equal(gw.lines.filter((l) => l.requestId === res.headers['x-request-id']).length, 2);
 });
 
+test('an event nested deeper than 100 levels ends the reading, as text that is not JSON does; 30,000 levels (60 KB) no longer end the process', async () => {
+  /** An object whose values nest `depth` objects and arrays deep, itself included. */
+  const nested = (depth: number) => '{"a":' + '['.repeat(depth - 1) + ']'.repeat(depth - 1) + '}';
+  const res = await post('/open', `${nested(100)}\n${nested(101)}\n{"after":1}`);
+  assert.equal(res.status, 200);
+  const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
+  assert.equal(JSON.stringify(line.capture), `{"type":"telemetry","package":"open","event":${nested(100)}}`);
+  const deep = await post('/open', nested(30_000));
+  assert.equal(deep.status, 200);
+  await gw.linesFor(deep.headers['x-request-id'] as string);
+  assert.equal((await post('/open', '{"still":"serving"}')).status, 200);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(gw.lines.filter((l) => l.requestId === res.headers['x-request-id']).length, 1);
+});
+
 test('a body in a content coding is decoded first (a byte order mark skipped); one the gateway cannot decode gets 415, a broken one 400, one that decodes past --max-body-size 413', async () => {
   const events = Buffer.from('{"n":1}\n{"n":2}');
   const posted = (body: Buffer, encoding: string) =>

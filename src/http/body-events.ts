@@ -1,7 +1,8 @@
 /**
  * Request bodies as event streams (SPEC §5, §7): JSON values concatenated or
  * newline-separated. Each object is one event; other values are skipped;
- * reading stops at the first text that is not JSON, and after `maxEvents`.
+ * reading stops at the first text that is not JSON (or nests deeper than
+ * MAX_EVENT_DEPTH), and after `maxEvents`.
  * A body sent with a `Content-Encoding` (gzip, deflate, br, zstd) is
  * decoded first, to at most `maxBytes` too.
  */
@@ -26,6 +27,16 @@ export const BODY_CODINGS = [...DECODERS.keys()].filter((c) => c !== 'x-gzip').j
 
 /** Why a body gave no events: the answer's error code. */
 export type BodyRefusal = 'BODY_TOO_LARGE' | 'UNSUPPORTED_ENCODING' | 'BAD_CONTENT_CODING';
+
+/**
+ * How deep an event may nest objects and arrays. A deeper one ends the
+ * reading, as text that is not JSON does: its analytics line could not be
+ * written (JSON.stringify runs out of stack at 4,000 to 6,000 levels: a
+ * 60 KB body nesting 30,000 ended the process), nor read by the feed's
+ * consumers (Python's json stops near 1,000 levels, jq 1.6, Debian 12's,
+ * past 256).
+ */
+export const MAX_EVENT_DEPTH = 100;
 
 /** Between concatenated values, a scalar ends at white space or where the next value starts. */
 const BETWEEN_VALUES = ' \n\r\t{["';
@@ -106,7 +117,7 @@ export function parseEvents(text: string, maxEvents: number): unknown[] {
   while (events.length < maxEvents) {
     i = skipSpace(text, i);
     if (i >= text.length) break;
-    const end = valueEnd(text, i, BETWEEN_VALUES);
+    const end = valueEnd(text, i, BETWEEN_VALUES, MAX_EVENT_DEPTH);
     if (end === -1) break;
     let value: unknown;
     try {
