@@ -8,6 +8,7 @@ import { jsonBodyOf, rawRequest, request, statusOf } from './helpers/http-client
 const D = 'files.test';
 const R = 'regex.test';
 const S = 'shadow.test';
+const U = 'unicode.test';
 const rule = (incoming: string, outgoing: string | null, id = 'p') => ({
   type: 'file-v1', domain: D, 'package-id': id, 'incoming-path': incoming, 'outgoing-url': outgoing,
 });
@@ -36,6 +37,8 @@ before(async () => {
           ['/b/{v}/{v}', 'https://same.example/{v}'], ['/b/{x}/{y}', 'https://pair.example/{x}/{y}'],
           ['/c/{x}/{y}', 'https://pair.example/{x}/{y}'], ['/c/{v}/{v}', 'https://same.example/{v}'],
         ].map(([incoming, outgoing]) => ({ type: 'file-v1', domain: S, 'package-id': 's', 'incoming-path': incoming, 'outgoing-url': outgoing })),
+        { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/файл-{v}.tgz', 'outgoing-url': 'https://h.example/файл/{v}' },
+        { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/my tool/{+rest}', 'outgoing-url': 'https://h.example/{+rest}' },
       ],
     },
   });
@@ -45,6 +48,18 @@ after(() => gw.stop());
 async function get(path: string, headers: Record<string, string> = {}, host = D) {
   return request(gw.port, { path, host, headers });
 }
+
+test('literal text a URI cannot hold as it is (non-ASCII, a space) matches as clients send it, percent-encoded as UTF-8', async () => {
+  const cases: [string, string][] = [
+    ['/%D1%84%D0%B0%D0%B9%D0%BB-1.0.tgz', 'https://h.example/%D1%84%D0%B0%D0%B9%D0%BB/1.0'],
+    ['/my%20tool/a/b.tgz', 'https://h.example/a/b.tgz'],
+  ];
+  for (const [path, location] of cases) {
+    const res = await get(path, {}, U);
+    assert.equal(res.status, 307, path);
+    assert.equal(res.headers.location, location);
+  }
+});
 
 test('the spec example table', async () => {
   const cases: [string, number, string | null][] = [

@@ -176,6 +176,23 @@ test('file downloads: 307 to backend-url for GET and HEAD, with a python capture
   }
 });
 
+test('a backend-url with characters a Location field cannot hold (non-ASCII, a space) is sent percent-encoded as UTF-8, as a browser sends it', async () => {
+  const own = await startGateway({
+    manifest: { rules: [{ type: 'python-v1', domain: D, 'package-id': 'u', 'package-name': 'uni', version: '1.0', 'file-name': 'uni-1.0.tar.gz', 'backend-url': 'https://files.example/файлы/my uni-1.0.tar.gz', 'core-metadata': true }] },
+  });
+  try {
+    const encoded = 'https://files.example/%D1%84%D0%B0%D0%B9%D0%BB%D1%8B/my%20uni-1.0.tar.gz';
+    const res = await request(own.port, { path: '/simple/uni/uni-1.0.tar.gz', host: D });
+    assert.equal(res.status, 307);
+    assert.equal(res.headers.location, encoded);
+    const [line] = await own.linesFor(res.headers['x-request-id'] as string);
+    assert.equal((line.capture as { url: string }).url, encoded);
+    assert.equal((await request(own.port, { path: '/simple/uni/uni-1.0.tar.gz.metadata', host: D })).headers.location, `${encoded}.metadata`);
+  } finally {
+    await own.stop();
+  }
+});
+
 test('PEP 658: <file>.metadata redirects to <backend-url>.metadata', async () => {
   const res = await get('/simple/frob-nicate/frob_nicate-2.0.tar.gz.metadata');
   assert.equal(res.status, 307);

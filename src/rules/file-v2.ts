@@ -8,6 +8,7 @@ import { errorAnswer, type Answer } from '../http/answer.ts';
 import type { FileV2Rule } from '../manifest/types.ts';
 import type { ProblemSink } from '../manifest/problems.ts';
 import { linearRegExp } from '../templates/linear-regexp.ts';
+import { encodeNonPrintable } from '../templates/percent.ts';
 import { compileOutgoing, type OutgoingUrl } from './outgoing-url.ts';
 import { answerFile } from './file-v1.ts';
 import { toVariables, type CapturedVariable } from './path-variables.ts';
@@ -31,6 +32,11 @@ export function compileFileV2(rule: FileV2Rule, at: string, problems: ProblemSin
       : (e as Error).message;
     problems.error(`${at}/incoming-path`, `invalid regular expression: ${reason}`);
     return null;
+  }
+  const nonAscii = /[^\x00-\x7f]/u.exec(source);
+  if (nonAscii !== null) {
+    const [ch] = nonAscii;
+    problems.warn(`${at}/incoming-path`, `holds "${ch}", which a request path never does: clients send it percent-encoded (${encodeNonPrintable(ch)}), and the expression is searched in the path as sent`);
   }
   const names = [...source.matchAll(/\(\?<([A-Za-z_$][\w$]*)>/g)].map((m) => m[1]);
   let outgoing: OutgoingUrl | null = null;

@@ -62,6 +62,26 @@ export function encodeReserved(value: string): string {
   return out.join('');
 }
 
+/** What a URI and a header field hold as they are: printable ASCII but space. */
+const PRINTABLE_ONLY = /^[\x21-\x7e]*$/;
+const NOT_PRINTABLE = /[^\x21-\x7e]/gu;
+
+/**
+ * Characters a URI cannot hold as they are (non-ASCII, space, controls)
+ * percent-encoded as UTF-8, everything else kept: what a browser sends for
+ * a path typed with them. Used on a manifest's URLs and path literals, once
+ * at load: a request path holds them so, and a `Location` field may hold
+ * nothing else (node refuses the answer).
+ */
+export function encodeNonPrintable(value: string): string {
+  if (PRINTABLE_ONLY.test(value)) return value;
+  return value.replace(NOT_PRINTABLE, (ch) => {
+    const out: string[] = [];
+    pushEncoded(out, ch);
+    return out.join('');
+  });
+}
+
 function code(ch: string | undefined): number {
   return ch === undefined ? -1 : ch.charCodeAt(0);
 }
