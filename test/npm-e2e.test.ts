@@ -357,6 +357,34 @@ test('a client that leaves while the document is fetched is logged 499, for the 
   }
 });
 
+test('a tarball whose URL holds characters a Location field cannot (non-ASCII, a space) is redirected to, percent-encoded as UTF-8', async () => {
+  const versions = {
+    // In the file name: the document names it so, and clients ask for it encoded.
+    '1.0.0': { name: 'snow', version: '1.0.0', dist: { tarball: 'https://files.example/snow/-/snow ☃-1.0.0.tgz' } },
+    // Elsewhere: only the redirect holds it (node refused the answer: 500).
+    '2.0.0': { name: 'snow', version: '2.0.0', dist: { tarball: 'https://files.example/☃/snow-2.0.0.tgz' } },
+  };
+  const doc = JSON.stringify({ name: 'snow', 'dist-tags': { latest: '2.0.0' }, versions });
+  const backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(doc));
+  await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve));
+  const g = await startGateway({ manifest: { rules: [{ type: 'npm-v1', domain: 'n.test', 'package-id': 'snow', 'package-name': 'snow', registry: `http://127.0.0.1:${(backend.address() as AddressInfo).port}` }] } });
+  try {
+    const written = JSON.parse((await request(g.port, { path: '/snow', host: 'n.test' })).text).versions['1.0.0'].dist.tarball;
+    assert.equal(written, 'http://n.test/snow/-/snow%20%E2%98%83-1.0.0.tgz');
+    const res = await request(g.port, { path: new URL(written).pathname, host: 'n.test' });
+    assert.equal(res.status, 307);
+    assert.equal(res.headers.location, 'https://files.example/snow/-/snow%20%E2%98%83-1.0.0.tgz');
+    await g.linesFor(res.headers['x-request-id'] as string);
+    const other = await request(g.port, { path: '/snow/-/snow-2.0.0.tgz', host: 'n.test' });
+    assert.equal(other.status, 307);
+    assert.equal(other.headers.location, 'https://files.example/%E2%98%83/snow-2.0.0.tgz');
+    await g.linesFor(other.headers['x-request-id'] as string);
+  } finally {
+    await g.stop();
+    backend.close();
+  }
+});
+
 test('a backend failure serves the cached copy; without one, 502 with an npm-style error', async () => {
   const doc = JSON.stringify({ name: 'flaky', 'dist-tags': { latest: '1.0.0' }, versions: { '1.0.0': { name: 'flaky', version: '1.0.0', dist: { tarball: 'https://files.example/flaky-1.0.0.tgz' } } } });
   const backend = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(doc));

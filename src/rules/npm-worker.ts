@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { gzipVariant } from '../http/content-coding.ts';
 import { withCause } from '../proxy/backend-error.ts';
+import { encodeNonPrintable } from '../templates/percent.ts';
 
 const PLACEHOLDER = 'https://gateway-origin.invalid';
 
@@ -80,8 +81,9 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
         if (typeof dist?.tarball === 'string') {
           const url = dist.tarball;
           const file = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
-          tarballs.set(file, url);
-          dist.tarball = `${PLACEHOLDER}/${r.name}/-/${file}`;
+          // The gateway's redirect goes there: a Location field holds printable ASCII only.
+          tarballs.set(file, encodeNonPrintable(url));
+          dist.tarball = `${PLACEHOLDER}/${r.name}/-/${encodeNonPrintable(file)}`;
         }
         const start = text.length;
         text.add(JSON.stringify(v));

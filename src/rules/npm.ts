@@ -115,7 +115,8 @@ export function answerNpm(index: NpmIndex, r: RouteRequest, services: RouteServi
   const { rest } = parts;
   if (rest.length === 0 || (rest.length === 1 && rest[0] === '')) return documentAnswer(target, r, services, null);
   if (rest.length === 1) return documentAnswer(target, r, services, decodeURIComponentSafe(rest[0]));
-  if (rest.length === 2 && rest[0] === '-' && rest[1].endsWith('.tgz')) return tarballAnswer(target, rest[1], services);
+  // Documents know a tarball by its decoded file name.
+  if (rest.length === 2 && rest[0] === '-' && rest[1].endsWith('.tgz')) return tarballAnswer(target, decodeURIComponentSafe(rest[1]), services);
   return npmNotFound();
 }
 

@@ -33,6 +33,7 @@ before(async () => {
     if (req.url === '/abbreviated') return void res.writeHead(200, { 'content-type': 'application/vnd.npm.install-v1+json; charset=utf-8' }).end(JSON.stringify(doc));
     // Documents of 300,000 bytes each, for the memory budget.
     if (req.url?.startsWith('/big')) return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: req.url.slice(1), readme: 'r'.repeat(300_000 - 27 - req.url.length) }));
+    if (req.url === '/unicode') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'snow', versions: { '1.0.0': { dist: { tarball: 'https://registry.example/snow/-/snow ☃-1.0.0.tgz' } } } }));
     if (req.url === '/array') return void res.writeHead(200, { 'content-type': 'application/json' }).end('[1, 2]');
     if (req.url === '/unchanged') return void res.writeHead(304).end();
     if (req.url === '/broken') return void res.writeHead(500).end();
@@ -83,6 +84,11 @@ test("a document's type: the abbreviated form's when the backend sent it, else J
   const abbreviated = new Packument((await load(worker, '/abbreviated')) as LoadedDocument, worker);
   assert.equal((await abbreviated.render('http://o')).contentType, 'application/vnd.npm.install-v1+json');
   assert.equal((await abbreviated.renderVersion('1.0.0', 'http://o'))?.contentType, 'application/json');
+});
+
+test('a tarball URL with characters a Location field cannot hold is kept percent-encoded as UTF-8', async () => {
+  const loaded = (await load(worker, '/unicode')) as LoadedDocument;
+  assert.deepEqual([...loaded.tarballs], [['snow ☃-1.0.0.tgz', 'https://registry.example/snow/-/snow%20%E2%98%83-1.0.0.tgz']]);
 });
 
 test('what the backend answers besides a document', async () => {
