@@ -49,6 +49,7 @@ const SERVE_OPTIONS = {
   'request-timeout': { type: 'number', default: DEFAULTS.requestTimeout, describe: 'Time to receive the whole request, in ms' },
   'keep-alive-timeout': { type: 'number', default: DEFAULTS.keepAliveTimeout, describe: 'Idle keep-alive connections close after this many ms' },
   'drain-timeout': { type: 'number', default: DEFAULTS.drainTimeout, describe: 'On SIGTERM/SIGINT, in-flight requests get this many ms to finish' },
+  'stop-delay': { type: 'number', default: DEFAULTS.stopDelay, describe: 'On SIGTERM/SIGINT, ms to go on accepting and serving requests, with /readyz answering 503, before the drain: time for a load balancer or Kubernetes to stop sending' },
   'watch-interval': { type: 'number', default: DEFAULTS.watchInterval, describe: 'Interval of the manifest backup check (stat), in ms' },
   'watch-debounce': { type: 'number', default: DEFAULTS.watchDebounce, describe: 'Quiet time after a file event before the manifest is read, in ms' },
   workers: { type: 'number', default: DEFAULTS.workers, describe: 'Worker processes (node:cluster) sharing the port; the primary watches the manifest and serves the admin port' },
@@ -99,7 +100,8 @@ async function serve(options: GatewayOptions, unused: readonly string[]): Promis
       return;
     }
     stopping = true;
-    log.info({ signal }, 'stopping: draining in-flight requests');
+    if (options.stopDelay > 0) log.info({ signal, stopDelay: options.stopDelay }, 'stopping: not ready, still serving for --stop-delay, then draining in-flight requests');
+    else log.info({ signal }, 'stopping: draining in-flight requests');
     starting
       .then((gateway) => gateway.close())
       .then(() => {
@@ -197,6 +199,7 @@ export async function main(argv: string[]): Promise<void> {
             requestTimeout: args.requestTimeout,
             keepAliveTimeout: args.keepAliveTimeout,
             drainTimeout: args.drainTimeout,
+            stopDelay: args.stopDelay,
             watchInterval: args.watchInterval,
             watchDebounce: args.watchDebounce,
             workers: args.workers,

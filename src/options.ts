@@ -56,6 +56,8 @@ export interface GatewayOptions {
   readonly keepAliveTimeout: number;
   /** On SIGTERM/SIGINT, in-flight requests get this many ms to finish. */
   readonly drainTimeout: number;
+  /** On SIGTERM/SIGINT, ms the gateway goes on accepting and serving, not ready, before the drain (a load balancer's time to stop sending). */
+  readonly stopDelay: number;
   /** Interval of the manifest's backup stat check, in ms. */
   readonly watchInterval: number;
   /** Quiet time after a file event before the manifest is read, in ms. */
@@ -101,6 +103,7 @@ export const DEFAULTS: Omit<GatewayOptions, 'manifest' | 'upstreams'> = {
   requestTimeout: 30_000,
   keepAliveTimeout: 5_000,
   drainTimeout: 10_000,
+  stopDelay: 0,
   watchInterval: 1000,
   watchDebounce: 50,
   workers: 1,
@@ -140,6 +143,7 @@ export const NUMBER_FLAGS: Readonly<Record<string, NumberRange>> = {
   'request-timeout': ms(0),
   'keep-alive-timeout': ms(0),
   'drain-timeout': ms(0),
+  'stop-delay': ms(0),
   'watch-interval': ms(1),
   'watch-debounce': ms(0),
   workers: { min: 1, max: 1024, integer: true },

@@ -232,6 +232,8 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
 
   async function close(): Promise<void> {
     closing ??= (async () => {
+      // Not ready from now (closing is set), still serving: a load balancer's time to stop sending.
+      if (options.stopDelay > 0) await new Promise((resolve) => setTimeout(resolve, options.stopDelay));
       await watcher?.close();
       tls?.close();
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));

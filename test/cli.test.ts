@@ -197,7 +197,7 @@ test('--help explains every flag', () => {
   assert.equal(r.code, 0);
   for (const flag of ['--manifest', '--host', '--port', '--admin-port', '--trust-proxy', '--upstream', '--anonymize-ip',
     '--max-url-length', '--max-header-size', '--max-body-size', '--max-body-events', '--headers-timeout', '--request-timeout',
-    '--keep-alive-timeout', '--drain-timeout', '--analytics', '--proxy-buffer-memory', '--npm-cache-memory', '--send-timeout', '--tls-cert', '--tls-key', '--log-level']) {
+    '--keep-alive-timeout', '--drain-timeout', '--stop-delay', '--analytics', '--proxy-buffer-memory', '--npm-cache-memory', '--send-timeout', '--tls-cert', '--tls-key', '--log-level']) {
     assert.match(r.stdout, new RegExp(`${flag}\\b`), flag);
   }
 });

@@ -322,6 +322,27 @@ for (const twice of [false, true]) {
   });
 }
 
+for (const workers of [1, 2]) {
+  test(`--stop-delay${workers > 1 ? ', --workers 2' : ''}: after SIGTERM the gateway is not ready, and still takes and serves new connections for the delay (a load balancer that has not yet stopped sending); then it drains and exits 0`, { timeout: 30_000 }, async () => {
+    const gw = await startGateway({
+      manifest: { rules: [{ type: 'file-v1', domain: D, 'package-id': 'p', 'incoming-path': '/f', 'outgoing-url': 'https://v1.example/f' }] },
+      args: ['--stop-delay', '1500', ...(workers > 1 ? ['--workers', '2'] : [])],
+    });
+    await eventually(async () => (await request(gw.adminPort, { path: '/readyz' })).status === 200, 10_000, 'ready');
+    const signalled = Date.now();
+    const exited = gw.stop('SIGTERM');
+    await gw.waitForLog((l) => l.msg === 'stopping: not ready, still serving for --stop-delay, then draining in-flight requests');
+    assert.equal((await request(gw.adminPort, { path: '/readyz' })).status, 503);
+    // New connections each (agent: false), as a load balancer opens them.
+    const served = await Promise.all(Array.from({ length: 4 }, () => request(gw.port, { path: '/f', host: D })));
+    assert.ok(Date.now() - signalled < 1500, 'the requests were sent within the delay');
+    assert.deepEqual(served.map((r) => r.status), [307, 307, 307, 307]);
+    assert.equal(await exited, 0);
+    assert.ok(Date.now() - signalled >= 1500, `exited ${Date.now() - signalled} ms after SIGTERM, before the delay ran out`);
+    for (const r of served) assert.ok(gw.lines.some((l) => l.requestId === r.headers['x-request-id']), 'every line was written');
+  });
+}
+
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   const who = signal === 'SIGTERM' ? 'systemd stopping its control group' : 'Ctrl-C in a terminal';
   test(`--workers 2, ${signal} to every process at once (${who}): in-flight requests finish, every line is written, exit 0`, { timeout: 30_000 }, async () => {
