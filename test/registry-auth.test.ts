@@ -219,6 +219,8 @@ test('--registry-auth: auth and username/password entries are read; a file docke
     ['{"credsStore":"desktop","auths":{"ghcr.io":{}}}', /has neither "auth" nor "username" \(credsStore and credHelpers are not read\)/],
     ['{"auths":{"ghcr.io":{"auth":"!!!"}}}', /auths\["ghcr\.io"\]\.auth is not the base64 of user:password/],
     [JSON.stringify({ auths: { 'ghcr.io': { auth: b64('no-colon') } } }), /\.auth is not the base64 of user:password/],
+    // As `az acr login` writes it: an "auth" with an empty password, which docker does not use beside the token.
+    [JSON.stringify({ auths: { 'x.azurecr.io': { auth: b64('00000000-0000-0000-0000-000000000000:'), identitytoken: 'eyJ...' } } }), /auths\["x\.azurecr\.io"\] has an "identitytoken", a refresh token .*give a username and password/],
   ] as const) {
     assert.throws(() => read(json), message, json);
   }

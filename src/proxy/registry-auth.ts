@@ -53,6 +53,10 @@ export function readCredentials(file: string): Map<string, string> {
     // Keys are host names or URLs (Docker Hub: https://index.docker.io/v1/).
     const host = normalizeRegistry(key.replace(/^https?:\/\//, '').replace(/\/.*$/, ''));
     const where = `--registry-auth ${file}: auths["${key}"]`;
+    // `az acr login` writes one, with an "auth" docker does not use then: its user:password would be refused at pull time.
+    if (typeof entry?.identitytoken === 'string' && entry.identitytoken !== '') {
+      throw new Error(`${where} has an "identitytoken", a refresh token that docker trades at the registry's token service and that expires within hours; the gateway does not read it: give a username and password that last (a registry token or a service principal)`);
+    }
     if (typeof entry?.auth === 'string') {
       // As docker reads it: base64 of user:password.
       const decoded = Buffer.from(entry.auth, 'base64');
