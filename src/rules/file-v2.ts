@@ -33,6 +33,8 @@ export function compileFileV2(rule: FileV2Rule, at: string, problems: ProblemSin
     problems.error(`${at}/incoming-path`, `invalid regular expression: ${reason}`);
     return null;
   }
+  // A request path starts with "/": an expression anchored before other literal text never matches.
+  if (/^\^[\w~-]/.test(source)) problems.warn(`${at}/incoming-path`, `never matches: a request path starts with "/", and "${source}" requires it to start with "${source[1]}"`);
   const nonAscii = /[^\x00-\x7f]/u.exec(source);
   if (nonAscii !== null) {
     const [ch] = nonAscii;
