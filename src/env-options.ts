@@ -35,7 +35,7 @@ const LIST_SEPARATORS: Readonly<Record<string, RegExp>> = {
 const BOOLEANS: Readonly<Record<string, boolean>> = { true: true, yes: true, on: true, '1': true, false: false, no: false, off: false, '0': false };
 
 /** `--flag`'s variable: `GATEWAY_` and the flag in upper case, `_` for `-`. */
-export const envName = (flag: string): string => `GATEWAY_${flag.toUpperCase().replaceAll('-', '_')}`;
+const envName = (flag: string): string => `GATEWAY_${flag.toUpperCase().replaceAll('-', '_')}`;
 
 export interface EnvironmentOptions<T> {
   /** `options`, each flag whose variable is set defaulting to its value. */

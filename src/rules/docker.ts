@@ -76,7 +76,7 @@ export function compileDockerV2(rule: DockerV2Rule, at: string, problems: Proble
   }
   const t = target(rule, null, rule['rule-id']);
   warnOneSegmentOnHub(t, 'pattern', rule.pattern, at, rule.domain, problems);
-  // A request for such a name gets 400 NAME_INVALID (the grammar below), so the letter never matches.
+  // A request for a name with one gets 400 NAME_INVALID (the grammar below): it never serves.
   const upper = /[A-Z]/.exec(rule.pattern.replace(/\\./g, ''));
   if (upper !== null) problems.warn(`${at}/pattern`, `"${upper[0]}" never serves: image names are in lower case, and a pull of one with "${upper[0]}" gets 400 NAME_INVALID`);
   return { regex, target: t };

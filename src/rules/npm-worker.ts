@@ -81,7 +81,7 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
         if (typeof dist?.tarball === 'string') {
           const url = dist.tarball;
           const file = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
-          // The gateway's redirect goes there: a Location field holds printable ASCII only.
+          // The gateway's redirect goes there, and a Location field is ASCII.
           tarballs.set(file, encodeNonPrintable(url));
           dist.tarball = `${PLACEHOLDER}/${r.name}/-/${encodeNonPrintable(file)}`;
         }

@@ -171,7 +171,7 @@ export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
     const files = new Map<string, PythonFile>();
     for (const rule of list) {
       if (files.has(rule['file-name'])) continue;
-      // A Location field holds printable ASCII only (node refuses anything else: it was a 500).
+      // A Location field is ASCII: node refused the answer for a character past U+00FF (a 500).
       const backendUrl = encodeNonPrintable(rule['backend-url']);
       const withoutFragment = backendUrl.split('#')[0];
       files.set(rule['file-name'], { rule, backendUrl, metadataUrl: rule['core-metadata'] != null && rule['core-metadata'] !== false ? `${withoutFragment}.metadata` : null });

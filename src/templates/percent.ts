@@ -70,8 +70,8 @@ const NOT_PRINTABLE = /[^\x21-\x7e]/gu;
  * Characters a URI cannot hold as they are (non-ASCII, space, controls)
  * percent-encoded as UTF-8, everything else kept: what a browser sends for
  * a path typed with them. Used on a manifest's URLs and path literals, once
- * at load: a request path holds them so, and a `Location` field may hold
- * nothing else (node refuses the answer).
+ * at load: a request path holds them so, and a `Location` field is ASCII
+ * (node refuses an answer with a character past U+00FF in one).
  */
 export function encodeNonPrintable(value: string): string {
   if (PRINTABLE_ONLY.test(value)) return value;
