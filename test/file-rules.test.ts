@@ -39,6 +39,7 @@ before(async () => {
         ].map(([incoming, outgoing]) => ({ type: 'file-v1', domain: S, 'package-id': 's', 'incoming-path': incoming, 'outgoing-url': outgoing })),
         { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/файл-{v}.tgz', 'outgoing-url': 'https://h.example/файл/{v}' },
         { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/my tool/{+rest}', 'outgoing-url': 'https://h.example/{+rest}' },
+        { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/idn/{v}', 'outgoing-url': 'https://загрузки.пример.рф/файл/{v}' },
       ],
     },
   });
@@ -49,10 +50,12 @@ async function get(path: string, headers: Record<string, string> = {}, host = D)
   return request(gw.port, { path, host, headers });
 }
 
-test('literal text a URI cannot hold as it is (non-ASCII, a space) matches as clients send it, percent-encoded as UTF-8', async () => {
+test('literal text a URI cannot hold as it is (non-ASCII, a space) matches as clients send it, percent-encoded as UTF-8; a host name past ASCII is written in its ASCII form', async () => {
   const cases: [string, string][] = [
     ['/%D1%84%D0%B0%D0%B9%D0%BB-1.0.tgz', 'https://h.example/%D1%84%D0%B0%D0%B9%D0%BB/1.0'],
     ['/my%20tool/a/b.tgz', 'https://h.example/a/b.tgz'],
+    // A host name in its ASCII form (IDNA), as browsers send it; percent-encoded, it would name no host.
+    ['/idn/1.0', 'https://xn--80agkcfl4bya.xn--e1afmkfd.xn--p1ai/%D1%84%D0%B0%D0%B9%D0%BB/1.0'],
   ];
   for (const [path, location] of cases) {
     const res = await get(path, {}, U);

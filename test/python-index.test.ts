@@ -176,9 +176,14 @@ test('file downloads: 307 to backend-url for GET and HEAD, with a python capture
   }
 });
 
-test('a backend-url with characters a Location field cannot hold (non-ASCII, a space) is sent percent-encoded as UTF-8, as a browser sends it', async () => {
+test('a backend-url with characters a Location field cannot hold (non-ASCII, a space) is sent percent-encoded as UTF-8, and a host name past ASCII in its ASCII form, as a browser sends them', async () => {
   const own = await startGateway({
-    manifest: { rules: [{ type: 'python-v1', domain: D, 'package-id': 'u', 'package-name': 'uni', version: '1.0', 'file-name': 'uni-1.0.tar.gz', 'backend-url': 'https://files.example/файлы/my uni-1.0.tar.gz', 'core-metadata': true }] },
+    manifest: {
+      rules: [
+        { type: 'python-v1', domain: D, 'package-id': 'u', 'package-name': 'uni', version: '1.0', 'file-name': 'uni-1.0.tar.gz', 'backend-url': 'https://files.example/файлы/my uni-1.0.tar.gz', 'core-metadata': true },
+        { type: 'python-v1', domain: D, 'package-id': 'u', 'package-name': 'uni', version: '2.0', 'file-name': 'uni-2.0.tar.gz', 'backend-url': 'https://файлы.example/uni-2.0.tar.gz' },
+      ],
+    },
   });
   try {
     const encoded = 'https://files.example/%D1%84%D0%B0%D0%B9%D0%BB%D1%8B/my%20uni-1.0.tar.gz';
@@ -188,6 +193,8 @@ test('a backend-url with characters a Location field cannot hold (non-ASCII, a s
     const [line] = await own.linesFor(res.headers['x-request-id'] as string);
     assert.equal((line.capture as { url: string }).url, encoded);
     assert.equal((await request(own.port, { path: '/simple/uni/uni-1.0.tar.gz.metadata', host: D })).headers.location, `${encoded}.metadata`);
+    // A host name in its ASCII form (IDNA), as browsers send it.
+    assert.equal((await request(own.port, { path: '/simple/uni/uni-2.0.tar.gz', host: D })).headers.location, 'https://xn--80asg7a0b.example/uni-2.0.tar.gz');
   } finally {
     await own.stop();
   }

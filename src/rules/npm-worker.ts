@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 import { gzipVariant } from '../http/content-coding.ts';
 import { withCause } from '../proxy/backend-error.ts';
-import { encodeNonPrintable } from '../templates/percent.ts';
+import { asciiHost, encodeNonPrintable } from '../templates/percent.ts';
 
 const PLACEHOLDER = 'https://gateway-origin.invalid';
 
@@ -82,7 +82,7 @@ async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadRe
           const url = dist.tarball;
           const file = decodeURIComponent(new URL(url).pathname.split('/').pop() ?? '');
           // The gateway's redirect goes there, and a Location field is ASCII.
-          tarballs.set(file, encodeNonPrintable(url));
+          tarballs.set(file, encodeNonPrintable(asciiHost(url)));
           dist.tarball = `${PLACEHOLDER}/${r.name}/-/${encodeNonPrintable(file)}`;
         }
         const start = text.length;

@@ -13,6 +13,7 @@
 import type { ErrorCode } from '../errors.ts';
 import { InternPool } from '../routing/intern-pool.ts';
 import { mergeQuery } from '../http/query-merge.ts';
+import { asciiHost } from '../templates/percent.ts';
 import { compactTemplate, expandTemplate, parseTemplate, templateVariables, type CompiledTemplate, type ExpressionCache, type TemplatePart } from '../templates/uri-template.ts';
 
 export interface OutgoingUrl {
@@ -26,7 +27,8 @@ const FIXED_ORIGIN = /^https?:\/\/[^/?#@{}]+[/?#]/i;
 
 /** Parse at load time; throws TemplateSyntaxError, or Error for a non-absolute target. */
 export function compileOutgoing(source: string, pool = new InternPool()): OutgoingUrl {
-  const parts = parseTemplate(source, expressionCache(pool));
+  // A literal host name past ASCII in its ASCII form: expansion would percent-encode it into another name.
+  const parts = parseTemplate(asciiHost(source), expressionCache(pool));
   const first = parts[0];
   const lead = first?.kind === 'literal' ? first.raw : '';
   let hostSuffix: string | null = null;

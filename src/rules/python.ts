@@ -15,7 +15,7 @@ import { acceptsGzip, gzipVariant, type Gzipped } from '../http/content-coding.t
 import type { ProblemSink } from '../manifest/problems.ts';
 import type { PythonHash, PythonRule } from '../manifest/types.ts';
 import type { RouteRequest } from '../routing/route.ts';
-import { encodeNonPrintable, percentDecode } from '../templates/percent.ts';
+import { asciiHost, encodeNonPrintable, percentDecode } from '../templates/percent.ts';
 import { etagMatches, formatRequested, negotiate, type PythonType } from './python-negotiation.ts';
 
 /** One representation of a page; a large one (a Buffer) has a gzip variant. */
@@ -172,7 +172,7 @@ export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
     for (const rule of list) {
       if (files.has(rule['file-name'])) continue;
       // A Location field is ASCII: node refused the answer for a character past U+00FF (a 500).
-      const backendUrl = encodeNonPrintable(rule['backend-url']);
+      const backendUrl = encodeNonPrintable(asciiHost(rule['backend-url']));
       const withoutFragment = backendUrl.split('#')[0];
       files.set(rule['file-name'], { rule, backendUrl, metadataUrl: rule['core-metadata'] != null && rule['core-metadata'] !== false ? `${withoutFragment}.metadata` : null });
     }

@@ -2,6 +2,7 @@
  * Percent-encoding as RFC 3986 §2 and RFC 6570 §3.2.1 define it. Pure
  * functions on strings; the hot path calls them on captured variables only.
  */
+import { domainToASCII } from 'node:url';
 
 const HEX = '0123456789ABCDEF';
 
@@ -80,6 +81,22 @@ export function encodeNonPrintable(value: string): string {
     pushEncoded(out, ch);
     return out.join('');
   });
+}
+
+/** `scheme://` and a host name with a character past ASCII, before the port or path. */
+const NON_ASCII_HOST = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#@:{}]*[^\x00-\x7f][^/?#@:{}]*)/u;
+
+/**
+ * An absolute URL's host name in its ASCII form (IDNA), as a browser sends
+ * it: `https://пример.рф/x` → `https://xn--e1afmkfd.xn--p1ai/x`. Percent-
+ * encoding a host name would make it another (invalid) one. Anything else
+ * is returned as it is.
+ */
+export function asciiHost(url: string): string {
+  const m = NON_ASCII_HOST.exec(url);
+  if (m === null) return url;
+  const host = domainToASCII(m[2]);
+  return host === '' ? url : m[1] + host + url.slice(m[0].length);
 }
 
 function code(ch: string | undefined): number {
