@@ -44,7 +44,7 @@ export interface EnvironmentOptions<T> {
   readonly sources: ReadonlyMap<string, { readonly variable: string; readonly value: unknown }>;
   /** GATEWAY_* variables that name no flag. */
   readonly unused: readonly string[];
-  /** Variables whose text is not a value of their flag's type (a boolean that is not a boolean word). */
+  /** Variables whose text is not a value of their flag (a boolean that is not a boolean word, a level pino does not have). */
   readonly problems: readonly string[];
 }
 
@@ -63,9 +63,13 @@ export function withEnvironment<T extends Record<string, Options>>(options: T, e
     }
     // `NAME=` in an EnvironmentFile, or `-e NAME=`, is how a setting is left out.
     if (text.trim() === '') continue;
-    const value = fromText(flag, options[flag].type, text);
+    const option = options[flag];
+    const value = fromText(flag, option.type, text);
     if (value === undefined) problems.push(`${name}="${text}": expected true or false (also yes/no, on/off, 1/0) for --${flag}`);
-    else {
+    else if (option.choices !== undefined && !option.choices.includes(value as string)) {
+      // yargs would say only `Argument: log-level, Given: "loud"`, which the command line does not hold.
+      problems.push(`${name}="${text}": expected one of ${option.choices.join(', ')} for --${flag}`);
+    } else {
       result[flag] = { ...options[flag], default: value };
       sources.set(flag, { variable: `${name}="${text}"`, value });
     }
@@ -73,7 +77,7 @@ export function withEnvironment<T extends Record<string, Options>>(options: T, e
   return { options: result as T, sources, unused: unused.sort(), problems };
 }
 
-/** A variable's text as a value of the flag's type: undefined when it is not one (numbers are checked with the command line's). */
+/** A variable's text as a value of the flag's type: undefined for a boolean word it does not know (numbers are checked with the command line's). */
 function fromText(flag: string, type: Options['type'], text: string): unknown {
   if (type === 'number') return Number(text);
   if (type === 'boolean') return BOOLEANS[text.trim().toLowerCase()];

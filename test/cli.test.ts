@@ -314,6 +314,9 @@ test('GATEWAY_* variables: validate reads none; one that names no flag (Kubernet
   const notBoolean = run(['--manifest', EXAMPLE, '--port', '0', '--admin-port', '-1'], { GATEWAY_ANONYMIZE_IP: 'maybe' });
   assert.equal(notBoolean.code, 1);
   assert.match(notBoolean.stderr, /GATEWAY_ANONYMIZE_IP="maybe": expected true or false/);
+  const notLevel = run(['--manifest', EXAMPLE, '--port', '0', '--admin-port', '-1'], { GATEWAY_LOG_LEVEL: 'loud' });
+  assert.equal(notLevel.code, 1);
+  assert.match(notLevel.stderr, /GATEWAY_LOG_LEVEL="loud": expected one of trace, debug, info, warn, error, fatal, silent for --log-level/);
 
   // The command line's --port wins over the Service's GATEWAY_PORT.
   const gw = await startGateway({
