@@ -58,12 +58,18 @@ const SERVE_OPTIONS = {
   'log-level': { type: 'string', choices: LOG_LEVELS, default: DEFAULTS.logLevel, describe: 'Operational log level (stderr)' },
 } as const satisfies Record<string, Options>;
 
-async function validate(file: string): Promise<number> {
+/** `strict`: a warning fails the check too (for a manifest's CI). */
+async function validate(file: string, strict: boolean): Promise<number> {
   const { table, problems } = await loadManifestFile(file);
   for (const w of problems.warnings) console.log(`warning: ${formatProblem(w)}`);
   for (const e of problems.errors) console.log(formatProblem(e));
   if (table === null) {
     console.log(`${file}: invalid (${problems.errors.length} problem${problems.errors.length === 1 ? '' : 's'})`);
+    return 1;
+  }
+  const warnings = problems.warnings.length;
+  if (strict && warnings > 0) {
+    console.log(`${file}: ${warnings} warning${warnings === 1 ? '' : 's'}, which --strict counts as problems`);
     return 1;
   }
   const rules = Object.values(table.counts).reduce((a, b) => a + (b ?? 0), 0);
@@ -213,9 +219,12 @@ export async function main(argv: string[]): Promise<void> {
     .command(
       'validate <file>',
       'Check a manifest (schema and semantics) and print each problem with its JSON pointer; exit 0 or 1',
-      (y) => y.positional('file', { type: 'string', demandOption: true, describe: 'Manifest file' }),
+      (y) =>
+        y
+          .positional('file', { type: 'string', demandOption: true, describe: 'Manifest file' })
+          .option('strict', { type: 'boolean', default: false, describe: 'Warnings (a rule that never serves, a field the gateway does not know) count as problems: exit 1 on one, as for a manifest checked in CI' }),
       async (args) => {
-        process.exitCode = await validate(args.file);
+        process.exitCode = await validate(args.file, args.strict);
       },
     )
     .strict()

@@ -98,13 +98,21 @@ test('validate: not JSON, or missing file', () => {
   assert.match(missing.stdout, /cannot read/);
 });
 
-test('validate: unknown fields are warnings, Scarf fields are accepted', () => {
-  const r = run(['validate', writeManifest({
+test('validate: unknown fields are warnings, Scarf fields are accepted; --strict counts warnings as problems', () => {
+  const manifest = writeManifest({
     rules: [{ type: 'file-v1', domain: 'a.test', 'package-id': 'p', owner: 'o', 'package-name': 'n', 'incoming-path': '/x', 'outgoing-url': 'https://x.example/', 'outgoing_url': 'typo' }],
-  })]);
+  });
+  const r = run(['validate', manifest]);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /warning: \/rules\/0\/outgoing_url: unknown field/);
   assert.doesNotMatch(r.stdout, /owner|package-name/);
+  const strict = run(['validate', '--strict', manifest]);
+  assert.equal(strict.code, 1);
+  assert.match(strict.stdout, /warning: \/rules\/0\/outgoing_url: unknown field/);
+  assert.match(strict.stdout, /: 1 warning, which --strict counts as problems$/m);
+  // Scarf's own fields are no warning: a Scarf manifest passes --strict.
+  const scarf = run(['validate', '--strict', writeManifest({ rules: [{ type: 'file-v1', domain: 'a.test', 'package-id': 'p', owner: 'o', 'incoming-path': '/x', 'outgoing-url': null }] })]);
+  assert.equal(scarf.code, 0, scarf.stdout);
 });
 
 test('validate: a Python digest of the wrong length for its type is a warning (the manifest still loads, as under Scarf)', () => {
@@ -406,14 +414,17 @@ test("README's other commands run as written, with the machine's own node on PAT
   const block = /Other commands[\s\S]*?```sh\n([\s\S]*?)```/.exec(readme)![1];
   // Those that end (the serving one stays up), run as a new user has them: without node_modules/.bin on PATH.
   const commands = block.split('\n').filter((l) => l.startsWith('npm start --silent'));
-  assert.equal(commands.length, 2);
+  assert.equal(commands.length, 3);
   const PATH = process.env.PATH!.split(':').filter((d) => !d.includes('node_modules')).join(':');
   const sh = (line: string) =>
     spawnSync('sh', ['-c', line.replace(/#.*$/, '').replace('my-manifest.json', EXAMPLE)], { cwd: ROOT, env: { ...process.env, PATH }, encoding: 'utf8', timeout: 60_000 });
-  const validate = sh(commands[0]);
-  assert.equal(validate.status, 0, validate.stderr);
-  assert.match(validate.stdout, /^\S+manifest\.json: ok \(\d+ rules, \d+ domains\)$/m);
-  const help = sh(commands[1]);
+  // The example has no warning, so --strict passes it too.
+  for (const command of commands.slice(0, 2)) {
+    const validate = sh(command);
+    assert.equal(validate.status, 0, validate.stderr);
+    assert.match(validate.stdout, /^\S+manifest\.json: ok \(\d+ rules, \d+ domains\)$/m);
+  }
+  const help = sh(commands[2]);
   assert.equal(help.status, 0, help.stderr);
   assert.match(help.stdout, /scarf-gateway validate FILE/);
 });
