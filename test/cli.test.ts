@@ -133,7 +133,7 @@ test('validate: a Python digest of the wrong length for its type is a warning (t
   ]);
 });
 
-test('validate: a value that does not fit its field is reported with the value and what the field takes; a file-v1 path that cannot match, a file-v2 expression with a character no request path holds or anchored before text other than /, a docker-v2 pattern with upper case, or a Docker Hub image without its library/, is a warning', () => {
+test('validate: a value that does not fit its field is reported with the value and what the field takes; a file-v1 path that cannot match, a file-v2 expression with a character no request path holds or anchored before text other than /, a docker-v2 pattern with upper case, a telemetry path with a query, or a Docker Hub image without its library/, is a warning', () => {
   const r = run(['validate', writeManifest({
     rules: [
       { type: 'docker-v1', domain: 'a.test', 'package-id': 'a', 'repository-name': 'org/a', registry: 'https://ghcr.io' },
@@ -154,6 +154,7 @@ test('validate: a value that does not fit its field is reported with the value a
       { type: 'file-v2', domain: 'c.test', 'package-id': 'c', 'incoming-path': '^tool/(?<v>.+)$', 'outgoing-url': null },
       { type: 'file-v2', domain: 'c.test', 'package-id': 'c', 'incoming-path': '^(?:/a|/b)/(?<v>.+)$', 'outgoing-url': null },
       { type: 'docker-v2', domain: 'get.test', 'rule-id': 'u', pattern: 'Org/\\*{a,B}', registry: 'ghcr.io' },
+      { type: 'telemetry-v1', domain: 'c.test', 'package-id': 'c', 'incoming-path': '/t?v=1' },
     ],
   })]);
   assert.equal(warned.code, 0);
@@ -168,6 +169,7 @@ test('validate: a value that does not fit its field is reported with the value a
     'warning: /rules/10/incoming-path: never matches: a request path starts with "/", and "^tool/(?<v>.+)$" requires it to start with "t"',
     // Repository names are in lower case (the Distribution API's grammar).
     'warning: /rules/12/pattern: "O" never serves: image names are in lower case, and a pull of one with "O" gets 400 NAME_INVALID',
+    'warning: /rules/13/incoming-path: never matches: it is compared with a request\'s path, without its query, and "/t?v=1" holds a "?"',
   ]);
 });
 

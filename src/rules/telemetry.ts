@@ -22,6 +22,9 @@ function sha256(text: string): Buffer {
 }
 
 export function compileTelemetry(rule: TelemetryRule, at: string, problems: ProblemSink): CompiledTelemetry {
+  // The path is compared with the request's path, which holds no query.
+  const path = rule['incoming-path'];
+  if (path.includes('?')) problems.warn(`${at}/incoming-path`, `never matches: it is compared with a request's path, without its query, and "${path}" holds a "?"`);
   const tokens = rule['access-tokens'];
   if (tokens == null) return { packageId: rule['package-id'], digests: null };
   const digests = tokens.map((t, i) => {
