@@ -70,7 +70,7 @@ export function withEnvironment<T extends Record<string, Options>>(options: T, e
       // yargs would say only `Argument: log-level, Given: "loud"`, which the command line does not hold.
       problems.push(`${name}="${text}": expected one of ${option.choices.join(', ')} for --${flag}`);
     } else {
-      result[flag] = { ...options[flag], default: value };
+      result[flag] = { ...option, default: value };
       sources.set(flag, { variable: `${name}="${text}"`, value });
     }
   }
