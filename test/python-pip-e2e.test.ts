@@ -39,7 +39,8 @@ before(async () => {
   buildDistributions(work);
   files = createServer((req, res) => {
     fetched.push(req.url ?? '');
-    const name = (req.url ?? '').replace(/^\/files\//, '');
+    // Also under a folder whose name a URL cannot hold as it is (a space, non-ASCII), as requested: percent-encoded.
+    const name = (req.url ?? '').replace(/^\/files\//, '').replace(/^dir%20%E2%98%83\//, '');
     const path = join(work, name);
     if (!/^[\w.-]+$/.test(name) || !existsSync(path)) return void res.writeHead(404).end();
     const body = readFileSync(path);
@@ -71,6 +72,17 @@ test('pip install (JSON API, its default) checks the hash and installs; every do
     assert.equal(download?.status, 307);
     assert.deepEqual(download?.capture, { type: 'python', package: 'tiny', version: '0.1.0', file: WHEEL, url: `${filesBase}/files/${WHEEL}` });
     assert.ok(fetched.includes(`/files/${WHEEL}`), 'the backend served the file');
+  });
+});
+
+test('pip follows the redirect to a backend-url whose path a URL cannot hold as it is (a space, non-ASCII), sent percent-encoded', async () => {
+  const m = manifest(sha256(WHEEL));
+  m.rules[0]['backend-url'] = `${filesBase}/files/dir ☃/${WHEEL}`;
+  await withGateway(m, async (gw) => {
+    const target = join(work, 'target-encoded');
+    await pip(['install', '--no-deps', '--target', target, '--index-url', `http://127.0.0.1:${gw.port}/simple/`, 'tinypkg==0.1.0'], join(work, 'cache-encoded'));
+    assert.equal(readFileSync(join(target, 'tinypkg', '__init__.py'), 'utf8'), "VALUE = 'from the gateway test'\n");
+    assert.ok(fetched.includes(`/files/dir%20%E2%98%83/${WHEEL}`), 'the backend served the file at its encoded path');
   });
 });
 
