@@ -39,6 +39,7 @@ before(async () => {
     manifest: {
       rules: [
         { type: 'file-v1', domain: D, 'package-id': 'tool', 'incoming-path': '/tool-{version}.tgz', 'outgoing-url': `${base}/releases/download/v{version}/tool-{version}.tgz` },
+        { type: 'file-v1', domain: D, 'package-id': 'tool', 'incoming-path': '/инструмент-{version}.tgz', 'outgoing-url': `${base}/releases/download/v{version}/tool-{version}.tgz` },
         { type: 'file-v2', domain: D, 'package-id': 'tool', 'incoming-path': '^/latest/(?<name>tool-[0-9.]+\\.tgz)$', 'outgoing-url': `${base}/releases/download/v1.4.0/{name}` },
         { type: 'telemetry-v1', domain: D, 'package-id': 'tool', 'incoming-path': '/telemetry', 'access-tokens': ['s3cret'] },
       ],
@@ -81,6 +82,19 @@ test('curl: the query is merged into the target, a file-v2 rule redirects too, H
   assert.match(stdout, new RegExp(`\\r\\nlocation: http://127\\.0\\.0\\.1:\\d+/releases/download/v1\\.4\\.0/tool-1\\.4\\.0\\.tgz\\r\\n`, 'i'));
   // A file no rule names: the gateway's 404, and curl --fail fails.
   await assert.rejects(curl(['-LO', `http://${D}/other-1.0.zip`], dir), /404/);
+});
+
+test('curl and wget: a path with non-ASCII text, which curl percent-encodes in lower case and wget in upper case', async () => {
+  const dir = folder('non-ascii');
+  await curl(['-L', '-o', 'by-curl.tgz', `http://${D}/инструмент-1.4.0.tgz`], dir);
+  assert.deepEqual(readFileSync(join(dir, 'by-curl.tgz')), tarball);
+  await run('wget', ['--quiet', '-O', 'by-wget.tgz', `http://127.0.0.1:${gw.port}/инструмент-1.4.0.tgz`, '--header', `Host: ${D}`], { cwd: dir, timeout: 30_000 });
+  assert.deepEqual(readFileSync(join(dir, 'by-wget.tgz')), tarball);
+  // Each client's own spelling of the path was counted.
+  for (const path of ['/%d0%b8%d0%bd%d1%81%d1%82%d1%80%d1%83%d0%bc%d0%b5%d0%bd%d1%82-1.4.0.tgz', '/%D0%B8%D0%BD%D1%81%D1%82%D1%80%D1%83%D0%BC%D0%B5%D0%BD%D1%82-1.4.0.tgz']) {
+    const line = await gw.waitForLine((l) => l.path === path);
+    assert.equal(line.status, 307, path);
+  }
 });
 
 test('curl -LO over HTTPS, the gateway serving TLS itself under the rule\'s domain (--tls-cert)', async () => {

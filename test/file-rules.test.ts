@@ -40,6 +40,7 @@ before(async () => {
         { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/файл-{v}.tgz', 'outgoing-url': 'https://h.example/файл/{v}' },
         { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/my tool/{+rest}', 'outgoing-url': 'https://h.example/{+rest}' },
         { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/idn/{v}', 'outgoing-url': 'https://загрузки.пример.рф/файл/{v}' },
+        { type: 'file-v1', domain: U, 'package-id': 'u', 'incoming-path': '/lit%2fx/{+rest}', 'outgoing-url': 'https://h.example/{+rest}' },
       ],
     },
   });
@@ -50,9 +51,12 @@ async function get(path: string, headers: Record<string, string> = {}, host = D)
   return request(gw.port, { path, host, headers });
 }
 
-test('literal text a URI cannot hold as it is (non-ASCII, a space) matches as clients send it, percent-encoded as UTF-8; a host name past ASCII is written in its ASCII form', async () => {
+test('literal text a URI cannot hold as it is (non-ASCII, a space) matches as clients send it, percent-encoded as UTF-8, in either case; a host name past ASCII is written in its ASCII form', async () => {
   const cases: [string, string][] = [
     ['/%D1%84%D0%B0%D0%B9%D0%BB-1.0.tgz', 'https://h.example/%D1%84%D0%B0%D0%B9%D0%BB/1.0'],
+    // As curl sends it: triplets in lower case, which are the same (RFC 3986 §6.2.2.1); a {+var} keeps them, in upper case.
+    ['/%d1%84%d0%b0%d0%b9%d0%bb-1.0.tgz', 'https://h.example/%D1%84%D0%B0%D0%B9%D0%BB/1.0'],
+    ['/lit%2Fx/a%2fb', 'https://h.example/a%2Fb'],
     ['/my%20tool/a/b.tgz', 'https://h.example/a/b.tgz'],
     // A host name in its ASCII form (IDNA), as browsers send it; percent-encoded, it would name no host.
     ['/idn/1.0', 'https://xn--80agkcfl4bya.xn--e1afmkfd.xn--p1ai/%D1%84%D0%B0%D0%B9%D0%BB/1.0'],

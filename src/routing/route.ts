@@ -13,6 +13,7 @@ import { dockerNameUnknown, isDockerPath } from '../rules/docker-errors.ts';
 import { answerDocker } from '../rules/docker.ts';
 import { answerPython } from '../rules/python.ts';
 import { answerNpm, npmNotFound } from '../rules/npm.ts';
+import { upperTriplets } from '../templates/percent.ts';
 import type { NpmDocuments } from '../rules/npm-cache.ts';
 import type { IncomingMessage } from 'node:http';
 import type { AgentPredicate } from '../proxy/user-agents.ts';
@@ -62,7 +63,8 @@ export function route(d: DomainTable, r: RouteRequest, services: RouteServices):
     if (t !== undefined) return answerTelemetry(t, r.authorization);
   }
   if (d.fileV1 !== null) {
-    const m = d.fileV1.match(r.path, r.query);
+    // Literals are compiled with upper-case triplets: curl's `%d1` matches as a browser's `%D1`.
+    const m = d.fileV1.match(upperTriplets(r.path), upperTriplets(r.query));
     if (m !== null) return answerFileV1(m.rule, m.values, m.mergeQuery);
   }
   if (d.fileV2 !== null) {

@@ -4,7 +4,7 @@
  * `/`-separated segments, and a final "tail" from the segment holding the
  * first `{+name}` on (a `{+name}` may match `/`, so it cannot be split).
  */
-import { encodeNonPrintable } from './percent.ts';
+import { encodeNonPrintable, upperTriplets } from './percent.ts';
 import { parseTemplate, TemplateSyntaxError, type ExpressionCache } from './uri-template.ts';
 import type { CapturedVariable } from '../rules/path-variables.ts';
 
@@ -47,8 +47,8 @@ export function parseIncoming(source: string, cache?: ExpressionCache): Incoming
   let tail = false;
   for (const part of parseTemplate(source, cache)) {
     if (part.kind === 'literal') {
-      // `/файл-{v}` matches `/%D1%84%D0%B0%D0%B9%D0%BB-1.0`, as clients send it.
-      const text = encodeNonPrintable(part.raw);
+      // `/файл-{v}` matches `/%D1%84%D0%B0%D0%B9%D0%BB-1.0`, as clients send it (requests' triplets are in upper case too).
+      const text = upperTriplets(encodeNonPrintable(part.raw));
       if (text.includes('?')) withQuery = true;
       if (tail) {
         tokens.push({ kind: 'literal', text });

@@ -99,6 +99,19 @@ export function asciiHost(url: string): string {
   return host === '' ? url : m[1] + host + url.slice(m[0].length);
 }
 
+/** A `%XX` triplet with a lower-case hex digit. */
+const LOWER_TRIPLET = /%(?:[a-f][0-9A-Fa-f]|[0-9A-F][a-f])/;
+const TRIPLET = /%[0-9A-Fa-f]{2}/g;
+
+/**
+ * Hot path (file-v1 requests; a test when the text has a `%`). `%XX`
+ * triplets in upper case, the form RFC 3986 §6.2.2.1 normalizes to: curl
+ * sends `/%d1%84`, browsers and pip `/%D1%84`, the same path.
+ */
+export function upperTriplets(text: string): string {
+  return text.includes('%') && LOWER_TRIPLET.test(text) ? text.replace(TRIPLET, (t) => t.toUpperCase()) : text;
+}
+
 function code(ch: string | undefined): number {
   return ch === undefined ? -1 : ch.charCodeAt(0);
 }
