@@ -2,6 +2,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { brotliCompressSync, deflateSync, gzipSync, zstdCompressSync } from 'node:zlib';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { request } from './helpers/http-client.ts';
@@ -89,6 +91,28 @@ test('a body in a content coding is decoded first (a byte order mark skipped); o
     const [line] = await gw.linesFor(res.headers['x-request-id'] as string);
     assert.deepEqual([line.status, line.outcome, line.capture], [status, 'rejected', null]);
   }
+});
+
+test('a body over --max-body-size is read to its end before the 413, so that a client still sending reads the answer, not a reset connection', async () => {
+  const half = Buffer.alloc(1_000_000, ' ');
+  const socket = connect(gw.port, '127.0.0.1');
+  await once(socket, 'connect');
+  let received = '';
+  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+  const closed = new Promise<Error | null>((resolve) => {
+    socket.once('error', resolve);
+    socket.once('close', () => resolve(null));
+  });
+  socket.write(`POST /open HTTP/1.1\r\nHost: ${D}\r\nContent-Length: ${2 * half.length}\r\n\r\n`);
+  socket.write(half);
+  await new Promise((r) => setTimeout(r, 300));
+  // No answer yet, and the connection open: an answer now, and the close after it, would leave the rest of the body unread, which resets the connection.
+  assert.equal(received, '');
+  assert.equal(socket.readyState, 'open');
+  socket.end(half);
+  assert.equal(await closed, null);
+  assert.match(received, /^HTTP\/1\.1 413 /);
+  assert.match(received, /"code":"BODY_TOO_LARGE"/);
 });
 
 test('only POST to the exact path matches', async () => {

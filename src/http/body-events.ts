@@ -55,27 +55,42 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined;
 }
 
-/** Reads the whole body, or returns null when it is larger than `maxBytes`. */
+/**
+ * How much of a body past the limit is still read, and dropped, before
+ * the 413 goes out: a client still sending reads the answer then. Closing
+ * the connection with its bytes unread makes the kernel reset it, and the
+ * client sees a broken pipe instead (nginx reads on for the same reason,
+ * its "lingering close"). Past these, the answer goes out at once.
+ */
+const DRAIN_BYTES = 64 * 1024 * 1024;
+const DRAIN_MS = 2000;
+
+/** Reads the whole body, or returns null when it is larger than `maxBytes` (once the rest is read, within the bounds above). */
 function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (declared > maxBytes) {
+    if (declared > DRAIN_BYTES) {
       resolve(null);
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        req.off('data', onData);
-        resolve(null);
-        return;
-      }
-      chunks.push(chunk);
+    let draining: NodeJS.Timeout | null = null;
+    const drain = () => {
+      chunks.length = 0;
+      draining ??= setTimeout(() => resolve(null), DRAIN_MS);
     };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
+    if (declared > maxBytes) drain();
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBytes) drain();
+      if (draining === null) chunks.push(chunk);
+      else if (size > DRAIN_BYTES) resolve(null);
+    });
+    req.once('end', () => {
+      if (draining !== null) clearTimeout(draining);
+      resolve(draining === null ? Buffer.concat(chunks) : null);
+    });
     req.once('error', reject);
   });
 }
