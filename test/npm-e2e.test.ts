@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -379,6 +379,35 @@ test('a tarball whose URL holds characters a Location field cannot (non-ASCII, a
     assert.equal(other.status, 307);
     assert.equal(other.headers.location, 'https://files.example/%E2%98%83/snow-2.0.0.tgz');
     await g.linesFor(other.headers['x-request-id'] as string);
+  } finally {
+    await g.stop();
+    backend.close();
+  }
+});
+
+test('a kept-alive connection the backend closes as it is reused is tried again on a new one, not logged as a failure', async () => {
+  const doc = JSON.stringify({ name: 'idle', 'dist-tags': { latest: '1.0.0' }, versions: { '1.0.0': { name: 'idle', version: '1.0.0', dist: { tarball: 'https://files.example/idle-1.0.0.tgz' } } } });
+  let connections = 0;
+  // The second request on the first connection meets its close, as one sent just when a backend's idle timeout runs out.
+  const backend = createNetServer((socket) => {
+    const connection = ++connections;
+    let requests = 0;
+    socket.on('data', () => {
+      if (connection === 1 && ++requests === 2) return void socket.destroy();
+      socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(doc)}\r\n\r\n${doc}`);
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
+  const g = await startGateway({
+    manifest: { rules: [{ type: 'npm-v1', domain: 'npm.test', 'package-id': 'i', 'package-name': 'idle', registry: base }] },
+    args: ['--npm-cache-ttl', '0'],
+  });
+  try {
+    for (let i = 0; i < 2; i++) assert.equal((await request(g.port, { path: '/idle', host: 'npm.test' })).status, 200);
+    assert.equal(connections, 2, 'the second fetch went out again on a new connection');
+    await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(g.logs.filter((l) => l.msg === 'upstream failed'), []);
   } finally {
     await g.stop();
     backend.close();

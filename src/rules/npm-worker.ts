@@ -55,9 +55,23 @@ interface VersionDoc {
   dist?: { tarball?: unknown };
 }
 
+/**
+ * fetch, once more when the connection failed before any answer (undici's
+ * "other side closed"): a kept-alive connection that the backend closed
+ * as it was reused, as the registry proxy's client retries it too.
+ */
+async function fetchOnceMore(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if ((e as { cause?: { code?: unknown } }).cause?.code !== 'UND_ERR_SOCKET' || init.signal?.aborted === true) throw e;
+    return fetch(url, init);
+  }
+}
+
 async function load(r: Extract<WorkerRequest, { kind: 'load' }>): Promise<LoadResult> {
   try {
-    const res = await fetch(r.url, { headers: r.headers, signal: AbortSignal.timeout(r.timeout) });
+    const res = await fetchOnceMore(r.url, { headers: r.headers, signal: AbortSignal.timeout(r.timeout) });
     if (res.status === 304) return { kind: 'not-modified' };
     if (res.status === 404) return { kind: 'not-found' };
     if (!res.ok) return { kind: 'failed', reason: `backend answered ${res.status}` };
