@@ -1,6 +1,8 @@
 /**
- * Percent-encoding as RFC 3986 §2 and RFC 6570 §3.2.1 define it. Pure
- * functions on strings; the hot path calls them on captured variables only.
+ * Percent-encoding as RFC 3986 §2 and RFC 6570 §3.2.1 define it, and a
+ * manifest URL's text made ASCII. Pure functions on strings; the hot path
+ * calls them on captured variables, and `upperTriplets` on the path and
+ * query of a file-v1 lookup.
  */
 import { domainToASCII } from 'node:url';
 
