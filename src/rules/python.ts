@@ -33,14 +33,16 @@ interface Page {
 
 interface PythonFile {
   readonly rule: PythonRule;
-  readonly backendUrl: string;
-  /** `<backend-url>.metadata` (PEP 658), when core-metadata is declared. */
-  readonly metadataUrl: string | null;
+  /** The download's answer, made once: `307` to `backend-url`. */
+  readonly download: Answer;
+  /** `<file>.metadata`'s (PEP 658), when core-metadata is declared: `307` to `<backend-url>.metadata`. */
+  readonly metadata: Answer | null;
 }
 
 interface Project {
   readonly name: string;
-  readonly packageId: string;
+  /** The capture of the project's page and its redirects (no file). */
+  readonly capture: PythonCapture;
   readonly files: ReadonlyMap<string, PythonFile>;
   readonly page: Page;
 }
@@ -169,12 +171,21 @@ export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
   const projects = new Map<string, Project>();
   for (const [name, list] of [...grouped].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const files = new Map<string, PythonFile>();
+    const packageId = list[0]['package-id'];
     for (const rule of list) {
-      if (files.has(rule['file-name'])) continue;
+      const file = rule['file-name'];
+      if (files.has(file)) continue;
       // A Location field is ASCII: node refused the answer for a character past U+00FF (a 500).
       const backendUrl = encodeNonPrintable(asciiHost(rule['backend-url']));
-      const withoutFragment = backendUrl.split('#')[0];
-      files.set(rule['file-name'], { rule, backendUrl, metadataUrl: rule['core-metadata'] != null && rule['core-metadata'] !== false ? `${withoutFragment}.metadata` : null });
+      const metadataUrl = `${backendUrl.split('#')[0]}.metadata`;
+      files.set(file, {
+        rule,
+        download: download(backendUrl, { type: 'python', package: packageId, version: rule.version, file, url: backendUrl }),
+        metadata:
+          rule['core-metadata'] != null && rule['core-metadata'] !== false
+            ? download(metadataUrl, { type: 'python', package: packageId, version: rule.version, file: `${file}.metadata`, url: metadataUrl })
+            : null,
+      });
     }
     const fileRules = [...files.values()].map((f) => f.rule);
     // PEP 700 (api 1.1) makes size mandatory: claim 1.1 only when every file has one.
@@ -184,7 +195,7 @@ export function compilePythonIndex(rules: readonly PythonRule[]): PythonIndex {
     json.files = fileRules.map((r) => fileJson(name, r));
     projects.set(name, {
       name,
-      packageId: list[0]['package-id'],
+      capture: { type: 'python', package: packageId, version: null, file: null, url: null },
       files,
       page: page(htmlPage(`Links for ${name}`, fileRules.map((r) => fileLink(name, r))), json),
     });
@@ -230,7 +241,10 @@ function moved(path: string, r: RouteRequest, capture: PythonCapture | null): An
   return { status: 301, outcome: 'redirect', capture, headers: { location: r.query === '' ? path : `${path}?${r.query}`, ...CORS } };
 }
 
-/** A download: `307` to where the file is. */
+/** The root index's capture: no project. */
+const ROOT_CAPTURE: PythonCapture = { type: 'python', package: null, version: null, file: null, url: null };
+
+/** A download: `307` to where the file is (made when the index is compiled, one per file). */
 function download(url: string, capture: PythonCapture): Answer {
   return { status: 307, outcome: 'redirect', capture, headers: { location: url, ...CORS } };
 }
@@ -241,7 +255,7 @@ export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null
   if (r.path === '/simple') return moved('/simple/', r, null);
   if (!r.path.startsWith('/simple/')) return null;
   const rest = r.path.slice(8);
-  if (rest === '') return servePage(index.root, { type: 'python', package: null, version: null, file: null, url: null }, r);
+  if (rest === '') return servePage(index.root, ROOT_CAPTURE, r);
   const slash = rest.indexOf('/');
   const rawProject = slash === -1 ? rest : rest.slice(0, slash);
   const decoded = percentDecode(rawProject);
@@ -249,7 +263,7 @@ export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null
   const name = normalizeProject(decoded);
   const project = index.projects.get(name);
   if (project === undefined) return errorAnswer('NOT_FOUND', null, CORS);
-  const capture: PythonCapture = { type: 'python', package: project.packageId, version: null, file: null, url: null };
+  const { capture } = project;
   // PEP 503: non-normalized names and a missing slash go to the canonical URL.
   if (slash === -1 || rawProject !== name) {
     const tail = slash === -1 ? '/' : rest.slice(slash);
@@ -259,14 +273,10 @@ export function answerPython(index: PythonIndex, r: RouteRequest): Answer | null
   if (fileName === null) return errorAnswer('BAD_ENCODING', null, CORS);
   if (fileName === '') return servePage(project.page, capture, r);
   const file = project.files.get(fileName);
-  if (file !== undefined) {
-    return download(file.backendUrl, { type: 'python', package: project.packageId, version: file.rule.version, file: fileName, url: file.backendUrl });
-  }
+  if (file !== undefined) return file.download;
   if (fileName.endsWith('.metadata')) {
-    const dist = project.files.get(fileName.slice(0, -9));
-    if (dist?.metadataUrl != null) {
-      return download(dist.metadataUrl, { type: 'python', package: project.packageId, version: dist.rule.version, file: fileName, url: dist.metadataUrl });
-    }
+    const metadata = project.files.get(fileName.slice(0, -9))?.metadata;
+    if (metadata != null) return metadata;
   }
   return errorAnswer('NOT_FOUND', capture, CORS);
 }
