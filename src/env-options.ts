@@ -22,12 +22,11 @@ import type { Options } from 'yargs';
 /**
  * How the variable of a repeatable flag separates its values: white space
  * (no address, URL or host name holds any; a file path that does must go
- * on the command line); commas too for --trust-proxy, as on the command
- * line; and for --redirect-agent only white space before a kind, since a
- * user agent holds spaces (`equals:Watchtower (Docker)`).
+ * on the command line; --trust-proxy's values split at commas themselves,
+ * as on the command line); for --redirect-agent only white space before a
+ * kind, since a user agent holds spaces (`equals:Watchtower (Docker)`).
  */
 const LIST_SEPARATORS: Readonly<Record<string, RegExp>> = {
-  'trust-proxy': /[\s,]+/,
   'redirect-agent': /\s+(?=(?:prefix|contains|equals):)/,
 };
 
