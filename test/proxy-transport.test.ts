@@ -345,6 +345,54 @@ test('clients that stop reading: read buffers stay within --proxy-buffer-memory 
   }
 });
 
+test('clients that leave while a body streams at full speed: every read buffer goes back to the budget', { timeout: 60_000 }, async () => {
+  // node:http drops the callback of a write made after the client's socket
+  // is destroyed and before its 'close' event (the next turn of the event
+  // loop), and the proxy's batched writes land in that gap. The buffers
+  // those writes held were never given back, 256 KiB each: after a few
+  // hundred downloads left midway (a pull stopped with Ctrl-C), every read
+  // was a small one, and the metric counted memory nobody held.
+  const blob = randomBytes(8 * 1024 * 1024);
+  scripts.set('leaving', (socket) => sendRandom(socket, blob));
+  const leavingGw = await startGateway({
+    manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'backend.test', 'always-proxy': true }] },
+    args: ['--upstream', `backend.test=http://127.0.0.1:${(backend.address() as AddressInfo).port}`],
+  });
+  try {
+    const leaveAfter = seededRandom(7);
+    const download = () =>
+      new Promise<void>((resolve, reject) => {
+        const stopAt = (0.1 + 0.8 * leaveAfter()) * blob.length;
+        const req = httpRequest({ host: '127.0.0.1', port: leavingGw.port, path: '/v2/org/app/blobs/sha256:leaving', headers: { host: D }, agent: false }, (res) => {
+          let got = 0;
+          res.on('data', (c: Buffer) => {
+            got += c.length;
+            if (got > stopAt) {
+              req.destroy();
+              resolve();
+            }
+          });
+        });
+        req.on('error', (e) => (req.destroyed ? resolve() : reject(e)));
+        req.end();
+      });
+    // 4 at a time, 40 in all.
+    await Promise.all(Array.from({ length: 4 }, async () => {
+      for (let i = 0; i < 10; i++) await download();
+    }));
+    // The backend connections they used are closed (the clients left), or parked and idle out after 4 s.
+    const until = Date.now() + 15_000;
+    let held = await metricValue(leavingGw.adminPort, 'gateway_proxy_read_buffer_bytes');
+    while (held !== 0 && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      held = await metricValue(leavingGw.adminPort, 'gateway_proxy_read_buffer_bytes');
+    }
+    assert.equal(held, 0, `${held} bytes of read buffers still counted`);
+  } finally {
+    await leavingGw.stop();
+  }
+});
+
 /** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */
 async function withTlsBackend(ca: TestCa, backend: Server, fn: (tlsGw: GatewayProcess) => Promise<void>, args: string[] = []): Promise<void> {
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));

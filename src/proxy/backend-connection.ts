@@ -584,7 +584,6 @@ export class ReadBuffers {
     if (lent === undefined || --lent.reads > 0) return;
     this.#lent.delete(view.buffer);
     const buffer = lent.buffer;
-    if (this.#closed) return this.#budget.drop(buffer);
     if (buffer === this.#current) {
       this.#tail = 0;
       return;
@@ -593,7 +592,14 @@ export class ReadBuffers {
     else this.#budget.drop(buffer);
   }
 
-  /** The connection is closed: its buffers go back to the budget, those lent once their bytes are out. */
+  /**
+   * The connection is closed: all its buffers go back to the budget, lent
+   * ones too, and giving one back later changes nothing. Nothing reads
+   * into them any more, and a close leaves no write to a client on its
+   * way but to one whose response is destroyed (Connection's #break), whose
+   * write callbacks node:http may never call: one made after the client's
+   * socket is destroyed and before its 'close' event is dropped.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -601,5 +607,7 @@ export class ReadBuffers {
     this.#spare.length = 0;
     if (this.#current !== null && !this.#lent.has(this.#current.buffer)) this.#budget.drop(this.#current);
     this.#current = null;
+    for (const { buffer } of this.#lent.values()) this.#budget.drop(buffer);
+    this.#lent.clear();
   }
 }

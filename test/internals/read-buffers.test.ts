@@ -16,7 +16,7 @@ test('while the budget lasts a buffer holds 256 KiB, then 16 KiB; dropped buffer
   assert.equal(budget.take().length, 256 * KiB);
 });
 
-test("a connection's buffers: reused while not lent, two in turns for a body, all back to the budget once closed and written", () => {
+test("a connection's buffers: reused while not lent, two in turns for a body, all back to the budget once closed, lent ones too", () => {
   const budget = new ReadBudget(1024 * KiB);
   const buffers = new ReadBuffers(budget);
   const first = buffers.next();
@@ -28,9 +28,12 @@ test("a connection's buffers: reused while not lent, two in turns for a body, al
   buffers.lend(second);
   assert.equal(buffers.next(), first, 'the spare comes back');
   assert.equal(budget.held, 512 * KiB);
-  // Closed while `second` is still being written to the client: it counts until it is given back.
+  // Closed while `second` is lent to a write to the client: a connection is
+  // closed with a write on its way only when the client's response is
+  // destroyed, whose write callbacks node:http may never call. So it goes
+  // back at once, and giving it back later changes nothing.
   buffers.close();
-  assert.equal(budget.held, 256 * KiB);
+  assert.equal(budget.held, 0);
   buffers.giveBack(second);
   assert.equal(budget.held, 0);
   // Closing again, or a read node makes after the close, changes nothing.
