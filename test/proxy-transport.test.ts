@@ -345,14 +345,18 @@ test('clients that stop reading: read buffers stay within --proxy-buffer-memory 
   }
 });
 
-test('clients that leave while a body streams at full speed: every read buffer goes back to the budget', { timeout: 60_000 }, async () => {
+test('clients that leave while a body streams at full speed: no download after them stalls, and every read buffer goes back to the budget', { timeout: 60_000 }, async () => {
   // node:http drops the callback of a write made after the client's socket
   // is destroyed and before its 'close' event (the next turn of the event
-  // loop), and the proxy's batched writes land in that gap. The buffers
+  // loop), and the proxy's batched writes landed in that gap. The buffers
   // those writes held were never given back, 256 KiB each: after a few
   // hundred downloads left midway (a pull stopped with Ctrl-C), every read
-  // was a small one, and the metric counted memory nobody held.
-  const blob = randomBytes(8 * 1024 * 1024);
+  // was a small one, and the metric counted memory nobody held. And when
+  // the backend's body had just ended, its connection went back to the
+  // pool still waiting for that write: the next download on it stopped
+  // after its first read, for good (no silence timeout runs while a write
+  // is awaited).
+  const blob = randomBytes(1024 * 1024);
   scripts.set('leaving', (socket) => sendRandom(socket, blob));
   const leavingGw = await startGateway({
     manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'backend.test', 'always-proxy': true }] },
@@ -360,26 +364,36 @@ test('clients that leave while a body streams at full speed: every read buffer g
   });
   try {
     const leaveAfter = seededRandom(7);
+    /** How each download ended: 'left' where it meant to, or what else happened. */
+    const ends: string[] = [];
     const download = () =>
-      new Promise<void>((resolve, reject) => {
+      new Promise<void>((resolve) => {
         const stopAt = (0.1 + 0.8 * leaveAfter()) * blob.length;
+        let got = 0;
+        let lastData = Date.now();
+        const end = (how: string) => {
+          clearInterval(watch);
+          req.destroy();
+          ends.push(how);
+          resolve();
+        };
+        const watch = setInterval(() => Date.now() - lastData > 3000 && end(`stalled after ${got} bytes`), 500);
         const req = httpRequest({ host: '127.0.0.1', port: leavingGw.port, path: '/v2/org/app/blobs/sha256:leaving', headers: { host: D }, agent: false }, (res) => {
-          let got = 0;
           res.on('data', (c: Buffer) => {
             got += c.length;
-            if (got > stopAt) {
-              req.destroy();
-              resolve();
-            }
+            lastData = Date.now();
+            if (got > stopAt && !req.destroyed) end('left');
           });
+          res.on('close', () => req.destroyed || end(`${res.statusCode}, closed after ${got} bytes`));
         });
-        req.on('error', (e) => (req.destroyed ? resolve() : reject(e)));
+        req.on('error', (e) => req.destroyed || end(e.message));
         req.end();
       });
-    // 4 at a time, 40 in all.
+    // 4 at a time, 160 in all.
     await Promise.all(Array.from({ length: 4 }, async () => {
-      for (let i = 0; i < 10; i++) await download();
+      for (let i = 0; i < 40; i++) await download();
     }));
+    assert.deepEqual(ends.filter((how) => how !== 'left'), []);
     // The backend connections they used are closed (the clients left), or parked and idle out after 4 s.
     const until = Date.now() + 15_000;
     let held = await metricValue(leavingGw.adminPort, 'gateway_proxy_read_buffer_bytes');

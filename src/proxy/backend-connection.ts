@@ -384,6 +384,12 @@ export class Connection {
     this.#pieces = [];
     this.#batched = [];
     const sink = this.#sink!;
+    if (sink.socket?.destroyed === true) {
+      // The client left, and its response's 'close' comes next (it breaks the
+      // body off): node:http would drop this write and its callback.
+      for (const b of lent) this.#buffers.giveBack(b);
+      return;
+    }
     this.#writes++;
     this.#stop();
     this.#deadline.wait();
@@ -423,7 +429,10 @@ export class Connection {
     this.#served++;
     const resolve = this.#onBodyEnd;
     this.#onBodyEnd = null;
-    if (this.#reusable) this.#release(this);
+    // A write whose callback never came (a client that left) would hold the
+    // next answer on this connection up for good: it goes on only once the
+    // writes in flight are out.
+    if (this.#reusable && this.#writes === 0) this.#release(this);
     else this.#close();
     resolve?.();
   }
