@@ -196,8 +196,12 @@ test('random framings, chunk sizes and read boundaries: every body arrives as se
   assert.equal(used.size, 1, 'every answer left the connection fit for the next request');
 });
 
-test('a backend that stops midway cuts the client response off', async () => {
+const upstreamErrors = async (port: number, code: string) =>
+  Number(new RegExp(`^gateway_upstream_errors_total\\{code="${code}"\\} (\\d+)$`, 'm').exec((await request(port, { path: '/metrics' })).text)?.[1] ?? 0);
+
+test('a backend that stops midway cuts the client response off, and the failure is counted and logged', async () => {
   scripts.set('cut', (socket) => trickle(socket, ['HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n', Buffer.alloc(1000, 1)], 15, () => socket.destroy()));
+  const before = await upstreamErrors(gw.adminPort, 'UPSTREAM_UNREACHABLE');
   const got = await new Promise<{ bytes: number; complete: boolean }>((resolve) => {
     httpRequest({ host: '127.0.0.1', port: gw.port, path: '/v2/org/app/blobs/sha256:cut', headers: { host: D }, agent: false }, (res) => {
       let bytes = 0;
@@ -208,6 +212,10 @@ test('a backend that stops midway cuts the client response off', async () => {
   });
   assert.equal(got.complete, false);
   assert.equal(got.bytes, 1000);
+  // Clients retry such a download quietly; the operator sees the backend's failure.
+  assert.equal(await upstreamErrors(gw.adminPort, 'UPSTREAM_UNREACHABLE'), before + 1);
+  const logged = await gw.waitForLog((l) => l.msg === 'upstream failed' && l.reason === 'the body broke off: the backend closed the connection');
+  assert.equal(logged.backend, `http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
 });
 
 /** Writes the head and `blob` in pieces of odd sizes, so that reads end anywhere, with backpressure. */
@@ -269,6 +277,7 @@ test('a client that stops reading is cut off after --send-timeout (2 s here), an
     pump();
   });
   const timeoutsBefore = await metricValue(gw.adminPort, 'gateway_send_timeouts_total');
+  const failuresBefore = await upstreamErrors(gw.adminPort, 'UPSTREAM_UNREACHABLE');
   const started = Date.now();
   const client = connect(gw.port, '127.0.0.1');
   client.on('error', () => undefined);
@@ -286,6 +295,8 @@ test('a client that stops reading is cut off after --send-timeout (2 s here), an
   assert.equal(line.status, 200);
   assert.equal(line.outcome, 'proxy');
   assert.equal(await metricValue(gw.adminPort, 'gateway_send_timeouts_total'), timeoutsBefore + 1);
+  // The client's doing, not the backend's.
+  assert.equal(await upstreamErrors(gw.adminPort, 'UPSTREAM_UNREACHABLE'), failuresBefore);
 });
 
 test('clients that stop reading: read buffers stay within --proxy-buffer-memory (16 KiB each past it), every body still arrives whole, and closed connections give their buffers back', { timeout: 60_000 }, async () => {
@@ -402,6 +413,8 @@ test('clients that leave while a body streams at full speed: no download after t
       held = await metricValue(leavingGw.adminPort, 'gateway_proxy_read_buffer_bytes');
     }
     assert.equal(held, 0, `${held} bytes of read buffers still counted`);
+    // The clients left: no failure of the backend's.
+    assert.equal(await upstreamErrors(leavingGw.adminPort, 'UPSTREAM_UNREACHABLE'), 0);
   } finally {
     await leavingGw.stop();
   }

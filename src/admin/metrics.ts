@@ -139,7 +139,7 @@ export class RequestMetrics {
     registry.registerMetric(this.#latency as unknown as Histogram);
     this.#upstreamErrors = new Counter({
       name: 'gateway_upstream_errors_total',
-      help: 'Proxied requests whose backend failed, by error code.',
+      help: 'Proxied requests (and npm document fetches) whose backend failed, before its answer or midway through its body, by error code.',
       labelNames: ['code'] as const,
       registers: [registry],
     });

@@ -51,8 +51,13 @@ export interface BackendAnswer {
   readonly fields: readonly string[];
   /** The first value of a field, or undefined. */
   field(name: string): string | undefined;
-  /** Writes the body to `res` and ends it; resolves when the body is complete or broken (then `res` is destroyed). */
-  pipeTo(res: ServerResponse): Promise<void>;
+  /**
+   * Writes the body to `res` and ends it; resolves when the body is
+   * complete or broken (then `res` is destroyed), with the backend's
+   * failure that broke it, or null (complete, or the client left or took
+   * nothing for the send timeout).
+   */
+  pipeTo(res: ServerResponse): Promise<BackendError | null>;
   /** Drops the body; the connection is kept when it ends cleanly. Once the body is taken, does nothing. */
   discard(): void;
 }
@@ -89,15 +94,15 @@ export class Connection {
   #framing: Framing = { kind: 'none' };
   #chunked = new ChunkedDecoder();
   #reusable = true;
-  /** The body broke while held: the caller's response is cut off when it takes it. */
-  #broken = false;
+  /** The backend failed while the body was held: the caller's response is cut off when it takes it. */
+  #broken: BackendError | null = null;
   /** Where the body goes; null drops it. */
   #sink: ServerResponse | null = null;
   /** Body bytes read before the caller took the body, in order; their buffers are lent until then. */
   #held: { buffer: Buffer; from: number; to: number }[] = [];
   /** The request waiting for its head, settled once: by the head, or by a failure (the client's leaving included). */
   #waiting: Waiting | null = null;
-  #onBodyEnd: (() => void) | null = null;
+  #onBodyEnd: ((failure: BackendError | null) => void) | null = null;
   #onIdleClose: (() => void) | null = null;
   /** Body bytes read and not yet written to the client, adjacent ones joined. */
   #pieces: Buffer[] = [];
@@ -171,7 +176,7 @@ export class Connection {
     this.#phase = 'head';
     this.#method = method;
     this.#received = 0;
-    this.#broken = false;
+    this.#broken = null;
     this.#sink = null;
     this.#held = [];
     return new Promise((resolve, reject) => {
@@ -273,8 +278,8 @@ export class Connection {
   }
 
   /** The caller takes the body: go on with the bytes held since the head. */
-  #take(sink: ServerResponse | null): Promise<void> {
-    if (this.#phase !== 'held') return Promise.resolve();
+  #take(sink: ServerResponse | null): Promise<BackendError | null> {
+    if (this.#phase !== 'held') return Promise.resolve(null);
     return new Promise((resolve) => {
       this.#sink = sink;
       this.#onBodyEnd = resolve;
@@ -284,9 +289,9 @@ export class Connection {
       const held = this.#held;
       this.#held = [];
       // A client that left while the head was on its way does not get the body read for it.
-      if (this.#broken || sink?.destroyed === true) {
+      if (this.#broken !== null || sink?.destroyed === true) {
         for (const h of held) this.#buffers.giveBack(h.buffer);
-        return this.#break();
+        return this.#break(this.#broken);
       }
       this.#phase = 'body';
       if (this.#framing.kind === 'none') {
@@ -434,16 +439,16 @@ export class Connection {
     // writes in flight are out.
     if (this.#reusable && this.#writes === 0) this.#release(this);
     else this.#close();
-    resolve?.();
+    resolve?.(null);
   }
 
-  /** The body cannot complete: the client's response is cut off, the connection closed. */
-  #break(): void {
+  /** The body cannot complete (`failure`: the backend's doing): the client's response is cut off, the connection closed. */
+  #break(failure: BackendError | null = null): void {
     this.#close();
     if (this.#sink !== null && !this.#sink.destroyed) this.#sink.destroy();
     const resolve = this.#onBodyEnd;
     this.#onBodyEnd = null;
-    resolve?.();
+    resolve?.(failure);
   }
 
   #close(): void {
@@ -471,11 +476,11 @@ export class Connection {
         this.#close();
         if (e instanceof ClientLeft) return reject(e);
         if (this.#received === 0 && this.#served > 0 && !(e instanceof BackendError)) return reject(new StaleConnection(e.message));
-        return reject(e instanceof BackendError ? e : new BackendError('unreachable', e.message, e));
+        return reject(asBackendError(e));
       }
       case 'held':
         // Still 'held': the caller takes the body next, and is told then.
-        this.#broken = this.#framing.kind !== 'none';
+        if (this.#framing.kind !== 'none') this.#broken = asBackendError(e);
         this.#reusable = false;
         this.#socket.destroy();
         return;
@@ -485,7 +490,7 @@ export class Connection {
           this.#reusable = false;
           return this.#finish();
         }
-        return this.#break();
+        return this.#break(asBackendError(e));
       case 'ending':
         // The client went away before the last bytes were out.
         this.#reusable = false;
@@ -495,6 +500,11 @@ export class Connection {
         this.#close();
     }
   }
+}
+
+/** A failure on a connection, as the backend's. */
+function asBackendError(e: Error): BackendError {
+  return e instanceof BackendError ? e : new BackendError('unreachable', e.message, e);
 }
 
 /**

@@ -1,7 +1,7 @@
 /** How a request to a backend failed: the registry proxy answers 504 or 502 for it. */
 export type BackendFailure = 'timeout' | 'unreachable';
 
-/** A backend failed before its answer's head, or sent something that is not HTTP/1.1. */
+/** A backend failed (before its answer's head, or during its body), or sent something that is not HTTP/1.1. */
 export class BackendError extends Error {
   readonly failure: BackendFailure;
   constructor(failure: BackendFailure, message: string, cause?: unknown) {

@@ -79,6 +79,11 @@ function endToEnd(fields: readonly string[], dropped: ReadonlySet<string>): stri
   return out;
 }
 
+/** The error code of a backend's failure (or of anything else thrown on the way, which counts as unreachable). */
+function codeOf(e: unknown): ErrorCode {
+  return e instanceof BackendError && e.failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE';
+}
+
 export class RegistryProxy {
   readonly #options: RegistryProxyOptions;
   readonly #client: BackendClient;
@@ -126,7 +131,7 @@ export class RegistryProxy {
               url = new URL(this.#options.upstreams.resolveUrl(next));
               continue;
             }
-            return await this.#relay(res, upstream, next.href);
+            return await this.#relay(res, upstream, url, next.href);
           }
           if (status === 401 && clientAuth === undefined && !triedAuth && url.origin === home && this.#options.auth?.has(registry)) {
             const challenge = parseChallenge(upstream.field('www-authenticate'));
@@ -138,7 +143,7 @@ export class RegistryProxy {
             continue;
           }
           if (status === 401 && triedAuth && authorization !== undefined) this.#options.onCredentialsRefused?.(url.origin);
-          return await this.#relay(res, upstream, null);
+          return await this.#relay(res, upstream, url, null);
         } finally {
           // Whatever went wrong on the way, the connection is not left waiting.
           upstream.discard();
@@ -147,7 +152,7 @@ export class RegistryProxy {
     } catch (e) {
       if (e instanceof ClientLeft) return { status: CLIENT_LEFT, outcome: 'proxy' };
       // The backend's or the token realm's failure; anything else thrown on the way counts as unreachable.
-      const code: ErrorCode = e instanceof BackendError && e.failure === 'timeout' ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_UNREACHABLE';
+      const code = codeOf(e);
       this.#options.onUpstreamError?.(code, url.origin, (e as Error).message);
       const status = ERRORS[code].status;
       if (res.headersSent) res.destroy();
@@ -160,14 +165,18 @@ export class RegistryProxy {
     }
   }
 
-  /** Writes the backend's answer to the client, streaming the body; `location` replaces the backend's. */
-  async #relay(res: ServerResponse, upstream: BackendAnswer, location: string | null): Promise<{ status: number; outcome: Outcome }> {
+  /**
+   * Writes the answer of the backend at `url` to the client, streaming the
+   * body; `location` replaces the backend's.
+   */
+  async #relay(res: ServerResponse, upstream: BackendAnswer, url: URL, location: string | null): Promise<{ status: number; outcome: Outcome }> {
     const status = upstream.status;
     const fields = endToEnd(upstream.fields, location === null ? ANSWER_DROP : RELOCATED_DROP);
     if (location !== null) fields.push('location', location);
     res.writeHead(status, fields);
-    // A body cut off midway destroys the client's response; the status stays as sent.
-    await upstream.pipeTo(res);
+    // A body the backend cut off destroys the client's response; the status stays as sent, and the failure is counted.
+    const failure = await upstream.pipeTo(res);
+    if (failure !== null) this.#options.onUpstreamError?.(codeOf(failure), url.origin, `the body broke off: ${failure.message}`);
     return { status, outcome: 'proxy' };
   }
 
