@@ -218,6 +218,31 @@ test('a backend that stops midway cuts the client response off, and the failure 
   assert.equal(logged.backend, `http://127.0.0.1:${(backend.address() as AddressInfo).port}`);
 });
 
+test('a pipelined request whose backend breaks off while the answer before it is still on its way: that answer arrives whole, then the connection closes', { timeout: 15_000 }, async () => {
+  // node 24's destroy() of a response still queued behind another (no
+  // socket yet) only marks it: the connection stayed open, and the client
+  // waited for the second answer for good.
+  scripts.set('first-slow', (socket) => setTimeout(() => socket.write(answer('hello')), 300));
+  scripts.set('dies-after-head', (socket) => {
+    socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n');
+    socket.destroy();
+  });
+  const client = connect(gw.port, '127.0.0.1');
+  let got = '';
+  client.on('data', (d) => (got += d.toString('latin1')));
+  client.on('error', () => undefined);
+  const started = Date.now();
+  client.write(['first-slow', 'dies-after-head'].map((name) => `GET /v2/org/app/blobs/sha256:${name} HTTP/1.1\r\nhost: ${D}\r\n\r\n`).join(''));
+  const closed = await new Promise<boolean>((resolve) => {
+    client.on('close', () => resolve(true));
+    setTimeout(() => resolve(false), 5000);
+  });
+  client.destroy();
+  assert.ok(closed, `the connection is still open after 5 s, with ${JSON.stringify(got)}`);
+  assert.ok(Date.now() - started >= 300);
+  assert.match(got, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nhello$/);
+});
+
 /** Writes the head and `blob` in pieces of odd sizes, so that reads end anywhere, with backpressure. */
 function sendRandom(socket: Socket, blob: Buffer): void {
   socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${blob.length}\r\n\r\n`);

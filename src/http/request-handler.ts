@@ -22,7 +22,7 @@ import { notFound, route, type RouteServices } from '../routing/route.ts';
 import { isDockerPath, ociError } from '../rules/docker-errors.ts';
 import { errorAnswer, type Answer } from './answer.ts';
 import { BODY_CODINGS, hasBody, readEvents, type BodyLimits } from './body-events.ts';
-import { endInSlices } from './send-slices.ts';
+import { cutOff, endInSlices } from './send-slices.ts';
 import { absoluteForm, hostFieldLines, requestHost } from './request-host.ts';
 import type { TrustedProxies } from './trusted-proxies.ts';
 
@@ -137,7 +137,7 @@ export function createRequestHandler(state: HandlerState, config: HandlerConfig)
         () => {
           // A stream that failed unexpectedly still answers, as its line says; never a client left waiting.
           if (!res.headersSent) send(res, method, id, requestError('UPSTREAM_UNREACHABLE', path), true, services);
-          else res.destroy();
+          else cutOff(res);
           line(502, 'upstream-error', answer.capture);
           finish('upstream-error', answer.capture);
         },

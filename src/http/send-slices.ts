@@ -5,7 +5,7 @@
  * reading holds a slice, never a copy, and is cut off once a write has
  * waited `--send-timeout` (nginx's `send_timeout`), instead of keeping its
  * connection for as long as it likes. The registry proxy's relay uses the
- * same deadline.
+ * same deadline, and every answer cut off midway goes through `cutOff`.
  */
 import type { ServerResponse } from 'node:http';
 
@@ -52,11 +52,24 @@ export class SendDeadline {
   }
 }
 
+/**
+ * Cuts a response off midway: its connection is closed, so that the client
+ * sees the answer fail. A response queued behind another on a pipelined
+ * connection has no socket yet, and node's destroy() then only marks it
+ * (node 24): the client would wait for it on an open connection for good.
+ * Its connection is closed when its turn comes, after the answers before it.
+ */
+export function cutOff(res: ServerResponse): void {
+  if (res.destroyed) return;
+  if (res.socket === null) res.once('socket', (socket) => socket.destroy());
+  res.destroy();
+}
+
 /** Ends `res`, whose head is set, with `body`; `onTimeout` is told when the client is cut off. */
 export function endInSlices(res: ServerResponse, body: Buffer, sendTimeout: number, onTimeout: () => void): void {
   const deadline = new SendDeadline(sendTimeout, () => {
     onTimeout();
-    res.destroy();
+    cutOff(res);
   });
   res.once('close', () => deadline.stop());
   let at = 0;

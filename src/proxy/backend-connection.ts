@@ -15,7 +15,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions as TlsOptions } from 'node:tls';
 import type { ServerResponse } from 'node:http';
-import { SendDeadline } from '../http/send-slices.ts';
+import { cutOff, SendDeadline } from '../http/send-slices.ts';
 import { BackendError, ClientLeft, StaleConnection } from './backend-error.ts';
 import { ChunkedDecoder, firstField, framing, HeadReader, keepsConnection, type Framing, type ResponseHead } from './http1-wire.ts';
 
@@ -445,7 +445,7 @@ export class Connection {
   /** The body cannot complete (`failure`: the backend's doing): the client's response is cut off, the connection closed. */
   #break(failure: BackendError | null = null): void {
     this.#close();
-    if (this.#sink !== null && !this.#sink.destroyed) this.#sink.destroy();
+    if (this.#sink !== null) cutOff(this.#sink);
     const resolve = this.#onBodyEnd;
     this.#onBodyEnd = null;
     resolve?.(failure);

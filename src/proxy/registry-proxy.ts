@@ -25,6 +25,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Outcome } from '../analytics/capture.ts';
 import type { ErrorCode } from '../errors.ts';
 import { ERRORS } from '../errors.ts';
+import { cutOff } from '../http/send-slices.ts';
 import { ociBody } from '../rules/docker-errors.ts';
 import { BackendClient, BackendError, ClientLeft, type BackendAnswer, type ReadBudget } from './backend-client.ts';
 import { parseChallenge, type RegistryAuth } from './registry-auth.ts';
@@ -155,7 +156,7 @@ export class RegistryProxy {
       const code = codeOf(e);
       this.#options.onUpstreamError?.(code, url.origin, (e as Error).message);
       const status = ERRORS[code].status;
-      if (res.headersSent) res.destroy();
+      if (res.headersSent) cutOff(res);
       else {
         const body = ociBody(code);
         res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
