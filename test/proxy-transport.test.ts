@@ -445,6 +445,135 @@ test('clients that leave while a body streams at full speed: no download after t
   }
 });
 
+test('random backends and random clients: every answer ends in bounds, whole ones byte for byte, and every read buffer goes back', { timeout: 60_000 }, async () => {
+  // Backends: framing by length, chunked or close; written in random pieces,
+  // some with pauses; some break off (close or fall silent) midway, some
+  // answer 304. Clients: read it all, leave at a random point, stop reading
+  // once for up to 1.5 s, close their sending side, or pipeline two
+  // requests. Each bug this found would hang a client (a stalled body, a
+  // pipelined connection left open) or leak the read budget.
+  const random = seededRandom(21);
+  const pick = <T>(options: readonly T[]): T => options[Math.floor(random() * options.length)];
+  const sizes = [0, 1, 1000, 70_000, 300_000, 1_500_000];
+  const blobs = sizes.map((n) => randomBytes(n));
+  let ids = 0;
+  /** Registers a backend answer for a new name; what a whole download of it is, or null when it cannot be whole. */
+  const plan = (method: string): { name: string; whole: Buffer | null } => {
+    const name = `fuzz-${++ids}`;
+    const blob = pick(blobs);
+    const framing = pick(['length', 'chunked', 'close'] as const);
+    const breaks = random() < 0.15 ? pick(['close', 'silence'] as const) : null;
+    const notModified = random() < 0.05;
+    const pauses = random() < 0.3;
+    const cut = breaks === null ? blob.length : Math.floor(random() * blob.length);
+    const pieceSizes = Array.from({ length: 64 }, () => 1 + Math.floor(random() * 120_000));
+    scripts.set(name, (socket) => {
+      if (notModified) return void socket.write('HTTP/1.1 304 Not Modified\r\netag: "x"\r\n\r\n');
+      const field = framing === 'length' ? `content-length: ${blob.length}` : framing === 'chunked' ? 'transfer-encoding: chunked' : 'connection: close';
+      socket.write(`HTTP/1.1 200 OK\r\n${field}\r\n\r\n`);
+      if (method === 'HEAD') return void (framing === 'close' && socket.end());
+      let at = 0;
+      let n = 0;
+      const pump = (): void => {
+        while (at < cut) {
+          const next = Math.min(cut, at + pieceSizes[n % pieceSizes.length]);
+          const piece = blob.subarray(at, next);
+          const more = socket.write(framing === 'chunked' ? Buffer.concat([Buffer.from(`${piece.length.toString(16)}\r\n`), piece, Buffer.from('\r\n')]) : piece);
+          at = next;
+          if (pauses && ++n % 3 === 0) return void setTimeout(pump, 5);
+          if (!more) return void socket.once('drain', pump);
+        }
+        if (breaks === 'close') return void socket.destroy();
+        // Silence: --upstream-timeout (500 ms) cuts it off.
+        if (breaks === 'silence') return;
+        if (framing === 'chunked') socket.write('0\r\n\r\n');
+        if (framing === 'close') socket.end();
+      };
+      pump();
+    });
+    return { name, whole: breaks === null && !notModified && method === 'GET' ? blob : null };
+  };
+  const problems: string[] = [];
+  const client = (k: number) =>
+    new Promise<void>((resolve) => {
+      const behaviour = pick(['read', 'read', 'leave', 'pause', 'half-close', 'pipeline'] as const);
+      const requests = Array.from({ length: behaviour === 'pipeline' ? 2 : 1 }, () => {
+        const method = random() < 0.1 ? 'HEAD' : 'GET';
+        return { method, ...plan(method) };
+      });
+      const leaveAt = random() * 1_000_000;
+      const chunks: Buffer[] = [];
+      let got = 0;
+      let lastData = Date.now();
+      let paused = false;
+      const socket = connect(gw.port, '127.0.0.1');
+      const watch = setInterval(() => {
+        // Nothing may sit still longer than the timeouts allow (500 ms of silence, 2 s of send time, 1.5 s of pause).
+        if (Date.now() - lastData > 6000) {
+          problems.push(`client ${k} (${behaviour}) stalled after ${got} bytes`);
+          socket.destroy();
+        }
+      }, 500);
+      socket.on('error', () => undefined);
+      socket.on('connect', () => {
+        socket.write(requests.map((r, i) => `${r.method} /v2/org/app/blobs/sha256:${r.name} HTTP/1.1\r\nhost: ${D}\r\n${i === requests.length - 1 ? 'connection: close\r\n' : ''}\r\n`).join(''));
+        if (behaviour === 'half-close') socket.end();
+      });
+      socket.on('data', (c: Buffer) => {
+        got += c.length;
+        lastData = Date.now();
+        chunks.push(c);
+        if (behaviour === 'leave' && got > leaveAt) socket.destroy();
+        if (behaviour === 'pause' && got > leaveAt && !paused) {
+          paused = true;
+          socket.pause();
+          setTimeout(() => {
+            lastData = Date.now();
+            socket.resume();
+          }, random() * 1500);
+        }
+      });
+      socket.on('close', () => {
+        clearInterval(watch);
+        const whole = requests[0].whole;
+        if ((behaviour === 'read' || behaviour === 'pause') && whole !== null) {
+          const all = Buffer.concat(chunks);
+          const headEnd = all.indexOf('\r\n\r\n');
+          const chunked = /\r\ntransfer-encoding: chunked\r\n/i.test(all.subarray(0, headEnd + 2).toString('latin1'));
+          const body = chunked ? dechunk(all.subarray(headEnd + 4)) : all.subarray(headEnd + 4);
+          if (!body.equals(whole)) problems.push(`client ${k}: ${body.length} bytes where ${whole.length} were sent`);
+        }
+        resolve();
+      });
+    });
+  let next = 0;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (next < 100) await client(next++);
+  }));
+  assert.deepEqual(problems, []);
+  const until = Date.now() + 15_000;
+  let held = await metricValue(gw.adminPort, 'gateway_proxy_read_buffer_bytes');
+  while (held !== 0 && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 200));
+    held = await metricValue(gw.adminPort, 'gateway_proxy_read_buffer_bytes');
+  }
+  assert.equal(held, 0);
+  assert.deepEqual(gw.logs.filter((l) => (l.level as number) >= 50), []);
+});
+
+/** The payload of a chunked body (no extensions, no trailers). */
+function dechunk(bytes: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const lineEnd = bytes.indexOf('\r\n', at);
+    const size = parseInt(bytes.subarray(at, lineEnd).toString('latin1'), 16);
+    if (!(size > 0)) break;
+    parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+  return Buffer.concat(parts);
+}
+
 /** A gateway whose backend is `backend` (listening on 127.0.0.1) over TLS, trusting `ca`; both are closed after `fn`. */
 async function withTlsBackend(ca: TestCa, backend: Server, fn: (tlsGw: GatewayProcess) => Promise<void>, args: string[] = []): Promise<void> {
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
