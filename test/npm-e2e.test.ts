@@ -303,6 +303,22 @@ test('packument details: rewritten tarballs, integrity untouched, version docume
   }
 });
 
+test('a tarball redirect answered once its document is fetched is framed as any redirect: content-length 0, not an empty chunked body', async () => {
+  const g = await startGateway({ manifest: { rules: [{ type: 'npm-v1', domain: '127.0.0.1', 'package-id': 'pkg-tiny', 'package-name': 'tiny-gw-pkg', registry: base }] } });
+  const host = `127.0.0.1:${g.port}`;
+  try {
+    // The first fetches the document; the second comes from the cache.
+    for (const which of ['fetched', 'cached']) {
+      const res = await request(g.port, { path: '/tiny-gw-pkg/-/tiny-gw-pkg-1.0.0.tgz', host });
+      assert.equal(res.status, 307, which);
+      assert.equal(res.headers['content-length'], '0', which);
+      assert.equal(res.headers['transfer-encoding'], undefined, which);
+    }
+  } finally {
+    await g.stop();
+  }
+});
+
 test('within --npm-cache-ttl, tarball redirects come from the cached document (at once, as a file redirect), the backend not asked again', async () => {
   const g = await startGateway({ manifest: { rules: [{ type: 'npm-v1', domain: '127.0.0.1', 'package-id': 'pkg-tiny', 'package-name': 'tiny-gw-pkg', registry: base }] } });
   const host = `127.0.0.1:${g.port}`;

@@ -237,8 +237,8 @@ function tarballAnswer(target: NpmTarget, file: string, services: RouteServices)
       if (res.destroyed) return { status: CLIENT_LEFT, outcome: 'redirect', capture };
       if (doc === null) return { ...sendError(req, res, npmError(502, `The backend registry did not answer for ${target.name}`)), capture };
       if (url === undefined) return { ...sendError(req, res, npmError(404, 'Not found')), capture };
-      // The redirect goes where the packument says, never to a guessed URL.
-      respond(req, res, 307, { location: url }, null);
+      // The redirect goes where the packument says, never to a guessed URL; with an empty body, as every redirect.
+      respond(req, res, 307, { location: url }, '');
       return { status: 307, outcome: 'redirect', capture };
     },
   };
