@@ -187,6 +187,14 @@ export async function startGateway(options: GatewayOptions, log: Logger, role: R
   // An expectation other than 100-continue is served as if absent, as RFC 9110 §10.1.1 allows (nginx does
   // the same); node's own answer was a 417 with no id and no line, and the download went uncounted.
   server.on('checkExpectation', onRequest);
+  // A request queued behind another on a pipelined connection gets no 100 (Continue): node 24 writes such a
+  // response's head ahead of the 100 it buffered for it when the body is a Buffer (a large Python page, an npm
+  // document), and the client read "HTTP/1.1 100 Continue" as body bytes. RFC 9110 §10.1.1 lets a server omit it;
+  // the client sends its body after its own wait, and node closes the connection after such an answer.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    if (res.socket !== null) res.writeContinue();
+    onRequest(req, res);
+  });
   answerRefusedRequests(server, {
     analytics,
     trusted,
