@@ -235,7 +235,7 @@ test('a pipelined request whose backend breaks off while the answer before it is
   client.write(['first-slow', 'dies-after-head'].map((name) => `GET /v2/org/app/blobs/sha256:${name} HTTP/1.1\r\nhost: ${D}\r\n\r\n`).join(''));
   const closed = await new Promise<boolean>((resolve) => {
     client.on('close', () => resolve(true));
-    setTimeout(() => resolve(false), 5000);
+    setTimeout(() => resolve(false), 5000).unref();
   });
   client.destroy();
   assert.ok(closed, `the connection is still open after 5 s, with ${JSON.stringify(got)}`);

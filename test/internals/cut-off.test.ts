@@ -24,7 +24,7 @@ async function pipelined(cut: (res: ServerResponse) => void): Promise<{ got: str
     client.write('GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n');
     const closed = await new Promise<boolean>((resolve) => {
       client.on('close', () => resolve(true));
-      setTimeout(() => resolve(false), 3000);
+      setTimeout(() => resolve(false), 3000).unref();
     });
     client.destroy();
     return { got, closed };
