@@ -605,6 +605,33 @@ test('over TLS too, where node decodes records into the read buffer after readin
   await withTlsBackend(ca, backendTls, async (tlsGw) => assert.equal(await slowDigest(tlsGw.port, '/v2/org/app/blobs/sha256:random'), sha256(blob), 'small buffers'), ['--proxy-buffer-memory', '0']);
 });
 
+test('over TLS, a body read until the backend closes arrives whole, though the close comes with reads not yet written', { timeout: 60_000 }, async () => {
+  // TLS delivers the close (close_notify, then FIN) in the same turn of the
+  // event loop as the last records, before the batch of their reads is
+  // written: the client's answer ended there, cleanly (a chunked answer
+  // whose last chunk came early), short by up to 256 KiB, or empty.
+  const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
+  const blobs = [1, 70_000, 300_000, 1_500_000].map((n) => randomBytes(n));
+  let served = 0;
+  const backendTls = createTlsServer({ key: readFileSync(ca.key), cert: readFileSync(ca.cert) }, (socket) => {
+    socket.once('data', () => {
+      const blob = blobs[served++ % blobs.length];
+      socket.write('HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n');
+      socket.end(blob);
+    });
+    socket.on('error', () => undefined);
+  });
+  await withTlsBackend(ca, backendTls, async (tlsGw) => {
+    const wrong: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const res = await request(tlsGw.port, { path: '/v2/org/app/blobs/sha256:closing', host: D }).catch((e: Error) => ({ status: 0, body: Buffer.from(e.message) }));
+      const blob = blobs[i % blobs.length];
+      if (res.status !== 200 || !res.body.equals(blob)) wrong.push(`${i}: ${res.status}, ${res.body.length} of ${blob.length} bytes`);
+    }
+    assert.deepEqual(wrong, []);
+  });
+});
+
 test('a TLS record that cannot be decrypted, sent in the same TCP write as the head: the client response is cut off at once', { timeout: 15_000 }, async () => {
   const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
   // The TLS layer runs over a stream of our own, so that its records can be

@@ -354,7 +354,6 @@ export class Connection {
       for (let i = 0; i < pieces.length; i += 2) this.#batch(buffer.subarray(pieces[i], pieces[i + 1]));
     }
     if (complete) {
-      this.#flush();
       this.#finish();
       return false;
     }
@@ -414,11 +413,13 @@ export class Connection {
   }
 
   /**
-   * The body is complete: end the client's response. The connection goes
-   * back to the pool only once the response is out, since its last bytes
-   * may still be in the buffer.
+   * The body is complete: what is batched goes out, and the client's
+   * response ends. The connection goes back to the pool only once the
+   * response is out, since its last bytes may still be in the buffer.
    */
   #finish(): void {
+    // Over TLS a close can come in the same turn of the event loop as the last reads, before their batch is written.
+    this.#flush();
     this.#phase = 'ending';
     this.#socket.setTimeout(0);
     const sink = this.#sink;
