@@ -26,23 +26,26 @@ let connections = 0;
 let backend: Server;
 let gw: GatewayProcess;
 
-before(async () => {
-  backend = createServer((socket) => {
-    const connection = ++connections;
-    let nth = 0;
-    let pending = '';
-    socket.on('data', (d) => {
-      pending += d.toString('latin1');
-      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
-        const head = pending.slice(0, end);
-        pending = pending.slice(end + 4);
-        const script = scripts.get(head.split(' ')[1].replace(/^\/v2\/org\/app\/blobs\/(sha256:)?/, ''));
-        if (script === undefined) socket.destroy();
-        else script(socket, connection, ++nth, head);
-      }
-    });
-    socket.on('error', () => undefined);
+/** A backend connection (TCP or TLS): each request is answered by the script its blob name names. */
+function serveScripts(socket: Socket): void {
+  const connection = ++connections;
+  let nth = 0;
+  let pending = '';
+  socket.on('data', (d) => {
+    pending += d.toString('latin1');
+    for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+      const head = pending.slice(0, end);
+      pending = pending.slice(end + 4);
+      const script = scripts.get(head.split(' ')[1].replace(/^\/v2\/org\/app\/blobs\/(sha256:)?/, ''));
+      if (script === undefined) socket.destroy();
+      else script(socket, connection, ++nth, head);
+    }
   });
+  socket.on('error', () => undefined);
+}
+
+before(async () => {
+  backend = createServer(serveScripts);
   await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
   gw = await startGateway({
     manifest: { rules: [{ type: 'docker-v1', domain: D, 'package-id': 'app', 'repository-name': 'org/app', registry: 'backend.test', 'always-proxy': true }] },
@@ -445,14 +448,29 @@ test('clients that leave while a body streams at full speed: no download after t
   }
 });
 
-test('random backends and random clients: every answer ends in bounds, whole ones byte for byte, and every read buffer goes back', { timeout: 60_000 }, async () => {
+test('random backends and random clients: every answer ends in bounds, whole ones byte for byte, and every read buffer goes back', { timeout: 60_000 }, () =>
+  randomClients(gw, 21),
+);
+
+test('random backends over TLS and random clients: the same', { timeout: 60_000 }, async () => {
+  const ca = makeCerts(join(tempDir('gw-tls-'), 'certs'));
+  const backendTls = createTlsServer({ key: readFileSync(ca.key), cert: readFileSync(ca.cert) }, serveScripts);
+  await withTlsBackend(ca, backendTls, (tlsGw) => randomClients(tlsGw, 22), ['--send-timeout', '2000']);
+});
+
+/**
+ * 100 clients through `target` (a backend's silence cut off after 500 ms,
+ * a client that takes nothing after 2 s), 4 at a time, drawn from `seed`.
+ */
+async function randomClients(target: GatewayProcess, seed: number): Promise<void> {
   // Backends: framing by length, chunked or close; written in random pieces,
   // some with pauses; some break off (close or fall silent) midway, some
   // answer 304. Clients: read it all, leave at a random point, stop reading
   // once for up to 1.5 s, close their sending side, or pipeline two
   // requests. Each bug this found would hang a client (a stalled body, a
-  // pipelined connection left open) or leak the read budget.
-  const random = seededRandom(21);
+  // pipelined connection left open), leak the read budget, or (over TLS)
+  // end a body read until close short.
+  const random = seededRandom(seed);
   const pick = <T>(options: readonly T[]): T => options[Math.floor(random() * options.length)];
   const sizes = [0, 1, 1000, 70_000, 300_000, 1_500_000];
   const blobs = sizes.map((n) => randomBytes(n));
@@ -506,7 +524,7 @@ test('random backends and random clients: every answer ends in bounds, whole one
       let got = 0;
       let lastData = Date.now();
       let paused = false;
-      const socket = connect(gw.port, '127.0.0.1');
+      const socket = connect(target.port, '127.0.0.1');
       const watch = setInterval(() => {
         // Nothing may sit still longer than the timeouts allow (500 ms of silence, 2 s of send time, 1.5 s of pause).
         if (Date.now() - lastData > 6000) {
@@ -552,14 +570,14 @@ test('random backends and random clients: every answer ends in bounds, whole one
   }));
   assert.deepEqual(problems, []);
   const until = Date.now() + 15_000;
-  let held = await metricValue(gw.adminPort, 'gateway_proxy_read_buffer_bytes');
+  let held = await metricValue(target.adminPort, 'gateway_proxy_read_buffer_bytes');
   while (held !== 0 && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 200));
-    held = await metricValue(gw.adminPort, 'gateway_proxy_read_buffer_bytes');
+    held = await metricValue(target.adminPort, 'gateway_proxy_read_buffer_bytes');
   }
   assert.equal(held, 0);
-  assert.deepEqual(gw.logs.filter((l) => (l.level as number) >= 50), []);
-});
+  assert.deepEqual(target.logs.filter((l) => (l.level as number) >= 50), []);
+}
 
 /** The payload of a chunked body (no extensions, no trailers). */
 function dechunk(bytes: Buffer): Buffer {
