@@ -6,12 +6,13 @@
 // that should not. Each request gets an answer that is no server error
 // (502 only: a backend was asked and is down), each answer's request id
 // has its analytics line, and the gateway keeps serving and logs no error.
+// Then requests the rules answer, pipelined several to a connection: each
+// gets its own answer, whole and in order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { connect } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
 import { rawRequest, statusOf } from './helpers/http-client.ts';
 import { seededRandom } from './helpers/random.ts';
