@@ -1,7 +1,8 @@
 // The registry proxy's own HTTP/1.1 client (src/proxy/backend-client.ts)
 // against backends scripted byte by byte: body framings, kept-alive and
-// stale connections, interim answers, malformed answers, and the bytes of a
-// blob through a client slower than the backend, over TCP and over TLS.
+// stale connections, interim answers, malformed answers, the bytes of a
+// blob through a client slower than the backend, clients that leave or
+// pipeline, and random clients against random backends, over TCP and TLS.
 // The gateway is the real process; the backends are plain TCP and TLS
 // servers on 127.0.0.1.
 import { after, before, test } from 'node:test';
