@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { startGateway, type GatewayProcess } from './helpers/gateway-process.ts';
-import { metricValue, request, stalledClients, statusOf } from './helpers/http-client.ts';
+import { metricValue, rawRequest, request, stalledClients, statusOf } from './helpers/http-client.ts';
 import { waitUntil } from './helpers/registry.ts';
 
 const D = 'py.test';
@@ -265,22 +265,14 @@ test('Expect: 100-continue on a request pipelined behind another: the large page
   const many = Array.from({ length: 400 }, (_, i) => rule({ 'package-name': `project-${i}`, 'package-id': `p${i}` }));
   const own = await startGateway({ manifest: { rules: [rule({}), ...many] } });
   try {
-    const exchange = (raw: string) =>
-      new Promise<string>((resolve, reject) => {
-        const socket = connect(own.port, '127.0.0.1', () => socket.write(raw));
-        let got = '';
-        socket.on('data', (d) => (got += d.toString('latin1')));
-        socket.on('close', () => resolve(got));
-        socket.on('error', reject);
-      });
     const page = (await request(own.port, { path: '/simple/', host: D })).text;
     assert.ok(page.length > 8192, String(page.length));
     // Alone, the request gets its 100 (Continue) first, as node sends it.
-    const alone = await exchange(`GET /simple/ HTTP/1.1\r\nhost: ${D}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n`);
+    const alone = await rawRequest(own.port, `GET /simple/ HTTP/1.1\r\nhost: ${D}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n`);
     assert.match(alone, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 OK\r\n/);
     assert.ok(alone.endsWith(`\r\n\r\n${page}`));
     // Behind another: node wrote the page's head, then the 100, then the page.
-    const behind = await exchange(`GET /simple/frob-nicate/ HTTP/1.1\r\nhost: ${D}\r\n\r\nGET /simple/ HTTP/1.1\r\nhost: ${D}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n`);
+    const behind = await rawRequest(own.port, `GET /simple/frob-nicate/ HTTP/1.1\r\nhost: ${D}\r\n\r\nGET /simple/ HTTP/1.1\r\nhost: ${D}\r\nexpect: 100-continue\r\nconnection: close\r\n\r\n`);
     assert.equal(behind.match(/HTTP\/1\.1 /g)?.length, 2, behind.slice(0, 2000));
     assert.ok(behind.endsWith(`\r\n\r\n${page}`), behind.slice(-300));
   } finally {

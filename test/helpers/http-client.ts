@@ -64,10 +64,10 @@ export function statusOf(raw: string): number {
   return Number(/^HTTP\/1\.[01] (\d{3})/.exec(raw)?.[1] ?? 0);
 }
 
-/** The value of an unlabelled metric on an admin port. */
+/** The value of a metric on an admin port: `name`, or `name{label="value"}` as the text writes it; NaN when absent. */
 export async function metricValue(adminPort: number, name: string): Promise<number> {
   const text = (await request(adminPort, { path: '/metrics' })).text;
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+  return Number(new RegExp(`^${name.replace(/[{}()[\]\\.*+?^$|]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
 }
 
 /** The body of a raw HTTP response, parsed as JSON. */
